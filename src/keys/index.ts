@@ -1,0 +1,6 @@
+export * from './curves';
+export * from './fingerprint';
+export * from './held-key';
+export * from './import-private';
+export * from './sign';
+export * from './verify';

@@ -1,0 +1,89 @@
+/**
+ * Verifying SSH signature blobs against public key blobs: used for session-bind host key
+ * signatures and by the client's AgentKey.verify. Never throws on a bad signature: false.
+ */
+import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { parsePublicKeyBlob, plainKeyOf } from '../protocol/public-key';
+import type { PlainPublicKey } from '../protocol/public-key';
+import { SshReader, mpintToUnsigned } from '../protocol/wire';
+import { CURVES } from './curves';
+
+const b64u = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('base64url');
+
+/** A node:crypto public KeyObject for a plain public key. */
+export function publicKeyObject(k: PlainPublicKey): KeyObject {
+  switch (k.kind) {
+    case 'ed25519':
+      return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64u(k.publicKey) }, format: 'jwk' });
+    case 'rsa':
+      return createPublicKey({
+        key: { kty: 'RSA', n: b64u(mpintToUnsigned(k.n)), e: b64u(mpintToUnsigned(k.e)) },
+        format: 'jwk',
+      });
+    case 'ecdsa': {
+      const c = CURVES[k.type];
+      return createPublicKey({
+        key: {
+          kty: 'EC',
+          crv: c.jwk,
+          x: b64u(k.point.subarray(1, 1 + c.fieldBytes)),
+          y: b64u(k.point.subarray(1 + c.fieldBytes)),
+        },
+        format: 'jwk',
+      });
+    }
+  }
+}
+
+const RSA_HASHES: Readonly<Record<string, string>> = {
+  'ssh-rsa': 'sha1',
+  'rsa-sha2-256': 'sha256',
+  'rsa-sha2-512': 'sha512',
+};
+
+/**
+ * True when `signature` (an SSH signature blob) is a valid signature of `data` by the key
+ * in `keyBlob` (a plain key or a certificate, whose certified key is used).
+ * `allowedAlgorithms` optionally restricts the signature algorithm name.
+ */
+export function verifySignature(
+  keyBlob: Buffer,
+  data: Buffer,
+  signature: Buffer,
+  allowedAlgorithms?: readonly string[],
+): boolean {
+  try {
+    const key = plainKeyOf(parsePublicKeyBlob(keyBlob));
+    if (key === undefined) return false;
+    const r = new SshReader(signature);
+    const alg = r.text();
+    const bytes = r.string();
+    r.end();
+    if (allowedAlgorithms !== undefined && !allowedAlgorithms.includes(alg)) return false;
+    const pub = publicKeyObject(key);
+    switch (key.kind) {
+      case 'ed25519':
+        return alg === 'ssh-ed25519' && cryptoVerify(null, data, pub, bytes);
+      case 'rsa': {
+        const hash = RSA_HASHES[alg];
+        return hash !== undefined && cryptoVerify(hash, data, pub, bytes);
+      }
+      case 'ecdsa': {
+        const c = CURVES[key.type];
+        if (alg !== key.type) return false;
+        const sr = new SshReader(bytes);
+        const rr = mpintToUnsigned(sr.mpint());
+        const ss = mpintToUnsigned(sr.mpint());
+        sr.end();
+        if (rr.length > c.fieldBytes || ss.length > c.fieldBytes) return false;
+        const p1363 = Buffer.alloc(2 * c.fieldBytes);
+        rr.copy(p1363, c.fieldBytes - rr.length);
+        ss.copy(p1363, 2 * c.fieldBytes - ss.length);
+        return cryptoVerify(c.hash, data, { key: pub, dsaEncoding: 'ieee-p1363' }, p1363);
+      }
+    }
+  } catch {
+    return false;
+  }
+}
