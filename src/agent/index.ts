@@ -1,0 +1,6 @@
+export * from './agent';
+export * from './confirm';
+export * from './dispatcher';
+export * from './extensions';
+export * from './keyring';
+export * from './passphrase-lock';

@@ -1,0 +1,229 @@
+/**
+ * The in-memory key store: the daemon's Agent. Identities are keyed by their exact public
+ * blob (a certificate and its plain key are two identities) and listed in insertion order;
+ * re-adding a held key replaces its comment and constraints in place (OpenSSH
+ * process_add_identity). No sockets here: the server and tests call it directly.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import {
+  AgentFailureError,
+  AgentLockedError,
+  ConfirmDeniedError,
+  ConstraintError,
+  KeyNotFoundError,
+} from '../errors';
+import { fingerprint } from '../keys/fingerprint';
+import type { FingerprintHash } from '../keys/fingerprint';
+import type { HeldKey } from '../keys/held-key';
+import { importPrivateKey } from '../keys/import-private';
+import { signData } from '../keys/sign';
+import type { Constraint } from '../protocol/constraints';
+import type { Identity } from '../protocol/messages';
+import type { AddIdentityOptions, Agent, ExtensionResult, RequestContext } from './agent';
+import { askpassConfirmer } from './confirm';
+import type { Confirmer } from './confirm';
+import { handleExtension } from './extensions';
+import { PassphraseLock } from './passphrase-lock';
+
+export interface KeyringOptions {
+  /** `tsagent start -t`: lifetime for keys added without one (seconds; 0 = none). */
+  readonly defaultLifetimeSeconds?: number;
+  /** Asks the user before each signature with a confirm-constrained key. */
+  readonly confirmer?: Confirmer;
+  /** Fingerprint hash for prompts and logs (`-E`). */
+  readonly fingerprintHash?: FingerprintHash;
+  readonly logger?: Logger;
+}
+
+interface Entry {
+  readonly key: HeldKey;
+  readonly comment: string;
+  readonly confirm: boolean;
+  /** Monotonic deadline (performance.now() ms), or undefined for no lifetime. */
+  readonly expiresAt: number | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** setTimeout's ceiling (2^31-1 ms, ~24.8 days): longer lifetimes re-arm. */
+const MAX_TIMER_MS = 0x7fffffff;
+
+/** Blobs are binary; latin1 maps each byte to one UTF-16 unit, so it is a faithful Map key. */
+const blobKey = (blob: Uint8Array): string => Buffer.from(blob.buffer, blob.byteOffset, blob.length).toString('latin1');
+
+interface ParsedConstraints {
+  readonly lifetimeSeconds: number | undefined;
+  readonly confirm: boolean;
+}
+
+function parseConstraints(constraints: readonly Constraint[]): ParsedConstraints {
+  let lifetimeSeconds: number | undefined;
+  let confirm = false;
+  for (const c of constraints) {
+    switch (c.type) {
+      case 'lifetime':
+        if (lifetimeSeconds !== undefined) throw new ConstraintError('duplicate lifetime constraint');
+        lifetimeSeconds = c.seconds;
+        break;
+      case 'confirm':
+        if (confirm) throw new ConstraintError('duplicate confirm constraint');
+        confirm = true;
+        break;
+      case 'restrict-destination':
+        // Fail closed until destination constraints are enforced: a key its owner meant to
+        // restrict must never be usable everywhere.
+        throw new ConstraintError('destination constraints are not supported');
+      case 'associated-certs':
+        throw new ConstraintError('associated certificates apply to smartcard keys only');
+      case 'sk-provider':
+        throw new ConstraintError('security key providers are not supported');
+    }
+  }
+  return { lifetimeSeconds, confirm };
+}
+
+export class Keyring implements Agent {
+  private readonly entries = new Map<string, Entry>();
+  private readonly passphraseLock = new PassphraseLock();
+  private readonly confirmer: Confirmer;
+  private readonly hash: FingerprintHash;
+  private identities: Identity[] | undefined;
+
+  constructor(private readonly options: KeyringOptions = {}) {
+    this.confirmer = options.confirmer ?? askpassConfirmer();
+    this.hash = options.fingerprintHash ?? 'sha256';
+  }
+
+  get locked(): boolean {
+    return this.passphraseLock.locked;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async list(): Promise<Identity[]> {
+    return this.listSync();
+  }
+
+  /** The identity list, cached until the keyring changes (listing is the hottest request). */
+  listSync(): Identity[] {
+    if (this.locked) return [];
+    if (this.identities === undefined) {
+      this.identities = Array.from(this.entries.values(), (e) => ({ blob: e.key.publicBlob, comment: e.comment }));
+    }
+    return this.identities;
+  }
+
+  async sign(keyBlob: Buffer, data: Buffer, flags = 0, ctx?: RequestContext): Promise<Buffer> {
+    if (this.locked) throw new AgentLockedError('agent is locked');
+    const entry = this.lookup(keyBlob);
+    if (entry.confirm) {
+      const fp = fingerprint(entry.key.publicBlob, this.hash);
+      const ok = await this.confirmer({ comment: entry.comment, fingerprint: fp });
+      this.options.logger?.debug({ conn: ctx?.connectionId, fingerprint: fp, approved: ok }, 'confirm');
+      if (!ok) throw new ConfirmDeniedError('user refused to confirm the signature');
+      // The world may have moved on while the prompt was open.
+      if (this.locked) throw new AgentLockedError('agent is locked');
+      this.lookup(keyBlob);
+    }
+    return signData(entry.key, data, flags);
+  }
+
+  async add(identity: AddIdentityOptions, ctx?: RequestContext): Promise<void> {
+    if (this.locked) throw new AgentLockedError('agent is locked');
+    const parsed = parseConstraints(identity.constraints ?? []);
+    const key = importPrivateKey(identity.key);
+    const lifetime = parsed.lifetimeSeconds ?? (this.options.defaultLifetimeSeconds || undefined);
+    const k = blobKey(key.publicBlob);
+    const previous = this.entries.get(k);
+    if (previous?.timer !== undefined) clearTimeout(previous.timer);
+    const entry: Entry = {
+      // Keep the KeyObject already built for a re-added key: same key, same blob.
+      key: previous?.key ?? key,
+      comment: identity.comment,
+      confirm: parsed.confirm,
+      expiresAt: lifetime === undefined ? undefined : performance.now() + lifetime * 1000,
+      timer: undefined,
+    };
+    this.entries.set(k, entry);
+    this.identities = undefined;
+    this.armExpiry(k, entry);
+    this.options.logger?.debug(
+      { conn: ctx?.connectionId, type: key.type, fingerprint: fingerprint(key.publicBlob, this.hash), lifetime, confirm: parsed.confirm },
+      previous ? 'identity replaced' : 'identity added',
+    );
+  }
+
+  async remove(keyBlob: Buffer): Promise<void> {
+    if (this.locked) throw new AgentLockedError('agent is locked');
+    this.lookup(keyBlob);
+    this.delete(blobKey(keyBlob));
+  }
+
+  async removeAll(): Promise<void> {
+    if (this.locked) throw new AgentLockedError('agent is locked');
+    this.clear();
+  }
+
+  /** Drops every key regardless of the lock (SIGUSR1, shutdown). */
+  clear(): void {
+    for (const e of this.entries.values()) if (e.timer !== undefined) clearTimeout(e.timer);
+    this.entries.clear();
+    this.identities = undefined;
+  }
+
+  async lock(passphrase: Buffer): Promise<void> {
+    if (!(await this.passphraseLock.lock(passphrase))) {
+      throw new AgentFailureError(this.locked ? 'agent is already locked' : 'empty passphrase');
+    }
+  }
+
+  async unlock(passphrase: Buffer): Promise<void> {
+    const outcome = await this.passphraseLock.unlock(passphrase);
+    if (outcome === 'not-locked') throw new AgentFailureError('agent is not locked');
+    if (outcome === 'wrong-passphrase') throw new AgentFailureError('wrong passphrase');
+  }
+
+  async extension(name: string, contents: Buffer): Promise<ExtensionResult> {
+    if (this.locked) throw new AgentLockedError('agent is locked');
+    return handleExtension(name, contents);
+  }
+
+  /** The entry for an exact blob, dropping it first if its lifetime ran out. */
+  private lookup(blob: Buffer): Entry {
+    const k = blobKey(blob);
+    const entry = this.entries.get(k);
+    if (entry === undefined) throw new KeyNotFoundError('no such identity');
+    if (entry.expiresAt !== undefined && performance.now() >= entry.expiresAt) {
+      this.delete(k);
+      throw new KeyNotFoundError('identity expired');
+    }
+    return entry;
+  }
+
+  private delete(k: string): void {
+    const e = this.entries.get(k);
+    if (e === undefined) return;
+    if (e.timer !== undefined) clearTimeout(e.timer);
+    this.entries.delete(k);
+    this.identities = undefined;
+  }
+
+  private armExpiry(k: string, entry: Entry): void {
+    if (entry.expiresAt === undefined) return;
+    const wait = Math.max(0, Math.min(entry.expiresAt - performance.now(), MAX_TIMER_MS));
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (this.entries.get(k) !== entry) return;
+      if (performance.now() >= entry.expiresAt!) {
+        this.delete(k);
+        this.options.logger?.debug({ fingerprint: fingerprint(entry.key.publicBlob, this.hash) }, 'identity expired');
+      } else {
+        this.armExpiry(k, entry);
+      }
+    }, wait);
+    // An expiry timer alone must not keep a process (or a test) alive.
+    entry.timer.unref();
+  }
+}
