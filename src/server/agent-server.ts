@@ -1,0 +1,103 @@
+/**
+ * The listening side: accepts connections on a Unix socket, a Windows named pipe or an
+ * inherited systemd socket (fd 3), and serves the Agent on each. Knows nothing of keys.
+ */
+import { chmodSync, rmdirSync, unlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Agent } from '../agent/agent';
+import { SocketError } from '../errors';
+import { serveConnection } from './connection';
+import { claimSocketPath, ensurePrivateDir, isWindowsPipe } from './socket-path';
+import type { SocketLocation } from './socket-path';
+import { dirname } from 'node:path';
+
+export type ListenTarget = ({ readonly kind: 'path' } & SocketLocation) | { readonly kind: 'fd'; readonly fd: number };
+
+export interface AgentServerOptions {
+  readonly agent: Agent;
+  readonly logger?: Logger;
+}
+
+export class AgentServer {
+  private readonly server: Server;
+  private readonly connections = new Set<Socket>();
+  private nextId = 1;
+  private target: ListenTarget | undefined;
+
+  constructor(private readonly options: AgentServerOptions) {
+    this.server = createServer({ pauseOnConnect: false }, (sock) => this.accept(sock));
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private accept(sock: Socket): void {
+    const connectionId = this.nextId++;
+    this.connections.add(sock);
+    this.options.logger?.debug({ conn: connectionId }, 'connection opened');
+    void serveConnection(this.options.agent, sock, { logger: this.options.logger, context: { connectionId } }).then(() => {
+      this.connections.delete(sock);
+      this.options.logger?.debug({ conn: connectionId }, 'connection closed');
+    });
+  }
+
+  async listen(target: ListenTarget): Promise<void> {
+    if (target.kind === 'fd') {
+      await this.bind({ fd: target.fd });
+    } else if (isWindowsPipe(target.path)) {
+      await this.bind({ path: target.path });
+    } else {
+      if (target.ownedDir !== undefined) ensurePrivateDir(target.ownedDir);
+      await claimSocketPath(target.path);
+      // Node binds with the process umask: tighten it around the synchronous bind so the
+      // socket is never, even briefly, reachable by others; then chmod for good measure.
+      const old = process.umask(0o177);
+      try {
+        await this.bind({ path: target.path });
+      } finally {
+        process.umask(old);
+      }
+      chmodSync(target.path, 0o600);
+    }
+    this.target = target;
+  }
+
+  private bind(opts: { path: string } | { fd: number }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        reject(new SocketError(`cannot listen: ${err.code ?? err.message}`, { cause: err }));
+      };
+      this.server.once('error', onError);
+      this.server.listen(opts, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops listening, drops every connection, removes the socket and the directory we made. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const sock of this.connections) sock.destroy();
+    await closed;
+    const t = this.target;
+    this.target = undefined;
+    if (t?.kind === 'path' && !isWindowsPipe(t.path)) {
+      try {
+        unlinkSync(t.path);
+      } catch {
+        /* already gone */
+      }
+      if (t.ownedDir !== undefined && dirname(t.path) === t.ownedDir) {
+        try {
+          rmdirSync(t.ownedDir);
+        } catch {
+          /* not empty or gone: leave it */
+        }
+      }
+    }
+  }
+}

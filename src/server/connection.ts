@@ -1,0 +1,95 @@
+/**
+ * One agent connection: frames in, dispatch, frames out. Requests on a connection are
+ * worked on concurrently (a slow RSA signature or a confirm prompt does not hold up a list
+ * queued behind it), but replies leave strictly in request order (RFC 9987 §3: one reply
+ * per request, in order). Broken framing closes this connection only.
+ */
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Agent, RequestContext } from '../agent/agent';
+import { dispatch } from '../agent/dispatcher';
+import { ProtocolError } from '../errors';
+import { decodeRequest, encodeResponseFrame } from '../protocol/codec';
+import { FrameDecoder } from '../protocol/frame';
+import { FAILURE, MSG } from '../protocol/messages';
+import type { Response } from '../protocol/messages';
+
+/** Requests in flight per connection before we stop reading (backpressure on a flood). */
+const MAX_IN_FLIGHT = 64;
+
+export interface ServeOptions {
+  readonly logger?: Logger;
+  readonly context: RequestContext;
+}
+
+interface Slot {
+  reply: Buffer | undefined;
+}
+
+/** Serves `agent` on `stream` until it closes. Resolves when the stream is done. */
+export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions): Promise<void> {
+  const { logger, context } = opts;
+  const frames = new FrameDecoder();
+  const queue: Slot[] = [];
+  let closed = false;
+  let ended = false;
+
+  const flush = (): void => {
+    while (queue.length > 0 && queue[0]!.reply !== undefined) {
+      const slot = queue.shift()!;
+      if (!closed) stream.write(slot.reply);
+    }
+    if (ended && queue.length === 0 && !closed) stream.end();
+    else if (queue.length < MAX_IN_FLIGHT && stream.isPaused()) stream.resume();
+  };
+
+  const handle = (body: Buffer): void => {
+    const slot: Slot = { reply: undefined };
+    queue.push(slot);
+    let pending: Promise<Response>;
+    try {
+      pending = dispatch(agent, decodeRequest(body), context, logger);
+    } catch (err) {
+      // Undecodable body inside intact framing: FAILURE, and the connection carries on.
+      const detail = err instanceof ProtocolError ? err.message : 'decode error';
+      logger?.debug({ conn: context.connectionId, messageType: body[0], reason: detail }, 'malformed request');
+      pending = Promise.resolve(FAILURE);
+    }
+    const settle = (resp: Response): void => {
+      // An ADD body holds private key fields; they have been imported by now, so wipe our copy.
+      if (body[0] === MSG.ADD_IDENTITY || body[0] === MSG.ADD_ID_CONSTRAINED) body.fill(0);
+      slot.reply = encodeResponseFrame(resp);
+      flush();
+    };
+    pending.then(settle, () => settle(FAILURE));
+    if (queue.length >= MAX_IN_FLIGHT) stream.pause();
+  };
+
+  return new Promise<void>((resolve) => {
+    stream.on('data', (chunk: Buffer) => {
+      if (closed) return;
+      let bodies: Buffer[];
+      try {
+        bodies = frames.push(chunk);
+      } catch (err) {
+        logger?.debug({ conn: context.connectionId, reason: (err as Error).message }, 'broken framing, closing');
+        closed = true;
+        stream.destroy();
+        return;
+      }
+      for (const body of bodies) handle(body);
+    });
+    stream.on('error', (err) => {
+      logger?.debug({ conn: context.connectionId, reason: err.message }, 'connection error');
+    });
+    stream.on('close', () => {
+      closed = true;
+      resolve();
+    });
+    // A client that half-closes after its last request still gets its replies.
+    stream.on('end', () => {
+      ended = true;
+      flush();
+    });
+  });
+}

@@ -1,0 +1,86 @@
+/**
+ * Where the agent's Unix socket lives and how it is made safe: a 0700 directory owned by
+ * the user, the socket itself 0600 (created under umask 0177, since Node binds with the
+ * process umask, usually giving 0755). An existing path is only replaced when it is a
+ * stale socket that nothing answers on.
+ */
+import { mkdtempSync, mkdirSync, lstatSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { SocketError } from '../errors';
+
+/** The named pipe OpenSSH for Windows listens on; tsagent's default there. */
+export const WINDOWS_DEFAULT_PIPE = '\\\\.\\pipe\\openssh-ssh-agent';
+
+export function isWindowsPipe(path: string): boolean {
+  return /^\\\\[.?]\\pipe\\/i.test(path);
+}
+
+export interface SocketLocation {
+  readonly path: string;
+  /** A directory the agent created for the socket, removed again at exit. */
+  readonly ownedDir?: string;
+}
+
+/**
+ * The default socket when `-a` is absent: `$XDG_RUNTIME_DIR/tsagent/agent.sock`, else a fresh
+ * `$TMPDIR/tsagent-XXXXXX/agent.<pid>` (OpenSSH's `ssh-XXXXXXXXXX/agent.<ppid>` pattern);
+ * on Windows, OpenSSH's named pipe.
+ */
+export function defaultSocketLocation(env: NodeJS.ProcessEnv, pid: number, platform: NodeJS.Platform = process.platform): SocketLocation {
+  if (platform === 'win32') return { path: WINDOWS_DEFAULT_PIPE };
+  const runtime = env.XDG_RUNTIME_DIR;
+  if (runtime) {
+    const dir = join(runtime, 'tsagent');
+    return { path: join(dir, 'agent.sock'), ownedDir: dir };
+  }
+  const dir = mkdtempSync(join(env.TMPDIR || '/tmp', 'tsagent-'), { encoding: 'utf8' });
+  return { path: join(dir, `agent.${pid}`), ownedDir: dir };
+}
+
+/** Creates `dir` 0700 if missing; refuses one that others could write or that is not ours. */
+export function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  if (!st.isDirectory()) throw new SocketError(`${dir} is not a directory`);
+  if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
+    throw new SocketError(`${dir} is not owned by the current user`);
+  }
+  if ((st.mode & 0o077) !== 0) throw new SocketError(`${dir} is accessible by other users (mode ${(st.mode & 0o777).toString(8)})`);
+}
+
+/** True when something accepts connections on the Unix socket at `path` (bounded wait). */
+export function socketIsLive(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve(true); // it exists and did not refuse: treat as in use
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+/**
+ * Makes `path` free for a new socket: nothing there is fine; a socket nobody answers on is
+ * removed; a live socket or any other kind of file is refused and left alone.
+ */
+export async function claimSocketPath(path: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new SocketError(`${path} already exists and is not a socket`);
+  if (await socketIsLive(path)) throw new SocketError(`an agent is already listening on ${path}`);
+  unlinkSync(path);
+}
