@@ -1,0 +1,75 @@
+/**
+ * Runs the daemon in this process: keyring + server + signal handling. Used by foreground
+ * mode, by the detached background child, and by command mode.
+ */
+import type { Logger } from 'pino';
+import { Keyring } from '../agent/keyring';
+import type { FingerprintHash } from '../keys/fingerprint';
+import { AgentServer } from '../server/agent-server';
+import type { ListenTarget } from '../server/agent-server';
+
+export interface RunAgentOptions {
+  readonly target: ListenTarget;
+  readonly defaultLifetimeSeconds?: number;
+  readonly fingerprintHash: FingerprintHash;
+  readonly logger: Logger;
+  /** SIGINT stops the agent in the foreground (-D/-d) but is ignored in the background. */
+  readonly stopOnSigint: boolean;
+}
+
+export interface RunningAgent {
+  readonly keyring: Keyring;
+  readonly server: AgentServer;
+  /** Closes the socket, removes it and its directory, drops the keys. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** systemd socket activation (sd_listen_fds(3)): fd 3 when LISTEN_PID is us. */
+export function activationTarget(env: NodeJS.ProcessEnv, pid: number): ListenTarget | undefined {
+  if (env.LISTEN_PID !== String(pid)) return undefined;
+  const n = Number(env.LISTEN_FDS);
+  if (!Number.isInteger(n) || n < 1) return undefined;
+  return { kind: 'fd', fd: 3 };
+}
+
+export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => void): Promise<RunningAgent> {
+  const { logger } = opts;
+  const keyring = new Keyring({
+    defaultLifetimeSeconds: opts.defaultLifetimeSeconds,
+    fingerprintHash: opts.fingerprintHash,
+    logger,
+  });
+  const server = new AgentServer({ agent: keyring, logger });
+  await server.listen(opts.target);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      for (const [sig, fn] of handlers) process.off(sig, fn);
+      keyring.clear();
+      await server.close();
+    })();
+    return stopping;
+  };
+  const exitOn = (sig: NodeJS.Signals) => (): void => {
+    logger.info({ signal: sig }, 'shutting down');
+    void stop().then(() => onExit(0));
+  };
+  const handlers: Array<[NodeJS.Signals, () => void]> = [
+    ['SIGTERM', exitOn('SIGTERM')],
+    ['SIGHUP', exitOn('SIGHUP')],
+    ['SIGINT', opts.stopOnSigint ? exitOn('SIGINT') : () => undefined],
+    // OpenSSH >= 10.0: SIGUSR1 drops every key and keeps serving.
+    [
+      'SIGUSR1',
+      () => {
+        keyring.clear();
+        logger.info('SIGUSR1: all identities removed');
+      },
+    ],
+  ];
+  for (const [sig, fn] of handlers) process.on(sig, fn);
+  const where = opts.target.kind === 'fd' ? `fd ${opts.target.fd}` : opts.target.path;
+  logger.info({ socket: where }, 'listening');
+  return { keyring, server, stop };
+}
