@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { InvalidKeyError, UnsupportedKeyError } from '../../src/errors';
+import { fingerprint } from '../../src/keys/fingerprint';
+import { importPrivateKey } from '../../src/keys/import-private';
+import { parsePrivateKeyFile } from '../../src/keys/key-file';
+import { rsaAlgorithmFor, signData } from '../../src/keys/sign';
+import { verifySignature } from '../../src/keys/verify';
+import { findPeerOrFail } from '../shared/peer-process';
+import { certifiedKey, testKey } from '../shared/test-keys';
+
+const DATA = Buffer.from('payload');
+
+describe('keys', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsagent-keys-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const fileTypes: Array<[string, string[]]> = [
+    ['ed25519', ['-t', 'ed25519']],
+    ['ecdsa-256', ['-t', 'ecdsa', '-b', '256']],
+    ['ecdsa-384', ['-t', 'ecdsa', '-b', '384']],
+    ['ecdsa-521', ['-t', 'ecdsa', '-b', '521']],
+    ['rsa-2048', ['-t', 'rsa', '-b', '2048']],
+    ['rsa-pem', ['-t', 'rsa', '-b', '2048', '-m', 'PEM']],
+  ];
+
+  for (const [name, args] of fileTypes) {
+    it(`${name} key file from ssh-keygen: same blob, bits and fingerprints as ssh-keygen -l; signs`, () => {
+      const keygen = findPeerOrFail('ssh-keygen');
+      const path = join(dir, name);
+      execFileSync(keygen, ['-q', '-N', '', '-C', `c-${name}`, ...args, '-f', path]);
+      const { body, comment } = parsePrivateKeyFile(readFileSync(path), { filename: path });
+      if (!name.endsWith('pem')) assert.equal(comment, `c-${name}`);
+      const held = importPrivateKey(body);
+      const pubLine = readFileSync(`${path}.pub`, 'utf8').split(' ');
+      assert.equal(held.publicBlob.toString('base64'), pubLine[1]);
+      for (const hash of ['sha256', 'md5'] as const) {
+        const out = execFileSync(keygen, ['-l', '-E', hash, '-f', `${path}.pub`], { encoding: 'utf8' }).split(' ');
+        assert.equal(fingerprint(held.publicBlob, hash), out[1]);
+        assert.equal(String(held.bits), out[0]);
+      }
+    });
+  }
+
+  it('signatures of every type verify, and only for the signed data', async () => {
+    for (const t of ['ed25519', 'ecdsa-256', 'ecdsa-384', 'ecdsa-521', 'rsa-2048'] as const) {
+      const held = importPrivateKey(testKey(t).body);
+      for (const flags of [0, 2, 4]) {
+        const sig = await signData(held, DATA, flags);
+        assert.ok(verifySignature(held.publicBlob, DATA, sig), `${t} flags ${flags}`);
+        assert.ok(!verifySignature(held.publicBlob, Buffer.from('payloaD'), sig));
+      }
+    }
+  });
+
+  it('RSA flag selection follows RFC 9987: 256 wins when both are set', () => {
+    assert.equal(rsaAlgorithmFor(0).name, 'ssh-rsa');
+    assert.equal(rsaAlgorithmFor(1).name, 'ssh-rsa');
+    assert.equal(rsaAlgorithmFor(2).name, 'rsa-sha2-256');
+    assert.equal(rsaAlgorithmFor(4).name, 'rsa-sha2-512');
+    assert.equal(rsaAlgorithmFor(6).name, 'rsa-sha2-256');
+  });
+
+  it('refuses small RSA keys as unsupported and inconsistent keys as invalid', () => {
+    assert.throws(() => importPrivateKey(testKey('rsa-768').body), UnsupportedKeyError);
+    const rsa = testKey('rsa-2048').body;
+    if (rsa.kind !== 'rsa') throw new Error('unexpected');
+    const badQ = Buffer.from(rsa.q);
+    badQ[badQ.length - 1] = badQ[badQ.length - 1]! ^ 2;
+    assert.throws(() => importPrivateKey({ ...rsa, q: badQ }), InvalidKeyError);
+    const ec = testKey('ecdsa-256').body;
+    if (ec.kind !== 'ecdsa') throw new Error('unexpected');
+    assert.throws(() => importPrivateKey({ ...ec, curve: 'nistp384' }), InvalidKeyError);
+    const d = Buffer.from(ec.d);
+    d[d.length - 1] = d[d.length - 1]! ^ 1;
+    assert.throws(() => importPrivateKey({ ...ec, d }), InvalidKeyError);
+  });
+
+  it('refuses a certificate for another key', () => {
+    const cert = certifiedKey(testKey('ed25519')).body;
+    if (cert.kind !== 'ed25519-cert') throw new Error('unexpected');
+    const fresh = importPrivateKey(cert);
+    assert.equal(fresh.certificate?.keyId, 'suite');
+    assert.deepEqual(fresh.certificate?.principals, ['root']);
+    // Same type, different key: take the secret of a new key.
+    const stranger = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
+    const seed = Buffer.from(stranger.d!, 'base64url');
+    const pub = Buffer.from(stranger.x!, 'base64url');
+    assert.throws(() => importPrivateKey({ ...cert, publicKey: pub, secret: Buffer.concat([seed, pub]) }), InvalidKeyError);
+  });
+});

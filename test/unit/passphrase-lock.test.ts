@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PassphraseLock } from '../../src/agent/passphrase-lock';
+
+describe('PassphraseLock', () => {
+  it('refuses an empty passphrase and a second lock', async () => {
+    const l = new PassphraseLock();
+    assert.equal(await l.lock(Buffer.alloc(0)), false);
+    assert.equal(l.locked, false);
+    assert.equal(await l.lock(Buffer.from('a')), true);
+    assert.equal(await l.lock(Buffer.from('b')), false);
+    assert.equal(l.locked, true);
+  });
+
+  it('keeps no copy of the passphrase, only a salted hash', async () => {
+    const l = new PassphraseLock();
+    const pw = Buffer.from('a distinctive passphrase');
+    await l.lock(pw);
+    const state = JSON.stringify(Object.values(l as unknown as Record<string, unknown>));
+    assert.ok(!state.includes(pw.toString('hex')));
+    assert.ok(!state.includes('a distinctive passphrase'));
+  });
+
+  it('backs off 0.1 s per failure, capped at 10 s, on that reply only; success resets', async () => {
+    const l = new PassphraseLock();
+    const asked: number[] = [];
+    const sleep = async (ms: number): Promise<void> => {
+      asked.push(ms);
+    };
+    await l.lock(Buffer.from('right'));
+    for (let i = 0; i < 3; i++) assert.equal(await l.unlock(Buffer.from('wrong'), sleep), 'wrong-passphrase');
+    assert.deepEqual(asked, [100, 200, 300]);
+    assert.equal(await l.unlock(Buffer.from('right'), sleep), 'unlocked');
+    assert.equal(await l.unlock(Buffer.from('right'), sleep), 'not-locked');
+    await l.lock(Buffer.from('right'));
+    asked.length = 0;
+    assert.equal(await l.unlock(Buffer.from('wrong'), sleep), 'wrong-passphrase');
+    assert.deepEqual(asked, [100], 'the count restarts after a successful unlock');
+  });
+
+  it('caps the delay at 10 s', async () => {
+    const l = new PassphraseLock();
+    const asked: number[] = [];
+    await l.lock(Buffer.from('right'));
+    for (let i = 0; i < 105; i++) await l.unlock(Buffer.from('x'), async (ms) => void asked.push(ms));
+    assert.equal(Math.max(...asked), 10_000);
+    assert.equal(asked[asked.length - 1], 10_000);
+  });
+});
