@@ -4,3 +4,4 @@ export * from './held-key';
 export * from './import-private';
 export * from './sign';
 export * from './verify';
+export * from './key-file';

@@ -1,0 +1,132 @@
+/**
+ * Private keys from files (OpenSSH, PEM/PKCS#1/PKCS#8, via sshpk) or node:crypto KeyObjects,
+ * turned into the ADD_IDENTITY key body; and certificates attached to them. This is what
+ * `ssh-add` does on its side of the wire, for the client and for tests.
+ */
+import type { KeyObject } from 'node:crypto';
+import sshpk from 'sshpk';
+import { InvalidKeyError, UnsupportedKeyError } from '../errors';
+import { certifiedType } from '../protocol/private-key';
+import type { CertKeyType, EcdsaType, PrivateKeyBody } from '../protocol/private-key';
+import { parsePublicKeyBlob } from '../protocol/public-key';
+import { mpintFromUnsigned } from '../protocol/wire';
+import { CURVES } from './curves';
+
+export interface ParsedPrivateKey {
+  readonly body: PrivateKeyBody;
+  readonly comment: string;
+}
+
+const ECDSA_BY_CURVE: Readonly<Record<string, EcdsaType>> = {
+  nistp256: 'ecdsa-sha2-nistp256',
+  nistp384: 'ecdsa-sha2-nistp384',
+  nistp521: 'ecdsa-sha2-nistp521',
+};
+
+/** Parses a private key file's contents. Encrypted keys need `passphrase`. */
+export function parsePrivateKeyFile(data: string | Buffer, options: { passphrase?: string | Buffer; filename?: string } = {}): ParsedPrivateKey {
+  let key: sshpk.PrivateKey;
+  try {
+    key = sshpk.parsePrivateKey(data, 'auto', {
+      filename: options.filename ?? '(key)',
+      ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
+    });
+  } catch (err) {
+    const name = err instanceof Error ? err.name : '';
+    const msg = name === 'KeyEncryptedError' ? 'private key is encrypted: a passphrase is needed' : 'not a private key this agent can read';
+    throw new InvalidKeyError(msg, { cause: name });
+  }
+  const part = (n: string): Buffer => {
+    const p = key.parts.find((x) => x.name === n);
+    if (p === undefined) throw new InvalidKeyError(`private key lacks its ${n} part`);
+    return p.data;
+  };
+  const comment = key.comment && key.comment !== '(key)' && key.comment !== options.filename ? key.comment : '';
+  switch (key.type) {
+    case 'ed25519': {
+      const publicKey = part('A');
+      const seed = part('k');
+      return {
+        body: { kind: 'ed25519', type: 'ssh-ed25519', publicKey, secret: Buffer.concat([seed.subarray(seed.length - 32), publicKey]) },
+        comment,
+      };
+    }
+    case 'rsa':
+      return {
+        body: {
+          kind: 'rsa',
+          type: 'ssh-rsa',
+          n: mpintFromUnsigned(part('n')),
+          e: mpintFromUnsigned(part('e')),
+          d: mpintFromUnsigned(part('d')),
+          iqmp: mpintFromUnsigned(part('iqmp')),
+          p: mpintFromUnsigned(part('p')),
+          q: mpintFromUnsigned(part('q')),
+        },
+        comment,
+      };
+    case 'ecdsa': {
+      const type = ECDSA_BY_CURVE[part('curve').toString('latin1')];
+      if (type === undefined) throw new UnsupportedKeyError('unsupported ECDSA curve');
+      return {
+        body: { kind: 'ecdsa', type, curve: CURVES[type].sshName, point: part('Q'), d: mpintFromUnsigned(part('d')) },
+        comment,
+      };
+    }
+    default:
+      throw new UnsupportedKeyError(`unsupported key type ${key.type}`);
+  }
+}
+
+/** The key body for a node:crypto private KeyObject (ed25519, RSA, ECDSA P-256/384/521). */
+export function privateKeyBodyFromKeyObject(keyObject: KeyObject): PrivateKeyBody {
+  if (keyObject.type !== 'private') throw new InvalidKeyError('not a private key');
+  const jwk = keyObject.export({ format: 'jwk' });
+  const b = (s: string | undefined): Buffer => {
+    if (s === undefined) throw new InvalidKeyError('private key lacks a JWK field');
+    return Buffer.from(s, 'base64url');
+  };
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') {
+    const publicKey = b(jwk.x);
+    return { kind: 'ed25519', type: 'ssh-ed25519', publicKey, secret: Buffer.concat([b(jwk.d), publicKey]) };
+  }
+  if (jwk.kty === 'RSA') {
+    const m = (s: string | undefined): Buffer => mpintFromUnsigned(b(s));
+    return { kind: 'rsa', type: 'ssh-rsa', n: m(jwk.n), e: m(jwk.e), d: m(jwk.d), iqmp: m(jwk.qi), p: m(jwk.p), q: m(jwk.q) };
+  }
+  if (jwk.kty === 'EC') {
+    const type = (Object.keys(CURVES) as EcdsaType[]).find((t) => CURVES[t].jwk === jwk.crv);
+    if (type === undefined) throw new UnsupportedKeyError(`unsupported curve ${String(jwk.crv)}`);
+    const point = Buffer.concat([Buffer.from([4]), b(jwk.x), b(jwk.y)]);
+    return { kind: 'ecdsa', type, curve: CURVES[type].sshName, point, d: mpintFromUnsigned(b(jwk.d)) };
+  }
+  throw new UnsupportedKeyError(`unsupported key type ${String(jwk.kty)}`);
+}
+
+/** Parses the blob of a `-cert.pub` line (`type base64 comment`). */
+export function certificateBlobFromLine(line: string): Buffer {
+  const fields = line.trim().split(/\s+/);
+  if (fields.length < 2) throw new InvalidKeyError('not a certificate line');
+  const blob = Buffer.from(fields[1]!, 'base64');
+  const parsed = parsePublicKeyBlob(blob);
+  if (parsed.kind !== 'certificate' || parsed.type !== fields[0]) throw new InvalidKeyError('not a certificate line');
+  return blob;
+}
+
+/** The certificate identity's body: the key's private parts with the certificate in front. */
+export function withCertificate(body: PrivateKeyBody, certificate: Buffer): PrivateKeyBody {
+  const cert = parsePublicKeyBlob(certificate);
+  if (cert.kind !== 'certificate') throw new InvalidKeyError('not a certificate');
+  if (certifiedType(cert.type) !== body.type) throw new InvalidKeyError('certificate does not certify a key of this type');
+  const type = cert.type as CertKeyType;
+  switch (body.kind) {
+    case 'ed25519':
+      return { kind: 'ed25519-cert', type, certificate, publicKey: body.publicKey, secret: body.secret };
+    case 'rsa':
+      return { kind: 'rsa-cert', type, certificate, d: body.d, iqmp: body.iqmp, p: body.p, q: body.q };
+    case 'ecdsa':
+      return { kind: 'ecdsa-cert', type, certificate, d: body.d };
+    default:
+      throw new InvalidKeyError('key is already a certificate');
+  }
+}
