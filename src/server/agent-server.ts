@@ -28,6 +28,10 @@ export class AgentServer {
 
   constructor(private readonly options: AgentServerOptions) {
     this.server = createServer({ pauseOnConnect: false }, (sock) => this.accept(sock));
+    // After the bind, an accept error (EMFILE, ...) must not take the agent down.
+    this.server.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.target !== undefined) this.options.logger?.warn({ reason: err.code ?? err.message }, 'listener error');
+    });
   }
 
   get connectionCount(): number {
