@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { rmdirSync } from 'node:fs';
 import { constants } from 'node:os';
+import { resolve } from 'node:path';
 import { SocketError, UsageError } from '../errors';
 import type { FingerprintHash } from '../keys/fingerprint';
 import { createLogger, silentLogger } from '../log';
@@ -152,8 +153,10 @@ async function runDaemonChild(flags: StartFlags, settings: Settings, io: Io): Pr
 
 async function runBackground(flags: StartFlags, settings: Settings, io: Io): Promise<void> {
   const loc = location(flags, io.env);
-  const args = [io.script, 'start', '--daemon-child', '-a', loc.path, '-E', settings.hash];
-  if (loc.ownedDir !== undefined) args.push('--owned-dir', loc.ownedDir);
+  // The child chdirs to / (so it holds no mount busy): give it absolute paths. The printed
+  // path stays as the user wrote it, as ssh-agent prints it.
+  const args = [io.script, 'start', '--daemon-child', '-a', resolve(loc.path), '-E', settings.hash];
+  if (loc.ownedDir !== undefined) args.push('--owned-dir', resolve(loc.ownedDir));
   if (settings.lifetime !== undefined) args.push('-t', String(settings.lifetime));
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: io.env });
   const outcome = await new Promise<{ pid: number } | { error: string }>((resolve) => {
