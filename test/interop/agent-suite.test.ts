@@ -4,10 +4,10 @@
  * behaviour rather than ours.
  */
 import { AgentClient } from '../../src/client/agent-client';
-import { runAgentSuite } from '../shared/agent-suite';
-import type { AgentHarness } from '../shared/agent-suite';
-import { startDaemon } from '../shared/daemons';
-import type { AgentImpl } from '../shared/daemons';
+import { runAgentSuite } from '../helpers/agent-suite';
+import type { AgentHarness } from '../helpers/agent-suite';
+import { startDaemon } from '../helpers/daemons';
+import type { AgentImpl } from '../helpers/daemons';
 
 async function harness(impl: AgentImpl, askpassEnv: NodeJS.ProcessEnv): Promise<AgentHarness> {
   const daemon = await startDaemon(impl, { env: askpassEnv });

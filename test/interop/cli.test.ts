@@ -18,7 +18,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { findPeerOrFail, stopChild, waitForSocket } from '../shared/peer-process';
+import { findPeerOrFail } from '../helpers/peers';
+import { stopChild, waitForSocket } from '../helpers/proc';
 
 const ROOT = resolve(__dirname, '../../..');
 const BIN = join(ROOT, 'bin/tsagent.js');

@@ -4,32 +4,22 @@
  * same output with the same exit codes. Then git-style SSHSIG signing with `ssh-keygen -Y`.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startDaemon } from '../shared/daemons';
-import type { AgentImpl, RunningDaemon } from '../shared/daemons';
-import { findPeerOrFail } from '../shared/peer-process';
+import { startDaemon } from '../helpers/daemons';
+import type { AgentImpl, RunningDaemon } from '../helpers/daemons';
+import { findPeerOrFail } from '../helpers/peers';
+import { run as runPeer } from '../helpers/proc';
+import type { RunResult } from '../helpers/proc';
 
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Result = Omit<RunResult, 'signal'>;
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { env, timeout: 20_000, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number | string; killed?: boolean }) | null;
-      if (e && e.killed) return reject(new Error(`${cmd} ${args.join(' ')} timed out`));
-      if (e && typeof e.code !== 'number') return reject(e);
-      resolve({ code: e ? (e.code as number) : 0, stdout, stderr });
-    });
-    if (input !== undefined) child.stdin?.end(input);
-    else child.stdin?.end();
-  });
+/** Runs a peer (bounded, killed by PID on timeout) and keeps what the comparison needs. */
+async function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<Result> {
+  const r = await runPeer(cmd, args, input === undefined ? { env } : { env, input });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe('ssh-add and ssh-keygen against tsagent, side by side with OpenSSH', () => {

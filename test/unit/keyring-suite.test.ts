@@ -10,7 +10,7 @@ import { dispatch } from '../../src/agent/dispatcher';
 import { Keyring } from '../../src/agent/keyring';
 import { AgentClient } from '../../src/client/agent-client';
 import { AgentServer } from '../../src/server/agent-server';
-import { runAgentSuite } from '../shared/agent-suite';
+import { runAgentSuite } from '../helpers/agent-suite';
 
 runAgentSuite('keyring, in process', async ({ askpassEnv }) => {
   const keyring = new Keyring({ confirmer: askpassConfirmer(askpassEnv) });

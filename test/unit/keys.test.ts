@@ -11,8 +11,8 @@ import { importPrivateKey } from '../../src/keys/import-private';
 import { parsePrivateKeyFile } from '../../src/keys/key-file';
 import { rsaAlgorithmFor, signData } from '../../src/keys/sign';
 import { verifySignature } from '../../src/keys/verify';
-import { findPeerOrFail } from '../shared/peer-process';
-import { certifiedKey, testKey } from '../shared/test-keys';
+import { findPeerOrFail } from '../helpers/peers';
+import { certifiedKey, testKey } from '../helpers/test-keys';
 
 const DATA = Buffer.from('payload');
 

@@ -7,7 +7,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { findPeerOrFail, stopChild, waitForSocket } from './peer-process';
+import { findPeerOrFail } from './peers';
+import { stopChild, waitForSocket } from './proc';
 
 export const TSAGENT_BIN = resolve(__dirname, '../../../bin/tsagent.js');
 

@@ -1,0 +1,213 @@
+/**
+ * Throwaway SSH keys and certificates for interop tests, made with the real `ssh-keygen`.
+ *
+ * Keys are generated fresh per run into a caller-owned (temp) directory; private key contents
+ * are never printed or logged — only paths, public lines and fingerprints are returned.
+ *
+ * rsa-768: `ssh-keygen` refuses RSA < 1024 bits, so that key is made with node:crypto
+ * (generateKeyPairSync('rsa', { modulusLength: 768 })) and written as a traditional PKCS#1
+ * PEM ("-----BEGIN RSA PRIVATE KEY-----", mode 0600), with the `.pub` line computed here.
+ * NOTE: OpenSSH 9.2's key loader itself rejects RSA keys < 1024 bits, so `ssh-add` / `ssh-keygen -y`
+ * refuse that file ("Invalid key length"); it exists to test tsagent's own handling of
+ * undersized keys (e.g. via a Node client), not for OpenSSH to load.
+ */
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { findPeer } from './peers';
+import { cleanEnv, runOk } from './proc';
+
+export type KeyType =
+  | 'ed25519'
+  | 'ecdsa-256'
+  | 'ecdsa-384'
+  | 'ecdsa-521'
+  | 'rsa-768'
+  | 'rsa-1024'
+  | 'rsa-2048'
+  | 'rsa-3072'
+  | 'rsa-4096';
+
+export const ALL_KEY_TYPES: readonly KeyType[] = [
+  'ed25519',
+  'ecdsa-256',
+  'ecdsa-384',
+  'ecdsa-521',
+  'rsa-768',
+  'rsa-1024',
+  'rsa-2048',
+  'rsa-3072',
+  'rsa-4096',
+];
+
+export interface GeneratedKey {
+  readonly type: KeyType;
+  /** Private key file (OpenSSH format; PKCS#1 PEM for rsa-768), mode 0600. */
+  readonly privatePath: string;
+  /** `<privatePath>.pub`. */
+  readonly publicPath: string;
+  /** The `.pub` line without the trailing newline: "<algo> <base64> <comment>". */
+  readonly publicLine: string;
+  /** The public key blob (base64 field of publicLine, decoded). */
+  readonly blob: Buffer;
+  /** "SHA256:..." as printed by `ssh-add -l` / `ssh-keygen -l`. */
+  readonly fingerprint: string;
+  readonly comment: string;
+  /** Passphrase the private key is encrypted with ('' = none). */
+  readonly passphrase: string;
+}
+
+export interface GenerateKeyOptions {
+  /** File name inside `dir` (default id_<type>_<n>). Must not exist yet. */
+  name?: string;
+  /** Encrypt the private key (default: none). */
+  passphrase?: string;
+}
+
+let counter = 0;
+
+function sshKeygen(): string {
+  const p = findPeer('ssh-keygen');
+  if (p === undefined) throw new Error('ssh-keygen is not installed (apt-get install -y openssh-client)');
+  return p;
+}
+
+/** "SHA256:<unpadded base64 of sha256(blob)>". */
+export function fingerprintOf(blob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** Parses an OpenSSH public key / certificate line into its parts. */
+export function parsePublicLine(line: string): { algo: string; blob: Buffer; comment: string } {
+  const m = /^(\S+)\s+([A-Za-z0-9+/=]+)(?:\s+(.*))?$/.exec(line.trim());
+  if (m === null) throw new Error(`not an OpenSSH public key line: ${line.slice(0, 80)}`);
+  return { algo: m[1] ?? '', blob: Buffer.from(m[2] ?? '', 'base64'), comment: m[3] ?? '' };
+}
+
+/** First line of a .pub / -cert.pub file, without the newline. */
+export async function readPublicLine(path: string): Promise<string> {
+  const text = await readFile(path, 'utf8');
+  const line = text.split('\n').find((l) => l.trim() !== '');
+  if (line === undefined) throw new Error(`empty public key file ${path}`);
+  return line.trim();
+}
+
+function sshString(b: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+}
+
+function mpint(unsignedBigEndian: Buffer): Buffer {
+  let i = 0;
+  while (i < unsignedBigEndian.length - 1 && unsignedBigEndian[i] === 0) i++;
+  let v = unsignedBigEndian.subarray(i);
+  if (v.length === 1 && v[0] === 0) v = Buffer.alloc(0);
+  else if ((v[0] ?? 0) & 0x80) v = Buffer.concat([Buffer.from([0]), v]);
+  return sshString(v);
+}
+
+async function generateSmallRsa(privatePath: string, bits: number, comment: string, passphrase: string): Promise<void> {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: 65537 });
+  const pem =
+    passphrase === ''
+      ? privateKey.export({ type: 'pkcs1', format: 'pem' })
+      : privateKey.export({ type: 'pkcs1', format: 'pem', cipher: 'aes-128-cbc', passphrase });
+  await writeFile(privatePath, pem, { mode: 0o600, flag: 'wx' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  if (jwk.n === undefined || jwk.e === undefined) throw new Error('RSA JWK without n/e');
+  const blob = Buffer.concat([
+    sshString(Buffer.from('ssh-rsa')),
+    mpint(Buffer.from(jwk.e, 'base64url')),
+    mpint(Buffer.from(jwk.n, 'base64url')),
+  ]);
+  await writeFile(`${privatePath}.pub`, `ssh-rsa ${blob.toString('base64')} ${comment}\n`, { mode: 0o644, flag: 'wx' });
+}
+
+function keygenTypeArgs(type: KeyType): string[] {
+  if (type === 'ed25519') return ['-t', 'ed25519'];
+  const [family, bits] = type.split('-');
+  if ((family !== 'ecdsa' && family !== 'rsa') || bits === undefined) throw new Error(`unknown key type ${type}`);
+  return ['-t', family, '-b', bits];
+}
+
+/**
+ * A fresh key pair in `dir`: `ssh-keygen -q -N '' -t T [-b B] -C comment -f path`
+ * (rsa-768 via node:crypto, see the file comment).
+ */
+export async function generateKey(
+  dir: string,
+  type: KeyType,
+  comment?: string,
+  opts: GenerateKeyOptions = {},
+): Promise<GeneratedKey> {
+  counter += 1;
+  const name = opts.name ?? `id_${type.replace('-', '_')}_${counter}`;
+  if (name.includes('/')) throw new Error(`generateKey: name must be a plain file name: ${name}`);
+  const privatePath = join(dir, name);
+  const publicPath = `${privatePath}.pub`;
+  const cmt = comment ?? `tsagent-test-${type}-${counter}`;
+  const passphrase = opts.passphrase ?? '';
+  if (existsSync(privatePath)) throw new Error(`generateKey: ${privatePath} already exists`);
+  if (type === 'rsa-768') {
+    await generateSmallRsa(privatePath, 768, cmt, passphrase);
+  } else {
+    await runOk(sshKeygen(), ['-q', '-N', passphrase, ...keygenTypeArgs(type), '-C', cmt, '-f', privatePath], {
+      env: cleanEnv(),
+      timeoutMs: 60_000, // rsa-4096 can take a while
+    });
+  }
+  const publicLine = await readPublicLine(publicPath);
+  const { blob } = parsePublicLine(publicLine);
+  return { type, privatePath, publicPath, publicLine, blob, fingerprint: fingerprintOf(blob), comment: cmt, passphrase };
+}
+
+/** A fresh certificate authority key (ed25519 by default) in `dir`, file name `ca_<n>`. */
+export async function makeCA(dir: string, type: KeyType = 'ed25519'): Promise<GeneratedKey> {
+  counter += 1;
+  return generateKey(dir, type, `tsagent-test-ca-${counter}`, { name: `ca_${counter}` });
+}
+
+export interface CertOptions {
+  /** -n: principals (user names for user certs, host names for host certs). */
+  principals: readonly string[];
+  /** -I: key identity (appears in sshd's log). */
+  identity: string;
+  /** -V: validity interval, e.g. '+1h', '-5m:+1h', 'always:forever'. Default: ssh-keygen's (forever). */
+  validity?: string;
+  /** -z serial. */
+  serial?: number;
+  /** -O options, e.g. ['no-pty', 'force-command=/bin/true']. */
+  options?: readonly string[];
+}
+
+function certPathFor(pubKeyPath: string): string {
+  const base = pubKeyPath.endsWith('.pub') ? pubKeyPath.slice(0, -4) : pubKeyPath;
+  return `${base}-cert.pub`;
+}
+
+async function sign(ca: Pick<GeneratedKey, 'privatePath'>, pubKeyPath: string, o: CertOptions, host: boolean): Promise<string> {
+  if (o.principals.length === 0) throw new Error('certificate needs at least one principal');
+  const args = ['-q', '-s', ca.privatePath, '-I', o.identity];
+  if (host) args.push('-h');
+  args.push('-n', o.principals.join(','));
+  if (o.validity !== undefined) args.push('-V', o.validity);
+  if (o.serial !== undefined) args.push('-z', String(o.serial));
+  for (const opt of o.options ?? []) args.push('-O', opt);
+  args.push(pubKeyPath);
+  await runOk(sshKeygen(), args, { env: cleanEnv(), timeoutMs: 20_000 });
+  const cert = certPathFor(pubKeyPath);
+  if (!existsSync(cert)) throw new Error(`ssh-keygen -s did not write ${cert}`);
+  return cert;
+}
+
+/** `ssh-keygen -s CA -I identity -n principals [-V validity] pub` → path of `<key>-cert.pub`. */
+export function signUserCert(ca: Pick<GeneratedKey, 'privatePath'>, pubKeyPath: string, o: CertOptions): Promise<string> {
+  return sign(ca, pubKeyPath, o, false);
+}
+
+/** Host certificate: as signUserCert plus `-h`. */
+export function signHostCert(ca: Pick<GeneratedKey, 'privatePath'>, pubKeyPath: string, o: CertOptions): Promise<string> {
+  return sign(ca, pubKeyPath, o, true);
+}
