@@ -4,6 +4,8 @@
  * payload makes the whole request undecodable, so the key is never added without the
  * restriction its owner asked for.
  */
+import { decodeDestinationConstraints, encodeDestinationConstraints } from './destination';
+import type { DestinationConstraint } from './destination';
 import { SshReader, SshWriter } from './wire';
 
 export const CONSTRAIN = {
@@ -26,8 +28,7 @@ export interface ConfirmConstraint {
 }
 export interface RestrictDestinationConstraint {
   readonly type: 'restrict-destination';
-  /** The contents of the constraint's `string` (a list of destination constraints). */
-  readonly data: Buffer;
+  readonly constraints: readonly DestinationConstraint[];
 }
 export interface AssociatedCertsConstraint {
   readonly type: 'associated-certs';
@@ -52,7 +53,7 @@ function readExtensionConstraint(r: SshReader): Constraint {
   // an extension whose layout we know can be skipped safely: unknown names are fatal.
   switch (name) {
     case RESTRICT_DESTINATION:
-      return { type: 'restrict-destination', data: r.string() };
+      return { type: 'restrict-destination', constraints: decodeDestinationConstraints(r.string()) };
     case ASSOCIATED_CERTS:
       return { type: 'associated-certs', certsOnly: r.bool(), certs: r.string() };
     case SK_PROVIDER:
@@ -90,7 +91,7 @@ export function writeConstraints(w: SshWriter, constraints: readonly Constraint[
         w.byte(CONSTRAIN.CONFIRM);
         break;
       case 'restrict-destination':
-        w.byte(CONSTRAIN.EXTENSION).string(RESTRICT_DESTINATION).string(c.data);
+        w.byte(CONSTRAIN.EXTENSION).string(RESTRICT_DESTINATION).string(encodeDestinationConstraints(c.constraints));
         break;
       case 'associated-certs':
         w.byte(CONSTRAIN.EXTENSION).string(ASSOCIATED_CERTS).bool(c.certsOnly).string(c.certs);

@@ -6,3 +6,6 @@ export * from './public-key';
 export * from './constraints';
 export * from './codec';
 export * from './frame';
+export * from './destination';
+export * from './session-bind';
+export * from './userauth';
