@@ -6,6 +6,7 @@
 import type { Constraint } from '../protocol/constraints';
 import type { ExtensionResponse, Identity, SuccessResponse } from '../protocol/messages';
 import type { PrivateKeyBody } from '../protocol/private-key';
+import type { SessionState } from './session';
 
 /** Who is asking, and what this connection has said before (session bindings, issue-by-issue). */
 export interface RequestContext {
@@ -13,6 +14,8 @@ export interface RequestContext {
   readonly connectionId: number;
   /** Peer credentials when the transport can tell (SO_PEERCRED). */
   readonly peer?: { readonly pid: number; readonly uid: number };
+  /** The connection's session-bind@openssh.com bindings (absent: in-process use). */
+  readonly session?: SessionState;
 }
 
 export interface AddIdentityOptions {

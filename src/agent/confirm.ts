@@ -9,6 +9,8 @@ import { spawn } from 'node:child_process';
 export interface ConfirmRequest {
   readonly comment: string;
   readonly fingerprint: string;
+  /** A further line, e.g. where a destination-constrained key is about to be used. */
+  readonly extra?: string;
 }
 
 export type Confirmer = (req: ConfirmRequest) => Promise<boolean>;
@@ -20,7 +22,8 @@ const ASKPASS_TIMEOUT_MS = 120_000;
 const MAX_ANSWER_BYTES = 1024;
 
 export function confirmPrompt(req: ConfirmRequest): string {
-  return `Allow use of key ${req.comment}?\nKey fingerprint ${req.fingerprint}.`;
+  const base = `Allow use of key ${req.comment}?\nKey fingerprint ${req.fingerprint}.`;
+  return req.extra === undefined ? base : `${base}\n${req.extra}`;
 }
 
 /**

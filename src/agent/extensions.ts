@@ -3,13 +3,14 @@
  * FAILURE (5), which every client understands.
  */
 import { AgentFailureError } from '../errors';
+import { SESSION_BIND } from '../protocol/session-bind';
 import { SshWriter } from '../protocol/wire';
 import type { ExtensionResult } from './agent';
 
 export const QUERY = 'query';
 
 /** Every extension name this agent answers, in the order `query` reports them. */
-export const SUPPORTED_EXTENSIONS: readonly string[] = [QUERY];
+export const SUPPORTED_EXTENSIONS: readonly string[] = [QUERY, SESSION_BIND];
 
 /** `query` reply contents: string "query", then one string per supported extension. */
 function queryReply(): Buffer {

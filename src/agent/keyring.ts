@@ -11,6 +11,7 @@ import {
   AgentLockedError,
   ConfirmDeniedError,
   ConstraintError,
+  ExtensionFailureError,
   KeyNotFoundError,
 } from '../errors';
 import { fingerprint } from '../keys/fingerprint';
@@ -19,10 +20,14 @@ import type { HeldKey } from '../keys/held-key';
 import { importPrivateKey } from '../keys/import-private';
 import { signData } from '../keys/sign';
 import type { Constraint } from '../protocol/constraints';
+import { SUCCESS } from '../protocol/messages';
 import type { Identity } from '../protocol/messages';
+import { SESSION_BIND } from '../protocol/session-bind';
 import type { AddIdentityOptions, Agent, ExtensionResult, RequestContext } from './agent';
 import { askpassConfirmer } from './confirm';
 import type { Confirmer } from './confirm';
+import { destinationRules, identityPermitted, restrictedSignAllowed } from './destination-policy';
+import type { DestinationRule } from './destination-policy';
 import { handleExtension } from './extensions';
 import { PassphraseLock } from './passphrase-lock';
 
@@ -40,6 +45,8 @@ interface Entry {
   readonly key: HeldKey;
   readonly comment: string;
   readonly confirm: boolean;
+  /** Destination constraints (`ssh-add -h`); empty: usable anywhere. */
+  readonly rules: readonly DestinationRule[];
   /** Monotonic deadline (performance.now() ms), or undefined for no lifetime. */
   readonly expiresAt: number | undefined;
   timer: NodeJS.Timeout | undefined;
@@ -54,11 +61,14 @@ const blobKey = (blob: Uint8Array): string => Buffer.from(blob.buffer, blob.byte
 interface ParsedConstraints {
   readonly lifetimeSeconds: number | undefined;
   readonly confirm: boolean;
+  readonly rules: readonly DestinationRule[];
 }
 
 function parseConstraints(constraints: readonly Constraint[]): ParsedConstraints {
   let lifetimeSeconds: number | undefined;
   let confirm = false;
+  let rules: readonly DestinationRule[] = [];
+  let restricted = false;
   for (const c of constraints) {
     switch (c.type) {
       case 'lifetime':
@@ -70,16 +80,17 @@ function parseConstraints(constraints: readonly Constraint[]): ParsedConstraints
         confirm = true;
         break;
       case 'restrict-destination':
-        // Fail closed until destination constraints are enforced: a key its owner meant to
-        // restrict must never be usable everywhere.
-        throw new ConstraintError('destination constraints are not supported');
+        if (restricted) throw new ConstraintError('duplicate destination constraint');
+        restricted = true;
+        rules = destinationRules(c.constraints);
+        break;
       case 'associated-certs':
         throw new ConstraintError('associated certificates apply to smartcard keys only');
       case 'sk-provider':
         throw new ConstraintError('security key providers are not supported');
     }
   }
-  return { lifetimeSeconds, confirm };
+  return { lifetimeSeconds, confirm, rules };
 }
 
 export class Keyring implements Agent {
@@ -88,6 +99,8 @@ export class Keyring implements Agent {
   private readonly confirmer: Confirmer;
   private readonly hash: FingerprintHash;
   private identities: Identity[] | undefined;
+  /** How many held keys carry destination constraints (lists must then be filtered). */
+  private restricted = 0;
 
   constructor(private readonly options: KeyringOptions = {}) {
     this.confirmer = options.confirmer ?? askpassConfirmer();
@@ -102,13 +115,23 @@ export class Keyring implements Agent {
     return this.entries.size;
   }
 
-  async list(): Promise<Identity[]> {
-    return this.listSync();
+  async list(ctx?: RequestContext): Promise<Identity[]> {
+    return this.listSync(ctx);
   }
 
-  /** The identity list, cached until the keyring changes (listing is the hottest request). */
-  listSync(): Identity[] {
+  /**
+   * The identity list, cached until the keyring changes (listing is the hottest request).
+   * Keys whose destination constraints do not permit this connection's path are hidden.
+   */
+  listSync(ctx?: RequestContext): Identity[] {
     if (this.locked) return [];
+    if (this.restricted > 0) {
+      const out: Identity[] = [];
+      for (const e of this.entries.values()) {
+        if (identityPermitted(e.rules, ctx?.session)) out.push({ blob: e.key.publicBlob, comment: e.comment });
+      }
+      return out;
+    }
     if (this.identities === undefined) {
       this.identities = Array.from(this.entries.values(), (e) => ({ blob: e.key.publicBlob, comment: e.comment }));
     }
@@ -118,9 +141,14 @@ export class Keyring implements Agent {
   async sign(keyBlob: Buffer, data: Buffer, flags = 0, ctx?: RequestContext): Promise<Buffer> {
     if (this.locked) throw new AgentLockedError('agent is locked');
     const entry = this.lookup(keyBlob);
+    let extra: string | undefined;
+    if (entry.rules.length > 0) {
+      extra = restrictedSignAllowed(entry.rules, ctx?.session, keyBlob, data);
+      if (extra === undefined) throw new AgentFailureError('destination-constrained key may not sign this here');
+    }
     if (entry.confirm) {
       const fp = fingerprint(entry.key.publicBlob, this.hash);
-      const ok = await this.confirmer({ comment: entry.comment, fingerprint: fp });
+      const ok = await this.confirmer(extra === undefined ? { comment: entry.comment, fingerprint: fp } : { comment: entry.comment, fingerprint: fp, extra });
       this.options.logger?.debug({ conn: ctx?.connectionId, fingerprint: fp, approved: ok }, 'confirm');
       if (!ok) throw new ConfirmDeniedError('user refused to confirm the signature');
       // The world may have moved on while the prompt was open.
@@ -137,27 +165,42 @@ export class Keyring implements Agent {
     const lifetime = parsed.lifetimeSeconds ?? (this.options.defaultLifetimeSeconds || undefined);
     const k = blobKey(key.publicBlob);
     const previous = this.entries.get(k);
+    // A key hidden from this connection cannot be updated through it either.
+    if (previous !== undefined && !identityPermitted(previous.rules, ctx?.session)) {
+      throw new AgentFailureError('identity not visible on this connection');
+    }
     if (previous?.timer !== undefined) clearTimeout(previous.timer);
     const entry: Entry = {
       // Keep the KeyObject already built for a re-added key: same key, same blob.
       key: previous?.key ?? key,
       comment: identity.comment,
       confirm: parsed.confirm,
+      rules: parsed.rules,
       expiresAt: lifetime === undefined ? undefined : performance.now() + lifetime * 1000,
       timer: undefined,
     };
+    if (previous !== undefined && previous.rules.length > 0) this.restricted--;
+    if (entry.rules.length > 0) this.restricted++;
     this.entries.set(k, entry);
     this.identities = undefined;
     this.armExpiry(k, entry);
     this.options.logger?.debug(
-      { conn: ctx?.connectionId, type: key.type, fingerprint: fingerprint(key.publicBlob, this.hash), lifetime, confirm: parsed.confirm },
+      {
+        conn: ctx?.connectionId,
+        type: key.type,
+        fingerprint: fingerprint(key.publicBlob, this.hash),
+        lifetime,
+        confirm: parsed.confirm,
+        destinations: parsed.rules.length,
+      },
       previous ? 'identity replaced' : 'identity added',
     );
   }
 
-  async remove(keyBlob: Buffer): Promise<void> {
+  async remove(keyBlob: Buffer, ctx?: RequestContext): Promise<void> {
     if (this.locked) throw new AgentLockedError('agent is locked');
-    this.lookup(keyBlob);
+    const entry = this.lookup(keyBlob);
+    if (!identityPermitted(entry.rules, ctx?.session)) throw new KeyNotFoundError('identity not visible on this connection');
     this.delete(blobKey(keyBlob));
   }
 
@@ -171,6 +214,7 @@ export class Keyring implements Agent {
     for (const e of this.entries.values()) if (e.timer !== undefined) clearTimeout(e.timer);
     this.entries.clear();
     this.identities = undefined;
+    this.restricted = 0;
   }
 
   async lock(passphrase: Buffer): Promise<void> {
@@ -185,7 +229,14 @@ export class Keyring implements Agent {
     if (outcome === 'wrong-passphrase') throw new AgentFailureError('wrong passphrase');
   }
 
-  async extension(name: string, contents: Buffer): Promise<ExtensionResult> {
+  async extension(name: string, contents: Buffer, ctx?: RequestContext): Promise<ExtensionResult> {
+    // Session binds are accepted while locked (OpenSSH >= 10.x), so forwarded channels
+    // opened meanwhile are bound once the agent is unlocked.
+    if (name === SESSION_BIND) {
+      if (ctx?.session === undefined) throw new ExtensionFailureError('no connection to bind');
+      ctx.session.bind(contents);
+      return SUCCESS;
+    }
     if (this.locked) throw new AgentLockedError('agent is locked');
     return handleExtension(name, contents);
   }
@@ -206,6 +257,7 @@ export class Keyring implements Agent {
     const e = this.entries.get(k);
     if (e === undefined) return;
     if (e.timer !== undefined) clearTimeout(e.timer);
+    if (e.rules.length > 0) this.restricted--;
     this.entries.delete(k);
     this.identities = undefined;
   }

@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Agent } from '../agent/agent';
+import { SessionState } from '../agent/session';
 import { SocketError } from '../errors';
 import { serveConnection } from './connection';
 import { claimSocketPath, ensurePrivateDir, isWindowsPipe } from './socket-path';
@@ -42,7 +43,8 @@ export class AgentServer {
     const connectionId = this.nextId++;
     this.connections.add(sock);
     this.options.logger?.debug({ conn: connectionId }, 'connection opened');
-    void serveConnection(this.options.agent, sock, { logger: this.options.logger, context: { connectionId } }).then(() => {
+    const context = { connectionId, session: new SessionState() };
+    void serveConnection(this.options.agent, sock, { logger: this.options.logger, context }).then(() => {
       this.connections.delete(sock);
       this.options.logger?.debug({ conn: connectionId }, 'connection closed');
     });
