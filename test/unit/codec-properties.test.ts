@@ -19,6 +19,7 @@ import fc from 'fast-check';
 import { FrameError, ProtocolError } from '../../src/errors';
 import { privateKeyBodyFromKeyObject } from '../../src/keys/key-file';
 import { decodeRequest, decodeResponse, encodeRequest, encodeRequestFrame, encodeResponse, encodeResponseFrame } from '../../src/protocol/codec';
+import type { DestinationConstraint, DestinationHop } from '../../src/protocol/destination';
 import type { Constraint } from '../../src/protocol/constraints';
 import { FrameDecoder, MAX_MESSAGE_LENGTH, frame } from '../../src/protocol/frame';
 import { MSG } from '../../src/protocol/messages';
@@ -112,6 +113,14 @@ const syntheticBody: fc.Arbitrary<PrivateKeyBody> = fc.oneof(
 const keyBody: fc.Arbitrary<PrivateKeyBody> = fc.oneof(fc.constantFrom(...realBodies), syntheticBody);
 
 /** Constraints: each kind at most once (duplicates are refused), in any order. */
+const hop: fc.Arbitrary<DestinationHop> = rec({
+  user: text.filter((s) => !s.includes('\0')),
+  hostname: text.filter((s) => !s.includes('\0')),
+  reserved: bytes(),
+  keys: fc.array(rec({ blob: bytes(), isCa: fc.boolean() }), { maxLength: 3 }),
+});
+const destination: fc.Arbitrary<DestinationConstraint> = rec({ from: hop, to: hop, reserved: bytes() });
+
 const constraints: fc.Arbitrary<Constraint[]> = fc
   .shuffledSubarray(['lifetime', 'confirm', 'restrict-destination', 'associated-certs', 'sk-provider'] as const)
   .chain((kinds) =>
@@ -123,7 +132,7 @@ const constraints: fc.Arbitrary<Constraint[]> = fc
           case 'confirm':
             return fc.constant({ type: 'confirm' });
           case 'restrict-destination':
-            return bytes().map((data) => ({ type: 'restrict-destination', data }));
+            return fc.array(destination, { maxLength: 3 }).map((cs) => ({ type: 'restrict-destination', constraints: cs }));
           case 'associated-certs':
             return rec({ type: fc.constant('associated-certs' as const), certsOnly: fc.boolean(), certs: bytes() });
           case 'sk-provider':

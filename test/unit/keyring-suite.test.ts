@@ -1,6 +1,7 @@
 /**
- * The shared Agent suite on tsagent's keyring: called directly, and served over a real Unix
- * socket by AgentServer and reached through AgentClient.
+ * The shared suites on tsagent's keyring: called directly (each "connection" a dispatch
+ * context with its own session state), and served over a real Unix socket by AgentServer and
+ * reached through AgentClient.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,21 +9,31 @@ import { join } from 'node:path';
 import { askpassConfirmer } from '../../src/agent/confirm';
 import { dispatch } from '../../src/agent/dispatcher';
 import { Keyring } from '../../src/agent/keyring';
+import { SessionState } from '../../src/agent/session';
 import { AgentClient } from '../../src/client/agent-client';
 import { AgentServer } from '../../src/server/agent-server';
 import { runAgentSuite } from '../helpers/agent-suite';
+import type { AgentHarness, HarnessOptions } from '../helpers/agent-suite';
+import { runDestinationSuite } from '../helpers/destination-suite';
 
-runAgentSuite('keyring, in process', async ({ askpassEnv }) => {
+let nextConnection = 1;
+
+async function inProcess({ askpassEnv }: HarnessOptions): Promise<AgentHarness> {
   const keyring = new Keyring({ confirmer: askpassConfirmer(askpassEnv) });
+  const main = { connectionId: nextConnection++, session: new SessionState() };
   return {
     impl: 'tsagent',
     agent: keyring,
-    raw: (req) => dispatch(keyring, req, { connectionId: 0 }),
+    raw: (req) => dispatch(keyring, req, main),
+    connect: async () => {
+      const ctx = { connectionId: nextConnection++, session: new SessionState() };
+      return { request: (req) => dispatch(keyring, req, ctx), close: () => undefined };
+    },
     close: async () => keyring.clear(),
   };
-});
+}
 
-runAgentSuite('keyring served over a Unix socket', async ({ askpassEnv }) => {
+async function overSocket({ askpassEnv }: HarnessOptions): Promise<AgentHarness> {
   const keyring = new Keyring({ confirmer: askpassConfirmer(askpassEnv) });
   const server = new AgentServer({ agent: keyring });
   const dir = mkdtempSync(join(tmpdir(), 'tsagent-sock-'));
@@ -33,6 +44,10 @@ runAgentSuite('keyring served over a Unix socket', async ({ askpassEnv }) => {
     impl: 'tsagent',
     agent: client,
     raw: (req) => client.request(req),
+    connect: async () => {
+      const c = new AgentClient({ socketPath: path, timeoutMs: 10_000 });
+      return { request: (req) => c.request(req), close: () => c.close() };
+    },
     close: async () => {
       client.close();
       await server.close();
@@ -40,4 +55,9 @@ runAgentSuite('keyring served over a Unix socket', async ({ askpassEnv }) => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+}
+
+runAgentSuite('keyring, in process', inProcess);
+runAgentSuite('keyring served over a Unix socket', overSocket);
+runDestinationSuite('keyring, in process', inProcess);
+runDestinationSuite('keyring served over a Unix socket', overSocket);
