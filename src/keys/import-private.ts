@@ -11,9 +11,10 @@ import type {
   EcdsaType,
   PrivateKeyBody,
 } from '../protocol/private-key';
-import { encodePlainPublicKey, parsePublicKeyBlob } from '../protocol/public-key';
+import { encodePlainPublicKey, isCertificateType, parsePublicKeyBlob } from '../protocol/public-key';
 import type { Certificate, EcdsaPublicKey, PlainPublicKey, RsaPublicKey } from '../protocol/public-key';
-import { mpintToUnsigned } from '../protocol/wire';
+import { SshReader, mpintToUnsigned } from '../protocol/wire';
+import { certificateSignatureValid } from './certificate';
 import { CURVES } from './curves';
 import type { HeldKey } from './held-key';
 
@@ -44,6 +45,15 @@ function leftPad(b: Buffer, len: number): Buffer {
 }
 
 /** Parses the certificate from a private copy: the request buffer it came in is wiped later. */
+/** The key type name at the start of a blob ('' when unreadable). */
+function parseKeyType(blob: Buffer): string {
+  try {
+    return new SshReader(blob).text();
+  } catch {
+    return '';
+  }
+}
+
 function certificateOf(body: { type: string; certificate: Buffer }): Certificate & { blob: Buffer } {
   const blob = Buffer.from(body.certificate);
   let parsed;
@@ -55,6 +65,9 @@ function certificateOf(body: { type: string; certificate: Buffer }): Certificate
   if (parsed.kind !== 'certificate' || parsed.type !== body.type) {
     throw new InvalidKeyError('certificate blob does not match the key type');
   }
+  // As OpenSSH's cert_parse: the CA must be a plain key and its signature must verify.
+  if (isCertificateType(parseKeyType(parsed.signatureKey))) throw new InvalidKeyError('certificate signed by a certificate');
+  if (!certificateSignatureValid(parsed)) throw new InvalidKeyError('certificate signature does not verify');
   return { ...parsed, blob };
 }
 
