@@ -7,6 +7,8 @@ import { Keyring } from '../agent/keyring';
 import type { FingerprintHash } from '../keys/fingerprint';
 import { AgentServer } from '../server/agent-server';
 import type { ListenTarget } from '../server/agent-server';
+import { uidPeerCheck } from '../server/peer-check';
+import { hardenProcess } from './harden';
 
 export interface RunAgentOptions {
   readonly target: ListenTarget;
@@ -20,6 +22,8 @@ export interface RunAgentOptions {
 export interface RunningAgent {
   readonly keyring: Keyring;
   readonly server: AgentServer;
+  /** Protections that could not be applied (also logged once at warn level). */
+  readonly warnings: readonly string[];
   /** Closes the socket, removes it and its directory, drops the keys. Idempotent. */
   stop(): Promise<void>;
 }
@@ -39,7 +43,11 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
     fingerprintHash: opts.fingerprintHash,
     logger,
   });
-  const server = new AgentServer({ agent: keyring, logger });
+  const protections = hardenProcess();
+  for (const w of protections.warnings) logger.warn(w);
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  const peerCheck = protections.libc !== undefined && uid !== undefined ? uidPeerCheck(protections.libc, uid) : undefined;
+  const server = new AgentServer(peerCheck === undefined ? { agent: keyring, logger } : { agent: keyring, logger, peerCheck });
   await server.listen(opts.target);
 
   let stopping: Promise<void> | undefined;
@@ -71,5 +79,5 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   for (const [sig, fn] of handlers) process.on(sig, fn);
   const where = opts.target.kind === 'fd' ? `fd ${opts.target.fd}` : opts.target.path;
   logger.info({ socket: where }, 'listening');
-  return { keyring, server, stop };
+  return { keyring, server, stop, warnings: protections.warnings };
 }

@@ -137,8 +137,9 @@ async function runDaemonChild(flags: StartFlags, settings: Settings, io: Io): Pr
   const loc = location(flags, io.env);
   process.chdir('/');
   const logger = flags.d ? createLogger('debug') : silentLogger();
+  let agent;
   try {
-    await runAgent(
+    agent = await runAgent(
       { target: { kind: 'path', ...loc }, defaultLifetimeSeconds: settings.lifetime, fingerprintHash: settings.hash, logger, stopOnSigint: false },
       io.exit,
     );
@@ -148,7 +149,8 @@ async function runDaemonChild(flags: StartFlags, settings: Settings, io: Io): Pr
     io.exit(1);
     return;
   }
-  process.send?.({ ready: true, pid: process.pid }, () => process.disconnect?.());
+  // The parent prints the warnings: this process has no terminal.
+  process.send?.({ ready: true, pid: process.pid, warnings: agent.warnings }, () => process.disconnect?.());
 }
 
 async function runBackground(flags: StartFlags, settings: Settings, io: Io): Promise<void> {
@@ -159,12 +161,13 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   if (loc.ownedDir !== undefined) args.push('--owned-dir', resolve(loc.ownedDir));
   if (settings.lifetime !== undefined) args.push('-t', String(settings.lifetime));
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: io.env });
-  const outcome = await new Promise<{ pid: number } | { error: string }>((resolve) => {
+  const outcome = await new Promise<{ pid: number; warnings: readonly string[] } | { error: string }>((resolve) => {
     const timer = setTimeout(() => resolve({ error: 'agent did not start in time' }), CHILD_READY_TIMEOUT_MS);
     child.once('message', (m: unknown) => {
       clearTimeout(timer);
-      const msg = m as { ready?: boolean; pid?: number; error?: string };
-      resolve(msg.ready && typeof msg.pid === 'number' ? { pid: msg.pid } : { error: msg.error ?? 'agent failed to start' });
+      const msg = m as { ready?: boolean; pid?: number; error?: string; warnings?: unknown };
+      const warnings = Array.isArray(msg.warnings) ? msg.warnings.filter((w): w is string => typeof w === 'string') : [];
+      resolve(msg.ready && typeof msg.pid === 'number' ? { pid: msg.pid, warnings } : { error: msg.error ?? 'agent failed to start' });
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
@@ -183,6 +186,7 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   child.removeAllListeners();
   if (child.connected) child.disconnect();
   child.unref();
+  for (const w of outcome.warnings) io.err(`tsagent: warning: ${w}\n`);
   io.out(startLines(settings.shell, loc.path, outcome.pid, false));
 }
 

@@ -10,6 +10,7 @@ import type { Agent } from '../agent/agent';
 import { SessionState } from '../agent/session';
 import { SocketError } from '../errors';
 import { serveConnection } from './connection';
+import type { PeerCheck } from './peer-check';
 import { claimSocketPath, ensurePrivateDir, isWindowsPipe } from './socket-path';
 import type { SocketLocation } from './socket-path';
 import { dirname } from 'node:path';
@@ -19,6 +20,8 @@ export type ListenTarget = ({ readonly kind: 'path' } & SocketLocation) | { read
 export interface AgentServerOptions {
   readonly agent: Agent;
   readonly logger?: Logger;
+  /** Decides per connection whether the peer may talk to the agent (SO_PEERCRED uid check). */
+  readonly peerCheck?: PeerCheck;
 }
 
 export class AgentServer {
@@ -41,9 +44,19 @@ export class AgentServer {
 
   private accept(sock: Socket): void {
     const connectionId = this.nextId++;
+    const verdict = this.options.peerCheck?.(sock);
+    if (verdict !== undefined && !verdict.allowed) {
+      this.options.logger?.warn(
+        { conn: connectionId, peerPid: verdict.peer?.pid, peerUid: verdict.peer?.uid, reason: verdict.reason },
+        'connection refused',
+      );
+      sock.destroy();
+      return;
+    }
     this.connections.add(sock);
-    this.options.logger?.debug({ conn: connectionId }, 'connection opened');
-    const context = { connectionId, session: new SessionState() };
+    const peer = verdict?.peer === undefined ? undefined : { pid: verdict.peer.pid, uid: verdict.peer.uid };
+    this.options.logger?.debug({ conn: connectionId, peerPid: peer?.pid, peerUid: peer?.uid }, 'connection opened');
+    const context = peer === undefined ? { connectionId, session: new SessionState() } : { connectionId, session: new SessionState(), peer };
     void serveConnection(this.options.agent, sock, { logger: this.options.logger, context }).then(() => {
       this.connections.delete(sock);
       this.options.logger?.debug({ conn: connectionId }, 'connection closed');

@@ -1,0 +1,27 @@
+/**
+ * Process protections OpenSSH's agent applies at start (ssh-agent.c main): not dumpable (no
+ * core files, no ptrace or /proc/PID/mem access by other processes of the same user) and
+ * RLIMIT_CORE 0; plus the libc handle the peer uid check needs. Missing native support is
+ * reported, never fatal.
+ */
+import { loadLibc } from '../native/libc';
+import type { Libc } from '../native/libc';
+
+export interface Protections {
+  readonly libc?: Libc;
+  /** Human-readable problems, each worth one warning line at start. */
+  readonly warnings: readonly string[];
+}
+
+export function hardenProcess(): Protections {
+  const loaded = loadLibc();
+  if ('unavailable' in loaded) {
+    return {
+      warnings: [`native protections unavailable (${loaded.unavailable}): no peer uid check, process stays dumpable`],
+    };
+  }
+  const warnings: string[] = [];
+  if (!loaded.libc.setNotDumpable()) warnings.push('prctl(PR_SET_DUMPABLE, 0) failed: process stays dumpable');
+  if (!loaded.libc.disableCoreDumps()) warnings.push('setrlimit(RLIMIT_CORE, 0) failed');
+  return { libc: loaded.libc, warnings };
+}

@@ -1,0 +1,65 @@
+/**
+ * The few libc calls Node has no API for, through koffi (an optional dependency that ships
+ * prebuilt binaries, so it installs without a compiler or install scripts):
+ * getsockopt(SO_PEERCRED), prctl(PR_SET_DUMPABLE) and setrlimit(RLIMIT_CORE).
+ * Linux only (the constants below are the x86-64/arm64 values). Where koffi or libc cannot be
+ * loaded, `loadLibc()` says why and the agent runs without these protections.
+ */
+export interface PeerCredentials {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export interface Libc {
+  /** The credentials of the process at the other end of a Unix socket, or undefined on error. */
+  peerCredentials(fd: number): PeerCredentials | undefined;
+  /** prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace by the same uid, /proc/PID owned by root. */
+  setNotDumpable(): boolean;
+  /** setrlimit(RLIMIT_CORE, {0, 0}). */
+  disableCoreDumps(): boolean;
+}
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+const PR_SET_DUMPABLE = 4;
+const RLIMIT_CORE = 4;
+
+type LoadResult = { readonly libc: Libc } | { readonly unavailable: string };
+
+let cached: LoadResult | undefined;
+
+export function loadLibc(platform: NodeJS.Platform = process.platform, arch: string = process.arch): LoadResult {
+  if (cached !== undefined) return cached;
+  if (platform !== 'linux' || (arch !== 'x64' && arch !== 'arm64')) {
+    cached = { unavailable: `not supported on ${platform}/${arch}` };
+    return cached;
+  }
+  try {
+    // Optional dependency: required lazily so a missing or broken install is a warning.
+    const koffi = require('koffi') as typeof import('koffi');
+    const lib = koffi.load('libc.so.6');
+    const ucred = koffi.struct('tsagent_ucred', { pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
+    const rlimit = koffi.struct('tsagent_rlimit', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
+    const getsockopt = lib.func('int getsockopt(int, int, int, _Out_ tsagent_ucred *, _Inout_ uint32_t *)');
+    const prctl = lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)');
+    const setrlimit = lib.func('int setrlimit(int, const tsagent_rlimit *)');
+    void ucred;
+    void rlimit;
+    const libc: Libc = {
+      peerCredentials(fd) {
+        const out: { pid?: number; uid?: number; gid?: number } = {};
+        const len = [12];
+        const rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, out, len) as number;
+        if (rc !== 0 || typeof out.pid !== 'number' || typeof out.uid !== 'number' || typeof out.gid !== 'number') return undefined;
+        return { pid: out.pid, uid: out.uid, gid: out.gid };
+      },
+      setNotDumpable: () => (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) as number) === 0,
+      disableCoreDumps: () => (setrlimit(RLIMIT_CORE, { rlim_cur: 0, rlim_max: 0 }) as number) === 0,
+    };
+    cached = { libc };
+  } catch (err) {
+    cached = { unavailable: err instanceof Error ? err.message : String(err) };
+  }
+  return cached;
+}
