@@ -16,7 +16,7 @@ import {
 } from '../errors';
 import { fingerprint } from '../keys/fingerprint';
 import type { FingerprintHash } from '../keys/fingerprint';
-import type { HeldKey } from '../keys/held-key';
+import type { HeldKey, KeyInfo } from '../keys/held-key';
 import { importPrivateKey } from '../keys/import-private';
 import { signData } from '../keys/sign';
 import type { Constraint } from '../protocol/constraints';
@@ -29,6 +29,7 @@ import type { Confirmer } from './confirm';
 import { destinationRules, identityPermitted, restrictedSignAllowed } from './destination-policy';
 import type { DestinationRule } from './destination-policy';
 import { handleExtension } from './extensions';
+import { sealPrivateKey, unsealPrivateKey } from './key-sealing';
 import { PassphraseLock } from './passphrase-lock';
 
 export interface KeyringOptions {
@@ -42,7 +43,12 @@ export interface KeyringOptions {
 }
 
 interface Entry {
-  readonly key: HeldKey;
+  /** Public facts about the key; kept while locked. */
+  readonly info: KeyInfo;
+  /** The usable key; undefined while the agent is locked (then `sealed` holds it). */
+  held: HeldKey | undefined;
+  /** The private key encrypted under the lock passphrase's sealing key, while locked. */
+  sealed: Buffer | undefined;
   readonly comment: string;
   readonly confirm: boolean;
   /** Destination constraints (`ssh-add -h`); empty: usable anywhere. */
@@ -57,6 +63,13 @@ const MAX_TIMER_MS = 0x7fffffff;
 
 /** Blobs are binary; latin1 maps each byte to one UTF-16 unit, so it is a faithful Map key. */
 const blobKey = (blob: Uint8Array): string => Buffer.from(blob.buffer, blob.byteOffset, blob.length).toString('latin1');
+
+/** A HeldKey without its private half: what an entry keeps about a key while locked. */
+function publicPart(k: HeldKey): KeyInfo {
+  const { privateKey: _omit, ...info } = k;
+  void _omit;
+  return info;
+}
 
 interface ParsedConstraints {
   readonly lifetimeSeconds: number | undefined;
@@ -128,12 +141,12 @@ export class Keyring implements Agent {
     if (this.restricted > 0) {
       const out: Identity[] = [];
       for (const e of this.entries.values()) {
-        if (identityPermitted(e.rules, ctx?.session)) out.push({ blob: e.key.publicBlob, comment: e.comment });
+        if (identityPermitted(e.rules, ctx?.session)) out.push({ blob: e.info.publicBlob, comment: e.comment });
       }
       return out;
     }
     if (this.identities === undefined) {
-      this.identities = Array.from(this.entries.values(), (e) => ({ blob: e.key.publicBlob, comment: e.comment }));
+      this.identities = Array.from(this.entries.values(), (e) => ({ blob: e.info.publicBlob, comment: e.comment }));
     }
     return this.identities;
   }
@@ -147,7 +160,7 @@ export class Keyring implements Agent {
       if (extra === undefined) throw new AgentFailureError('destination-constrained key may not sign this here');
     }
     if (entry.confirm) {
-      const fp = fingerprint(entry.key.publicBlob, this.hash);
+      const fp = fingerprint(entry.info.publicBlob, this.hash);
       const ok = await this.confirmer(extra === undefined ? { comment: entry.comment, fingerprint: fp } : { comment: entry.comment, fingerprint: fp, extra });
       this.options.logger?.debug({ conn: ctx?.connectionId, fingerprint: fp, approved: ok }, 'confirm');
       if (!ok) throw new ConfirmDeniedError('user refused to confirm the signature');
@@ -155,7 +168,9 @@ export class Keyring implements Agent {
       if (this.locked) throw new AgentLockedError('agent is locked');
       this.lookup(keyBlob);
     }
-    return signData(entry.key, data, flags);
+    // Locked meanwhile (the key was sealed while a prompt or a request was pending).
+    if (entry.held === undefined) throw new AgentLockedError('agent is locked');
+    return signData(entry.held, data, flags);
   }
 
   async add(identity: AddIdentityOptions, ctx?: RequestContext): Promise<void> {
@@ -170,9 +185,12 @@ export class Keyring implements Agent {
       throw new AgentFailureError('identity not visible on this connection');
     }
     if (previous?.timer !== undefined) clearTimeout(previous.timer);
+    // Keep the KeyObject already built for a re-added key: same key, same blob.
+    const held = previous?.held ?? key;
     const entry: Entry = {
-      // Keep the KeyObject already built for a re-added key: same key, same blob.
-      key: previous?.key ?? key,
+      info: previous?.info ?? publicPart(key),
+      held,
+      sealed: undefined,
       comment: identity.comment,
       confirm: parsed.confirm,
       rules: parsed.rules,
@@ -211,22 +229,71 @@ export class Keyring implements Agent {
 
   /** Drops every key regardless of the lock (SIGUSR1, shutdown). */
   clear(): void {
-    for (const e of this.entries.values()) if (e.timer !== undefined) clearTimeout(e.timer);
+    for (const e of this.entries.values()) {
+      if (e.timer !== undefined) clearTimeout(e.timer);
+      e.sealed?.fill(0);
+    }
     this.entries.clear();
     this.identities = undefined;
     this.restricted = 0;
   }
 
+  /**
+   * Locks the agent and seals every private key under a key derived from the passphrase:
+   * while locked the keyring holds no KeyObject, only sealed boxes and public facts.
+   */
   async lock(passphrase: Buffer): Promise<void> {
-    if (!(await this.passphraseLock.lock(passphrase))) {
-      throw new AgentFailureError(this.locked ? 'agent is already locked' : 'empty passphrase');
+    const wasLocked = this.locked;
+    const sealingKey = await this.passphraseLock.lock(passphrase);
+    if (sealingKey === undefined) throw new AgentFailureError(wasLocked ? 'agent is already locked' : 'empty passphrase');
+    try {
+      for (const e of this.entries.values()) {
+        if (e.held === undefined) continue;
+        e.sealed = sealPrivateKey(e.held.privateKey, sealingKey);
+        e.held = undefined;
+      }
+    } finally {
+      sealingKey.fill(0);
     }
   }
 
+  /** Unlocks with the right passphrase and unseals the keys; a wrong one restores nothing. */
   async unlock(passphrase: Buffer): Promise<void> {
-    const outcome = await this.passphraseLock.unlock(passphrase);
-    if (outcome === 'not-locked') throw new AgentFailureError('agent is not locked');
-    if (outcome === 'wrong-passphrase') throw new AgentFailureError('wrong passphrase');
+    const result = await this.passphraseLock.unlock(passphrase);
+    if (result.outcome !== 'unlocked') {
+      throw new AgentFailureError(result.outcome === 'not-locked' ? 'agent is not locked' : 'wrong passphrase');
+    }
+    const { sealingKey } = result;
+    try {
+      for (const [k, e] of this.entries) {
+        if (e.sealed === undefined) continue;
+        const privateKey = unsealPrivateKey(e.sealed, sealingKey);
+        e.sealed.fill(0);
+        e.sealed = undefined;
+        if (privateKey === undefined) {
+          // Cannot happen with the key that sealed it; never keep an unusable identity.
+          this.delete(k);
+          continue;
+        }
+        e.held = { ...e.info, privateKey };
+      }
+    } finally {
+      sealingKey.fill(0);
+    }
+  }
+
+  /**
+   * What the keyring holds, for tests and audits: how many identities, how many usable
+   * KeyObjects and how many sealed keys. Nothing secret.
+   */
+  secretsState(): { identities: number; keyObjects: number; sealed: number } {
+    let keyObjects = 0;
+    let sealed = 0;
+    for (const e of this.entries.values()) {
+      if (e.held !== undefined) keyObjects++;
+      if (e.sealed !== undefined) sealed++;
+    }
+    return { identities: this.entries.size, keyObjects, sealed };
   }
 
   async extension(name: string, contents: Buffer, ctx?: RequestContext): Promise<ExtensionResult> {
@@ -257,6 +324,7 @@ export class Keyring implements Agent {
     const e = this.entries.get(k);
     if (e === undefined) return;
     if (e.timer !== undefined) clearTimeout(e.timer);
+    e.sealed?.fill(0);
     if (e.rules.length > 0) this.restricted--;
     this.entries.delete(k);
     this.identities = undefined;
@@ -270,7 +338,7 @@ export class Keyring implements Agent {
       if (this.entries.get(k) !== entry) return;
       if (performance.now() >= entry.expiresAt!) {
         this.delete(k);
-        this.options.logger?.debug({ fingerprint: fingerprint(entry.key.publicBlob, this.hash) }, 'identity expired');
+        this.options.logger?.debug({ fingerprint: fingerprint(entry.info.publicBlob, this.hash) }, 'identity expired');
       } else {
         this.armExpiry(k, entry);
       }

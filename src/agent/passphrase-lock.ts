@@ -1,68 +1,81 @@
 /**
- * The agent lock (RFC 9987 §5.8; OpenSSH ssh-agent.c process_lock_agent): only a salted
- * scrypt hash of the passphrase is kept, compared in constant time. Each wrong unlock delays
- * *that* reply by 0.1 s times the failures so far (capped at 10 s), like OpenSSH, without stalling
- * anything else: the delay is a timer, not a sleep.
+ * The agent lock (RFC 9987 §5.8; OpenSSH ssh-agent.c process_lock_agent). One scrypt run
+ * over the passphrase and a random salt gives 64 bytes: the first half is kept as the
+ * verifier (compared in constant time), the second half is handed to the keyring to seal the
+ * private keys and is never stored. Each wrong unlock delays *that* reply by 0.1 s times the
+ * failures so far (capped at 10 s), like OpenSSH, without stalling anything else.
  */
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
 const SALT_BYTES = 16;
-const HASH_BYTES = 32;
+const HALF = 32;
 /** scrypt cost: ~30 ms on these machines, off the event loop (libuv thread pool). */
 const SCRYPT_OPTIONS = { N: 1 << 14, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
 const DELAY_STEP_MS = 100;
 const DELAY_CAP_MS = 10_000;
 
-function hash(passphrase: Uint8Array, salt: Buffer): Promise<Buffer> {
+function derive(passphrase: Uint8Array, salt: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    scrypt(passphrase, salt, HASH_BYTES, SCRYPT_OPTIONS, (err, key) => (err ? reject(err) : resolve(key)));
+    scrypt(passphrase, salt, 2 * HALF, SCRYPT_OPTIONS, (err, key) => (err ? reject(err) : resolve(key)));
   });
 }
 
-export type UnlockOutcome = 'unlocked' | 'wrong-passphrase' | 'not-locked';
+export type UnlockResult =
+  | { readonly outcome: 'unlocked'; readonly sealingKey: Buffer }
+  | { readonly outcome: 'wrong-passphrase' | 'not-locked' };
 
 export class PassphraseLock {
   private salt: Buffer | undefined;
-  private digest: Buffer | undefined;
+  private verifier: Buffer | undefined;
   private failures = 0;
   /** Set synchronously when a lock starts, so two racing LOCKs cannot both succeed. */
   private locking = false;
 
   get locked(): boolean {
-    return this.locking || this.digest !== undefined;
+    return this.locking || this.verifier !== undefined;
   }
 
-  /** Returns false when already locked or the passphrase is empty (both FAILURE in OpenSSH). */
-  async lock(passphrase: Uint8Array): Promise<boolean> {
-    if (this.locked || passphrase.length === 0) return false;
+  /**
+   * Locks, returning the 32-byte key to seal the private keys with (the caller zeroes it), or
+   * undefined when already locked or the passphrase is empty (both FAILURE in OpenSSH).
+   */
+  async lock(passphrase: Uint8Array): Promise<Buffer | undefined> {
+    if (this.locked || passphrase.length === 0) return undefined;
     this.locking = true;
     try {
       const salt = randomBytes(SALT_BYTES);
-      this.digest = await hash(passphrase, salt);
+      const derived = await derive(passphrase, salt);
+      this.verifier = Buffer.from(derived.subarray(0, HALF));
       this.salt = salt;
       this.failures = 0;
-      return true;
+      const sealingKey = Buffer.from(derived.subarray(HALF));
+      derived.fill(0);
+      return sealingKey;
     } finally {
       this.locking = false;
     }
   }
 
   /** Checks the passphrase; on a wrong one waits out the back-off before answering. */
-  async unlock(passphrase: Uint8Array, sleep: (ms: number) => Promise<void> = defaultSleep): Promise<UnlockOutcome> {
-    const { salt, digest } = this;
-    if (salt === undefined || digest === undefined) return 'not-locked';
-    const candidate = await hash(passphrase, salt);
-    // A concurrent UNLOCK may have won while we hashed.
-    if (this.digest !== digest) return this.digest === undefined ? 'not-locked' : 'wrong-passphrase';
-    if (timingSafeEqual(candidate, digest)) {
-      this.salt = undefined;
-      this.digest = undefined;
-      this.failures = 0;
-      return 'unlocked';
+  async unlock(passphrase: Uint8Array, sleep: (ms: number) => Promise<void> = defaultSleep): Promise<UnlockResult> {
+    const { salt, verifier } = this;
+    if (salt === undefined || verifier === undefined) return { outcome: 'not-locked' };
+    const derived = await derive(passphrase, salt);
+    try {
+      // A concurrent UNLOCK may have won while we hashed.
+      if (this.verifier !== verifier) return { outcome: this.verifier === undefined ? 'not-locked' : 'wrong-passphrase' };
+      if (timingSafeEqual(derived.subarray(0, HALF), verifier)) {
+        this.salt = undefined;
+        this.verifier = undefined;
+        this.failures = 0;
+        return { outcome: 'unlocked', sealingKey: Buffer.from(derived.subarray(HALF)) };
+      }
+    } finally {
+      derived.fill(0);
     }
     this.failures++;
     await sleep(Math.min(DELAY_STEP_MS * this.failures, DELAY_CAP_MS));
-    return 'wrong-passphrase';
+    return { outcome: 'wrong-passphrase' };
   }
 }
 

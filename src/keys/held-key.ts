@@ -9,14 +9,18 @@ import type { CurveInfo } from './curves';
 
 export type KeyFamily = 'ed25519' | 'rsa' | 'ecdsa';
 
-export interface HeldKey {
+/** What the agent knows of a key without its private half (all it keeps while locked). */
+export interface KeyInfo {
   readonly family: KeyFamily;
   /** The identity's blob: the plain public key, or the certificate for a certificate identity. */
   readonly publicBlob: Buffer;
   /** Key type name as on the wire (e.g. `ssh-ed25519-cert-v01@openssh.com`). */
   readonly type: string;
   readonly bits: number;
-  readonly privateKey: KeyObject;
   readonly curve?: CurveInfo;
   readonly certificate?: Certificate;
+}
+
+export interface HeldKey extends KeyInfo {
+  readonly privateKey: KeyObject;
 }

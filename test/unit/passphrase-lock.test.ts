@@ -5,10 +5,10 @@ import { PassphraseLock } from '../../src/agent/passphrase-lock';
 describe('PassphraseLock', () => {
   it('refuses an empty passphrase and a second lock', async () => {
     const l = new PassphraseLock();
-    assert.equal(await l.lock(Buffer.alloc(0)), false);
+    assert.equal(await l.lock(Buffer.alloc(0)), undefined);
     assert.equal(l.locked, false);
-    assert.equal(await l.lock(Buffer.from('a')), true);
-    assert.equal(await l.lock(Buffer.from('b')), false);
+    assert.equal((await l.lock(Buffer.from('a')))?.length, 32, 'a 32-byte sealing key');
+    assert.equal(await l.lock(Buffer.from('b')), undefined);
     assert.equal(l.locked, true);
   });
 
@@ -28,14 +28,21 @@ describe('PassphraseLock', () => {
       asked.push(ms);
     };
     await l.lock(Buffer.from('right'));
-    for (let i = 0; i < 3; i++) assert.equal(await l.unlock(Buffer.from('wrong'), sleep), 'wrong-passphrase');
+    for (let i = 0; i < 3; i++) assert.equal((await l.unlock(Buffer.from('wrong'), sleep)).outcome, 'wrong-passphrase');
     assert.deepEqual(asked, [100, 200, 300]);
-    assert.equal(await l.unlock(Buffer.from('right'), sleep), 'unlocked');
-    assert.equal(await l.unlock(Buffer.from('right'), sleep), 'not-locked');
+    assert.equal((await l.unlock(Buffer.from('right'), sleep)).outcome, 'unlocked');
+    assert.equal((await l.unlock(Buffer.from('right'), sleep)).outcome, 'not-locked');
     await l.lock(Buffer.from('right'));
     asked.length = 0;
-    assert.equal(await l.unlock(Buffer.from('wrong'), sleep), 'wrong-passphrase');
+    assert.equal((await l.unlock(Buffer.from('wrong'), sleep)).outcome, 'wrong-passphrase');
     assert.deepEqual(asked, [100], 'the count restarts after a successful unlock');
+  });
+
+  it('unlock gives back the same sealing key that lock gave', async () => {
+    const l = new PassphraseLock();
+    const sealing = await l.lock(Buffer.from('pw'));
+    const r = await l.unlock(Buffer.from('pw'));
+    assert.ok(r.outcome === 'unlocked' && sealing !== undefined && r.sealingKey.equals(sealing));
   });
 
   it('caps the delay at 10 s', async () => {
