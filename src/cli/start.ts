@@ -10,11 +10,13 @@ import { resolve } from 'node:path';
 import { SocketError, UsageError } from '../errors';
 import type { FingerprintHash } from '../keys/fingerprint';
 import { createLogger, silentLogger } from '../log';
+import type { Logger } from 'pino';
 import type { ListenTarget } from '../server/agent-server';
 import { defaultSocketLocation } from '../server/socket-path';
 import type { SocketLocation } from '../server/socket-path';
 import { parseLifetime } from './lifetime';
 import { activationTarget, runAgent } from './run-agent';
+import type { RunningAgent } from './run-agent';
 import { detectShell, killLines, startLines } from './shell-output';
 import type { ShellStyle } from './shell-output';
 
@@ -87,36 +89,41 @@ export async function start(flags: StartFlags, command: readonly string[], io: I
   return runBackground(flags, settings, io);
 }
 
-async function runForeground(flags: StartFlags, settings: Settings, io: Io): Promise<void> {
-  const logger = createLogger(flags.d ? 'debug' : 'info');
-  const activated = activationTarget(io.env, process.pid);
-  const loc = activated === undefined ? location(flags, io.env) : undefined;
-  const target: ListenTarget = activated ?? { kind: 'path', ...loc! };
+/**
+ * Runs the agent in this process on `target`; if it cannot start, removes the socket
+ * directory made for it and rethrows.
+ */
+async function serve(
+  target: ListenTarget,
+  loc: SocketLocation | undefined,
+  settings: Settings,
+  logger: Logger,
+  stopOnSigint: boolean,
+  io: Io,
+): Promise<RunningAgent> {
   try {
-    await runAgent(
-      { target, defaultLifetimeSeconds: settings.lifetime, fingerprintHash: settings.hash, logger, stopOnSigint: true },
+    return await runAgent(
+      { target, defaultLifetimeSeconds: settings.lifetime, fingerprintHash: settings.hash, logger, stopOnSigint },
       io.exit,
     );
   } catch (err) {
     cleanupDir(loc);
     throw err;
   }
+}
+
+async function runForeground(flags: StartFlags, settings: Settings, io: Io): Promise<void> {
+  const logger = createLogger(flags.d ? 'debug' : 'info');
+  const activated = activationTarget(io.env, process.pid);
+  const loc = activated === undefined ? location(flags, io.env) : undefined;
+  await serve(activated ?? { kind: 'path', ...loc! }, loc, settings, logger, true, io);
   if (loc !== undefined) io.out(startLines(settings.shell, loc.path, process.pid, true));
 }
 
 async function runCommand(flags: StartFlags, settings: Settings, command: readonly string[], io: Io): Promise<void> {
   const loc = location(flags, io.env);
   const logger = flags.d ? createLogger('debug') : silentLogger();
-  let agent;
-  try {
-    agent = await runAgent(
-      { target: { kind: 'path', ...loc }, defaultLifetimeSeconds: settings.lifetime, fingerprintHash: settings.hash, logger, stopOnSigint: false },
-      io.exit,
-    );
-  } catch (err) {
-    cleanupDir(loc);
-    throw err;
-  }
+  const agent = await serve({ kind: 'path', ...loc }, loc, settings, logger, false, io);
   const child = spawn(command[0]!, command.slice(1), {
     stdio: 'inherit',
     env: { ...io.env, SSH_AUTH_SOCK: loc.path, SSH_AGENT_PID: String(process.pid) },
@@ -139,10 +146,7 @@ async function runDaemonChild(flags: StartFlags, settings: Settings, io: Io): Pr
   const logger = flags.d ? createLogger('debug') : silentLogger();
   let agent;
   try {
-    agent = await runAgent(
-      { target: { kind: 'path', ...loc }, defaultLifetimeSeconds: settings.lifetime, fingerprintHash: settings.hash, logger, stopOnSigint: false },
-      io.exit,
-    );
+    agent = await serve({ kind: 'path', ...loc }, undefined, settings, logger, false, io);
   } catch (err) {
     process.send?.({ error: err instanceof Error ? err.message : String(err) });
     process.disconnect?.();
