@@ -19,7 +19,8 @@ export type AgentErrorCode =
   | 'TIMEOUT'
   | 'CLOSED'
   | 'USAGE'
-  | 'SOCKET';
+  | 'SOCKET'
+  | 'SERVICE';
 
 export abstract class AgentError extends Error {
   abstract readonly code: AgentErrorCode;
@@ -105,3 +106,16 @@ export class UsageError extends AgentError {
 export class SocketError extends AgentError {
   readonly code = 'SOCKET';
 }
+
+/** `tsagent service install|uninstall` cannot do its job (unsafe path, foreign file, unit still enabled...). */
+export class ServiceError extends AgentError {
+  readonly code = 'SERVICE';
+}
+
+/**
+ * A peer does not speak the ssh-agent protocol: broken framing, a reply over 256 KiB, an
+ * unknown or unexpected reply type, a list of more than 2048 keys, or bytes that do not
+ * decode (e.g. an HTTP server answering `HTTP/1.1 400`). Raised by the client and by the
+ * forwarding relay (for either side).
+ */
+export class AgentProtocolError extends ProtocolError {}

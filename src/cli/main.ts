@@ -3,6 +3,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { AgentError } from '../errors';
+import { serviceCommand } from './service';
 import { start } from './start';
 import type { Io, StartFlags } from './start';
 
@@ -42,6 +43,8 @@ export function buildProgram(io: Io): Command {
     .action(async (command: string[], flags: StartFlags) => {
       await start(flags, command, io);
     });
+
+  program.addCommand(serviceCommand(io));
 
   return program;
 }

@@ -62,6 +62,8 @@ const INSTALL_HINT: Readonly<Record<string, string>> = {
   'ssh-keygen': 'apt-get install -y openssh-client',
   sshd: 'apt-get install -y openssh-server',
   'systemd-socket-activate': 'apt-get install -y systemd',
+  'systemd-analyze': 'apt-get install -y systemd',
+  '/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator': 'apt-get install -y systemd',
   go: 'apt-get install -y golang-go',
 };
 
