@@ -2,7 +2,7 @@
  * The listening side: accepts connections on a Unix socket, a Windows named pipe or an
  * inherited systemd socket (fd 3), and serves the Agent on each. Knows nothing of keys.
  */
-import { chmodSync, rmdirSync, unlinkSync } from 'node:fs';
+import { rmdirSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -11,7 +11,7 @@ import { SessionState } from '../agent/session';
 import { SocketError } from '../errors';
 import { serveConnection } from './connection';
 import type { PeerCheck } from './peer-check';
-import { claimSocketPath, ensurePrivateDir, isWindowsPipe } from './socket-path';
+import { claimSocketPath, ensurePrivateDir, isWindowsPipe, listenPrivate } from './socket-path';
 import type { SocketLocation } from './socket-path';
 import { dirname } from 'node:path';
 
@@ -71,15 +71,11 @@ export class AgentServer {
     } else {
       if (target.ownedDir !== undefined) ensurePrivateDir(target.ownedDir);
       await claimSocketPath(target.path);
-      // Node binds with the process umask: tighten it around the synchronous bind so the
-      // socket is never, even briefly, reachable by others; then chmod for good measure.
-      const old = process.umask(0o177);
       try {
-        await this.bind({ path: target.path });
-      } finally {
-        process.umask(old);
+        await listenPrivate(this.server, target.path);
+      } catch (err) {
+        throw new SocketError(`cannot listen: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
       }
-      chmodSync(target.path, 0o600);
     }
     this.target = target;
   }

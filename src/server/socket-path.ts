@@ -4,8 +4,9 @@
  * process umask, usually giving 0755). An existing path is only replaced when it is a
  * stale socket that nothing answers on.
  */
-import { mkdtempSync, mkdirSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { SocketError } from '../errors';
 
@@ -83,4 +84,30 @@ export async function claimSocketPath(path: string): Promise<void> {
   if (!st.isSocket()) throw new SocketError(`${path} already exists and is not a socket`);
   if (await socketIsLive(path)) throw new SocketError(`an agent is already listening on ${path}`);
   unlinkSync(path);
+}
+
+/**
+ * Binds `server` to a Unix socket that is never, even briefly, reachable by others: Node
+ * binds synchronously inside listen() with the process umask (usually giving 0755), so the
+ * umask is 0177 for exactly that call; then chmod 0600 for good measure.
+ */
+export function listenPrivate(server: Server, path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    const old = process.umask(0o177);
+    try {
+      server.listen(path, () => {
+        server.off('error', onError);
+        try {
+          chmodSync(path, 0o600);
+          resolve();
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+    } finally {
+      process.umask(old);
+    }
+  });
 }
