@@ -9,3 +9,4 @@ export * from './frame';
 export * from './destination';
 export * from './session-bind';
 export * from './userauth';
+export * from './query';
