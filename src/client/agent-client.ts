@@ -1,8 +1,13 @@
 /**
- * A client for any ssh-agent (tsagent, OpenSSH, others) over a Unix socket or named pipe.
- * Implements the same Agent interface as the keyring. One connection, opened on first use
- * and reused; requests are pipelined and answered in order (RFC 9987 §3); every request has
- * a timeout; a connection that dies or times out fails every waiting call with one error.
+ * A client for any ssh-agent (tsagent, OpenSSH, others) over a Unix socket or named pipe:
+ * paramiko's `Agent` in TypeScript. Implements the same Agent interface as the keyring.
+ *
+ * One connection, opened on first use and reused; requests are pipelined and answered in
+ * order (RFC 9987 §3); every request has a timeout; a connection that dies or times out
+ * fails every waiting call with one error, and the next call opens a fresh connection.
+ *
+ * Process lifetime: while no request is pending the socket is unref'd, so an idle client
+ * never keeps Node running; a pending request keeps it alive until answered or timed out.
  */
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
@@ -11,6 +16,7 @@ import {
   AgentError,
   AgentFailureError,
   AgentNotPresentError,
+  AgentProtocolError,
   AgentTimeoutError,
   ConnectionClosedError,
   ExtensionFailureError,
@@ -19,6 +25,10 @@ import {
 import { decodeResponse, encodeRequestFrame } from '../protocol/codec';
 import { FrameDecoder, MAX_MESSAGE_LENGTH } from '../protocol/frame';
 import type { Identity, Request, Response } from '../protocol/messages';
+import { buildAddRequests } from './add-key';
+import type { AddKeyOptions, PrivateKeySource } from './add-key';
+import { AgentKey } from './agent-key';
+import { QUERY, parseQueryReply } from './query';
 
 /** OpenSSH's authfd.c MAX_AGENT_IDENTITIES: longer lists are refused. */
 export const MAX_IDENTITIES = 2048;
@@ -27,13 +37,21 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 export interface AgentClientOptions {
   /** Socket path or Windows pipe; defaults to $SSH_AUTH_SOCK. */
   readonly socketPath?: string;
-  /** Per-request timeout (ms). Confirm prompts count against it. */
+  /** Per-request (and connect) timeout in ms, default 30 s. Confirm prompts count against it. */
   readonly timeoutMs?: number;
 }
 
 interface Pending {
   readonly resolve: (r: Response) => void;
   readonly reject: (e: Error) => void;
+}
+
+/** Any decode failure of what the peer sent becomes AgentProtocolError (keeps type and offset). */
+export function asAgentProtocolError(err: unknown, what: string): AgentProtocolError {
+  if (err instanceof AgentProtocolError) return err;
+  if (err instanceof ProtocolError) return new AgentProtocolError(`${what}: ${err.message}`, err.messageType, err.offset, { cause: err });
+  const detail = err instanceof Error ? err.message : String(err);
+  return new AgentProtocolError(`${what}: ${detail}`, undefined, undefined, { cause: err });
 }
 
 export class AgentClient implements Agent {
@@ -43,6 +61,7 @@ export class AgentClient implements Agent {
   private connecting: Promise<Socket> | undefined;
   private readonly pending: Pending[] = [];
 
+  /** Throws AgentNotPresentError when no socket is given and SSH_AUTH_SOCK is unset. */
   constructor(options: AgentClientOptions = {}) {
     const path = options.socketPath ?? process.env.SSH_AUTH_SOCK;
     if (!path) throw new AgentNotPresentError('SSH_AUTH_SOCK is not set');
@@ -57,6 +76,7 @@ export class AgentClient implements Agent {
       const sock = connect(this.socketPath);
       const frames = new FrameDecoder(MAX_MESSAGE_LENGTH);
       const timer = setTimeout(() => {
+        this.connecting = undefined;
         sock.destroy();
         reject(new AgentTimeoutError(`connecting to ${this.socketPath} timed out`));
       }, this.timeoutMs);
@@ -66,44 +86,63 @@ export class AgentClient implements Agent {
         this.connecting = undefined;
         resolve(sock);
       });
-      sock.on('data', (chunk: Buffer) => {
-        let bodies: Buffer[];
-        try {
-          bodies = frames.push(chunk);
-        } catch (err) {
-          this.fail(new ProtocolError(`bad reply framing: ${(err as Error).message}`, undefined, undefined, { cause: err }));
-          return;
-        }
-        for (const body of bodies) {
-          const waiter = this.pending.shift();
-          if (waiter === undefined) {
-            this.fail(new ProtocolError('unsolicited reply from agent'));
-            return;
-          }
-          try {
-            waiter.resolve(decodeResponse(body, { maxIdentities: MAX_IDENTITIES }));
-          } catch (err) {
-            waiter.reject(err as Error);
-            this.fail(err as Error);
-            return;
-          }
-        }
-      });
-      sock.once('error', (err: NodeJS.ErrnoException) => {
+      sock.on('data', (chunk: Buffer) => this.onData(sock, frames, chunk));
+      sock.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         if (this.socket === undefined) {
           this.connecting = undefined;
           reject(new AgentNotPresentError(`cannot connect to agent at ${this.socketPath}: ${err.code ?? err.message}`, { cause: err }));
-        } else {
+        } else if (this.socket === sock) {
           this.fail(new ConnectionClosedError(`agent connection failed: ${err.code ?? err.message}`, { cause: err }));
         }
       });
       sock.once('close', () => {
         clearTimeout(timer);
-        if (this.socket === sock) this.fail(new ConnectionClosedError('agent closed the connection'));
+        if (this.socket !== sock) return;
+        // Part of a frame and then EOF: whatever answered was not an agent finishing a reply.
+        this.fail(
+          frames.buffered > 0
+            ? new AgentProtocolError(`connection closed inside a reply (${frames.buffered} bytes of a frame)`)
+            : new ConnectionClosedError('agent closed the connection'),
+        );
       });
     });
     return this.connecting;
+  }
+
+  private onData(sock: Socket, frames: FrameDecoder, chunk: Buffer): void {
+    if (this.socket !== sock) return;
+    let bodies: Buffer[];
+    try {
+      bodies = frames.push(chunk);
+    } catch (err) {
+      this.fail(asAgentProtocolError(err, 'bad reply framing'));
+      return;
+    }
+    for (const body of bodies) {
+      const waiter = this.pending.shift();
+      if (waiter === undefined) {
+        this.fail(new AgentProtocolError('unsolicited reply from agent', body[0]));
+        return;
+      }
+      let resp: Response;
+      try {
+        resp = decodeResponse(body, { maxIdentities: MAX_IDENTITIES });
+      } catch (err) {
+        const e = asAgentProtocolError(err, 'bad reply');
+        waiter.reject(e);
+        this.fail(e);
+        return;
+      }
+      waiter.resolve(resp);
+    }
+    this.updateRef();
+  }
+
+  /** Keep the event loop alive only while a reply is awaited. */
+  private updateRef(): void {
+    if (this.pending.length > 0) this.socket?.ref();
+    else this.socket?.unref();
   }
 
   /** Tears the connection down and fails everyone waiting on it. */
@@ -118,6 +157,9 @@ export class AgentClient implements Agent {
   /** Sends one request and waits for its reply (pipelined behind earlier ones). */
   async request(req: Request): Promise<Response> {
     const sock = await this.open();
+    // close() or a failure may have dropped this connection while we waited for it.
+    if (this.socket !== sock) throw new ConnectionClosedError('agent connection closed');
+    const bytes = encodeRequestFrame(req);
     return new Promise<Response>((resolve, reject) => {
       const timer = setTimeout(() => {
         // Replies are positional: after a timeout the stream can no longer be trusted.
@@ -133,7 +175,11 @@ export class AgentClient implements Agent {
           reject(e);
         },
       });
-      sock.write(encodeRequestFrame(req));
+      this.updateRef();
+      // An ADD frame carries private key fields: wipe our copy once the socket has taken it.
+      sock.write(bytes, () => {
+        if (req.type === 'add-identity') bytes.fill(0);
+      });
     });
   }
 
@@ -148,6 +194,16 @@ export class AgentClient implements Agent {
     return [...resp.identities];
   }
 
+  /** paramiko's `Agent.get_keys()`: the identities as AgentKeys, in the agent's order. */
+  async getKeys(): Promise<AgentKey[]> {
+    const ids = await this.list();
+    try {
+      return ids.map((id) => new AgentKey(this, id));
+    } catch (err) {
+      throw asAgentProtocolError(err, 'agent listed a malformed key');
+    }
+  }
+
   async sign(keyBlob: Buffer, data: Buffer, flags = 0): Promise<Buffer> {
     return (await this.expect({ type: 'sign', keyBlob, data, flags }, 'sign-response')).signature;
   }
@@ -158,6 +214,22 @@ export class AgentClient implements Agent {
       { type: 'add-identity', key: identity.key, comment: identity.comment, constraints, constrained: constraints.length > 0 },
       'success',
     );
+  }
+
+  /**
+   * Adds a private key from a file (path or contents, with a passphrase when encrypted) or a
+   * node:crypto KeyObject, like `ssh-add [-t life] [-c] FILE`. With `certificate` the
+   * certificate identity is added too, after the key (as ssh-add does with `-cert.pub`).
+   * Returns the identities added, in order.
+   */
+  async addKey(source: PrivateKeySource, options: AddKeyOptions = {}): Promise<AgentKey[]> {
+    const requests = await buildAddRequests(source, options);
+    const keys: AgentKey[] = [];
+    for (const { identity, blob } of requests) {
+      await this.add(identity);
+      keys.push(new AgentKey(this, { blob, comment: identity.comment }));
+    }
+    return keys;
   }
 
   async remove(keyBlob: Buffer): Promise<void> {
@@ -182,7 +254,26 @@ export class AgentClient implements Agent {
     throw unexpected({ type: 'extension', name, contents }, resp);
   }
 
-  /** Closes the connection; waiting calls fail with ConnectionClosedError. */
+  /**
+   * The extension names the agent supports (the `query` extension, PROTOCOL.agent §4.1).
+   * An agent without `query` (OpenSSH 9.2's, for one) answers FAILURE: that is reported as
+   * `[]`, nothing known to be supported.
+   */
+  async query(): Promise<string[]> {
+    let resp: ExtensionResult;
+    try {
+      resp = await this.extension(QUERY);
+    } catch (err) {
+      if (err instanceof AgentFailureError) return [];
+      throw err;
+    }
+    return parseQueryReply(resp);
+  }
+
+  /**
+   * Closes the connection; calls still waiting fail with ConnectionClosedError. The client
+   * stays usable: a later call opens a new connection.
+   */
   close(): void {
     this.fail(new ConnectionClosedError('client closed'));
   }
@@ -191,5 +282,5 @@ export class AgentClient implements Agent {
 function unexpected(req: Request, resp: Response): AgentError {
   if (resp.type === 'failure') return new AgentFailureError(`agent refused ${req.type}`);
   if (resp.type === 'extension-failure') return new ExtensionFailureError(`agent extension failed`);
-  return new ProtocolError(`unexpected ${resp.type} reply to ${req.type}`);
+  return new AgentProtocolError(`unexpected ${resp.type} reply to ${req.type}`);
 }
