@@ -1,0 +1,274 @@
+/**
+ * The two agents as real processes: OpenSSH's `ssh-agent -D -a SOCK` and tsagent's
+ * `node bin/tsagent.js start -D -a SOCK`, each in a fresh 0700 temp dir with a clean
+ * environment. Every child is remembered and killed by its PID — on stop(), on error, on
+ * SIGINT/SIGTERM/SIGHUP and at exit — and every temp dir is removed.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+
+export type Impl = 'openssh' | 'tsagent';
+export const IMPLS: readonly Impl[] = ['openssh', 'tsagent'];
+
+/** bin/tsagent.js, from dist/bench/procs.js. */
+export const TSAGENT_BIN = resolve(__dirname, '../../bin/tsagent.js');
+
+// ---------------------------------------------------------------------------------------
+// bookkeeping: everything started here dies by PID, whatever happens
+
+const liveChildren = new Set<ChildProcess>();
+const liveDirs = new Set<string>();
+
+function alive(c: ChildProcess): boolean {
+  return c.pid !== undefined && c.exitCode === null && c.signalCode === null;
+}
+
+/** SIGKILLs every child still running (by PID) and removes every temp dir. Synchronous. */
+export function killEverything(): void {
+  for (const c of liveChildren) {
+    if (alive(c) && c.pid !== undefined) {
+      try {
+        process.kill(c.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+  liveChildren.clear();
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+  liveDirs.clear();
+}
+
+let handlersInstalled = false;
+/** Installs the exit / signal handlers once (the signals exit with 128 + n after cleanup). */
+export function installCleanupHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on('exit', killEverything);
+  const codes: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`\nbench: ${sig}, stopping the agents\n`);
+      killEverything();
+      process.exit(codes[sig]);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// small helpers
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    if (!statSync(p).isFile()) return false;
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Absolute path of OpenSSH's ssh-agent (PATH, then /usr/bin, /bin), or undefined. */
+export function findSshAgent(): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/bin', '/bin', '/usr/local/bin'];
+  for (const d of dirs) {
+    if (d === '' || !isAbsolute(d)) continue;
+    const p = join(d, 'ssh-agent');
+    if (isExecutable(p)) return p;
+  }
+  return undefined;
+}
+
+/** A new 0700 directory (mkdtemp), removed by killEverything() if nobody removes it first. */
+export function privateTempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  liveDirs.add(d);
+  return d;
+}
+
+export function removeTempDir(d: string): void {
+  rmSync(d, { recursive: true, force: true });
+  liveDirs.delete(d);
+}
+
+/** One connect attempt: true if the socket accepted. */
+export function tryConnect(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const s = connect(path);
+    const t = setTimeout(() => {
+      s.destroy();
+      resolvePromise(false);
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(t);
+      s.destroy();
+      resolvePromise(true);
+    });
+    s.once('error', () => {
+      clearTimeout(t);
+      s.destroy();
+      resolvePromise(false);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// /proc readings
+
+/** VmRSS / VmHWM of a process in KiB (Linux). */
+export function memoryKiB(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => {
+    const m = new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, 'm').exec(status);
+    if (m === null) throw new Error(`/proc/${pid}/status has no ${name}`);
+    return Number(m[1]);
+  };
+  return { rss: field('VmRSS'), hwm: field('VmHWM') };
+}
+
+/** Clock ticks per second for /proc/PID/stat (USER_HZ: 100 on every Linux port that matters). */
+const USER_HZ = 100;
+
+/** CPU time (all threads) a process has used so far, in milliseconds: user and system. */
+export function cpuTimeMs(pid: number): { user: number; sys: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: (Number(rest[11]) * 1000) / USER_HZ, sys: (Number(rest[12]) * 1000) / USER_HZ };
+}
+
+// ---------------------------------------------------------------------------------------
+// agents
+
+export interface AgentProc {
+  readonly impl: Impl;
+  readonly pid: number;
+  readonly socketPath: string;
+  readonly dir: string;
+  /** The last 64 KiB the agent wrote on stderr. */
+  stderr(): string;
+  alive(): boolean;
+  /** SIGTERM by PID, SIGKILL after 3 s, wait for the exit, remove the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface SpawnedAgent extends AgentProc {
+  /** process.hrtime.bigint() just before spawn(). */
+  readonly spawnedAt: bigint;
+}
+
+function command(impl: Impl, sshAgent: string, socketPath: string, nodeArgs: readonly string[]): [string, string[]] {
+  return impl === 'openssh'
+    ? [sshAgent, ['-D', '-a', socketPath]]
+    : [process.execPath, [...nodeArgs, TSAGENT_BIN, 'start', '-D', '-a', socketPath]];
+}
+
+export interface SpawnOptions {
+  /** Extra node options before the script (tsagent only), e.g. ['--cpu-prof']. */
+  readonly nodeArgs?: readonly string[];
+}
+
+/** Spawns an agent on a fresh socket; does not wait for it (see waitReady). */
+export function spawnAgent(impl: Impl, sshAgent: string, opts: SpawnOptions = {}): SpawnedAgent {
+  const dir = privateTempDir(impl === 'openssh' ? 'tsb-ossh-' : 'tsb-ts-');
+  const socketPath = join(dir, 'agent.sock');
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir };
+  const [cmd, args] = command(impl, sshAgent, socketPath, opts.nodeArgs ?? []);
+  const spawnedAt = process.hrtime.bigint();
+  const child = spawn(cmd, args, { env, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], shell: false });
+  child.on('error', () => {
+    /* surfaces as an exit / readiness failure with stderr */
+  });
+  if (child.pid === undefined) {
+    removeTempDir(dir);
+    throw new Error(`cannot start ${cmd}`);
+  }
+  liveChildren.add(child);
+  const pid = child.pid;
+  let err = '';
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    err += s;
+    if (err.length > 65536) err = err.slice(-65536);
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (alive(child)) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
+        const done = await Promise.race([exited.then(() => true), sleep(3000).then(() => false)]);
+        if (!done && alive(child)) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+          await Promise.race([exited, sleep(5000)]);
+        }
+      }
+      liveChildren.delete(child);
+      removeTempDir(dir);
+    })();
+    return stopping;
+  };
+  return { impl, pid, socketPath, dir, spawnedAt, stderr: () => err, alive: () => alive(child), stop };
+}
+
+/**
+ * Polls (every `intervalMs`) until the agent's socket accepts a connection; returns the
+ * time from spawn to the first accepted connect in ms. Fails fast if the agent exits.
+ */
+export async function waitReady(a: SpawnedAgent, timeoutMs = 15_000, intervalMs = 1): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!a.alive()) throw new Error(`${a.impl} (pid ${a.pid}) exited before its socket was ready\n${a.stderr()}`);
+    if (await tryConnect(a.socketPath)) return Number(process.hrtime.bigint() - a.spawnedAt) / 1e6;
+    if (Date.now() > deadline) throw new Error(`${a.impl} (pid ${a.pid}): socket not ready after ${timeoutMs} ms\n${a.stderr()}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Spawns an agent and waits until it serves. */
+export async function startAgent(impl: Impl, sshAgent: string, opts: SpawnOptions = {}): Promise<AgentProc> {
+  const a = spawnAgent(impl, sshAgent, opts);
+  try {
+    await waitReady(a, 15_000, 10);
+  } catch (e) {
+    await a.stop();
+    throw e;
+  }
+  return a;
+}
+
+/** Startup time to socket ready: spawn, poll the socket every ~1 ms, stop. One sample, in ms. */
+export async function measureStartup(impl: Impl, sshAgent: string): Promise<number> {
+  const a = spawnAgent(impl, sshAgent);
+  try {
+    return await waitReady(a, 15_000, 1);
+  } finally {
+    await a.stop();
+  }
+}
+
+/** `ssh -V` (OpenSSH prints its version on stderr). */
+export async function opensshVersion(): Promise<string> {
+  return new Promise((r) => {
+    const c = spawn('ssh', ['-V'], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    let s = '';
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (s += d));
+    c.on('error', () => r('unknown'));
+    c.on('close', () => r(s.trim() || 'unknown'));
+  });
+}
