@@ -4,7 +4,7 @@
  * a server whose Agent is a client. Failures are thrown as typed errors (src/errors.ts).
  */
 import type { Constraint } from '../protocol/constraints';
-import type { ExtensionResponse, Identity, SuccessResponse } from '../protocol/messages';
+import type { ExtensionResponse, Identity, Request, Response, SuccessResponse } from '../protocol/messages';
 import type { PrivateKeyBody } from '../protocol/private-key';
 import type { SessionState } from './session';
 
@@ -39,4 +39,18 @@ export interface Agent {
   lock(passphrase: Buffer, ctx?: RequestContext): Promise<void>;
   unlock(passphrase: Buffer, ctx?: RequestContext): Promise<void>;
   extension(name: string, contents: Buffer, ctx?: RequestContext): Promise<ExtensionResult>;
+}
+
+/**
+ * An Agent that can answer its commonest requests at once, without promises: the daemon's
+ * hot path (list, and signatures that need no prompt and no thread pool). The server asks
+ * first and falls back to the asynchronous path, which gives the same answers.
+ */
+export interface SyncAnswering {
+  /** The reply, or undefined when the request must take the asynchronous path. Never throws. */
+  answerSync(req: Request, ctx: RequestContext): Response | undefined;
+}
+
+export function answersSync(agent: Agent): agent is Agent & SyncAnswering {
+  return typeof (agent as Partial<SyncAnswering>).answerSync === 'function';
 }

@@ -18,12 +18,12 @@ import { fingerprint } from '../keys/fingerprint';
 import type { FingerprintHash } from '../keys/fingerprint';
 import type { HeldKey, KeyInfo } from '../keys/held-key';
 import { importPrivateKey } from '../keys/import-private';
-import { signData } from '../keys/sign';
+import { signData, signInline } from '../keys/sign';
 import type { Constraint } from '../protocol/constraints';
 import { SUCCESS } from '../protocol/messages';
-import type { Identity } from '../protocol/messages';
+import type { Identity, Request, Response } from '../protocol/messages';
 import { SESSION_BIND } from '../protocol/session-bind';
-import type { AddIdentityOptions, Agent, ExtensionResult, RequestContext } from './agent';
+import type { AddIdentityOptions, Agent, ExtensionResult, RequestContext, SyncAnswering } from './agent';
 import { askpassConfirmer } from './confirm';
 import type { Confirmer } from './confirm';
 import { destinationRules, identityPermitted, restrictedSignAllowed } from './destination-policy';
@@ -106,7 +106,7 @@ function parseConstraints(constraints: readonly Constraint[]): ParsedConstraints
   return { lifetimeSeconds, confirm, rules };
 }
 
-export class Keyring implements Agent {
+export class Keyring implements Agent, SyncAnswering {
   private readonly entries = new Map<string, Entry>();
   private readonly passphraseLock = new PassphraseLock();
   private readonly confirmer: Confirmer;
@@ -149,6 +149,29 @@ export class Keyring implements Agent {
       this.identities = Array.from(this.entries.values(), (e) => ({ blob: e.info.publicBlob, comment: e.comment }));
     }
     return this.identities;
+  }
+
+  /**
+   * The hot path (see SyncAnswering): a list with no destination-constrained keys held, or a
+   * signature by an unconstrained key that can sign inline. Anything else — locked, unknown
+   * or expired key, confirm, restrictions, thread-pool signatures, errors — takes the
+   * asynchronous path, which answers (and logs) the same way.
+   */
+  answerSync(req: Request, ctx: RequestContext): Response | undefined {
+    if (this.locked) return undefined;
+    if (req.type === 'request-identities') {
+      return this.restricted === 0 ? { type: 'identities', identities: this.listSync(ctx) } : undefined;
+    }
+    if (req.type !== 'sign') return undefined;
+    const entry = this.entries.get(blobKey(req.keyBlob));
+    if (entry === undefined || entry.held === undefined || entry.confirm || entry.rules.length > 0) return undefined;
+    if (entry.expiresAt !== undefined && performance.now() >= entry.expiresAt) return undefined;
+    try {
+      const signature = signInline(entry.held, req.data, req.flags);
+      return signature === undefined ? undefined : { type: 'sign-response', signature };
+    } catch {
+      return undefined;
+    }
   }
 
   async sign(keyBlob: Buffer, data: Buffer, flags = 0, ctx?: RequestContext): Promise<Buffer> {
