@@ -218,6 +218,8 @@ export function runAgentSuite(name: string, factory: HarnessFactory): void {
         ['unknown extension', Buffer.concat([Buffer.from([255, 0, 0, 0, 11]), Buffer.from('foo@example'), Buffer.from([0, 0, 0, 0])])],
         ['duplicate lifetime', Buffer.from([1, 0, 0, 0, 60, 1, 0, 0, 0, 60])],
         ['truncated lifetime', Buffer.from([1, 0, 0])],
+        // associated-certs applies to smartcard adds only (PROTOCOL.agent §3).
+        ['associated-certs on a plain add', Buffer.concat([Buffer.from([255, 0, 0, 0, 32]), Buffer.from('associated-certs-v00@openssh.com'), Buffer.from([0, 0, 0, 0, 0])])],
       ];
       for (const [what, bytes] of cases) {
         const resp = await h.raw(rawBody(25, addBody(k, what, bytes)));
