@@ -6,10 +6,11 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { findPeer } from '../test/helpers/peers';
+import { socketAccepts } from '../test/helpers/proc';
 
 export type Impl = 'openssh' | 'tsagent';
 export const IMPLS: readonly Impl[] = ['openssh', 'tsagent'];
@@ -66,25 +67,9 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function isExecutable(p: string): boolean {
-  try {
-    if (!statSync(p).isFile()) return false;
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Absolute path of OpenSSH's ssh-agent (PATH, then /usr/bin, /bin), or undefined. */
+/** Absolute path of OpenSSH's ssh-agent, found like every other real peer the tests use. */
 export function findSshAgent(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/bin', '/bin', '/usr/local/bin'];
-  for (const d of dirs) {
-    if (d === '' || !isAbsolute(d)) continue;
-    const p = join(d, 'ssh-agent');
-    if (isExecutable(p)) return p;
-  }
-  return undefined;
+  return findPeer('ssh-agent');
 }
 
 /** A new 0700 directory (mkdtemp), removed by killEverything() if nobody removes it first. */
@@ -97,27 +82,6 @@ export function privateTempDir(prefix: string): string {
 export function removeTempDir(d: string): void {
   rmSync(d, { recursive: true, force: true });
   liveDirs.delete(d);
-}
-
-/** One connect attempt: true if the socket accepted. */
-export function tryConnect(path: string, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolvePromise) => {
-    const s = connect(path);
-    const t = setTimeout(() => {
-      s.destroy();
-      resolvePromise(false);
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(t);
-      s.destroy();
-      resolvePromise(true);
-    });
-    s.once('error', () => {
-      clearTimeout(t);
-      s.destroy();
-      resolvePromise(false);
-    });
-  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -234,7 +198,7 @@ export async function waitReady(a: SpawnedAgent, timeoutMs = 15_000, intervalMs 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (!a.alive()) throw new Error(`${a.impl} (pid ${a.pid}) exited before its socket was ready\n${a.stderr()}`);
-    if (await tryConnect(a.socketPath)) return Number(process.hrtime.bigint() - a.spawnedAt) / 1e6;
+    if (await socketAccepts(a.socketPath)) return Number(process.hrtime.bigint() - a.spawnedAt) / 1e6;
     if (Date.now() > deadline) throw new Error(`${a.impl} (pid ${a.pid}): socket not ready after ${timeoutMs} ms\n${a.stderr()}`);
     await sleep(intervalMs);
   }
