@@ -4,7 +4,6 @@
  * re-adding a held key replaces its comment and constraints in place (OpenSSH
  * process_add_identity). No sockets here: the server and tests call it directly.
  */
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import {
   AgentFailureError,
