@@ -23,7 +23,7 @@ interface HopKey extends ParsedKey {
 }
 
 export interface Hop {
-  /** undefined: any user (only meaningful on the to-hop). */
+  /** undefined: every user (only meaningful on the to-hop). */
   readonly user: string | undefined;
   /** undefined: the origin, the host running the agent (from-hop only). */
   readonly hostname: string | undefined;

@@ -16,7 +16,7 @@ export interface KeySpec {
 }
 
 export interface DestinationHop {
-  /** Empty string: any user (to-hop) / must be empty (from-hop). */
+  /** Empty string: every user (to-hop) / must be empty (from-hop). */
   readonly user: string;
   /** Empty string: the origin (from-hop). */
   readonly hostname: string;

@@ -404,11 +404,15 @@ function diedCheck(daemon: DaemonHandle | ChildProcess | undefined, what: string
 }
 
 /**
- * Waits until the Unix socket at `path` accepts a connection (net.connect succeeds).
- * With `daemon`, fails fast if that process exits first.
+ * Polls `accepts` until it is true (bounded); with `daemon`, fails fast with that process's
+ * stderr if it exits first.
  */
-export async function waitForSocket(path: string, timeoutMs = 10_000, daemon?: DaemonHandle | ChildProcess): Promise<void> {
-  const what = `Unix socket ${path} to accept connections`;
+async function waitForListener(
+  what: string,
+  accepts: () => Promise<boolean>,
+  timeoutMs: number,
+  daemon?: DaemonHandle | ChildProcess,
+): Promise<void> {
   let died: Error | undefined;
   await waitFor(
     async () => {
@@ -418,30 +422,24 @@ export async function waitForSocket(path: string, timeoutMs = 10_000, daemon?: D
         died = e instanceof Error ? e : new Error(String(e));
         return true;
       }
-      return socketAccepts(path);
+      return accepts();
     },
     { timeoutMs, intervalMs: 25, what },
   );
   if (died !== undefined) throw died;
 }
 
+/**
+ * Waits until the Unix socket at `path` accepts a connection (net.connect succeeds).
+ * With `daemon`, fails fast if that process exits first.
+ */
+export function waitForSocket(path: string, timeoutMs = 10_000, daemon?: DaemonHandle | ChildProcess): Promise<void> {
+  return waitForListener(`Unix socket ${path} to accept connections`, () => socketAccepts(path), timeoutMs, daemon);
+}
+
 /** Waits until `host:port` accepts TCP. With `daemon`, fails fast if that process exits first. */
-export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000, daemon?: DaemonHandle): Promise<void> {
-  const what = `TCP ${host}:${port} to accept connections`;
-  let died: Error | undefined;
-  await waitFor(
-    async () => {
-      try {
-        diedCheck(daemon, what);
-      } catch (e: unknown) {
-        died = e instanceof Error ? e : new Error(String(e));
-        return true;
-      }
-      return tryConnect({ port, host }, 1000);
-    },
-    { timeoutMs, intervalMs: 25, what },
-  );
-  if (died !== undefined) throw died;
+export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000, daemon?: DaemonHandle): Promise<void> {
+  return waitForListener(`TCP ${host}:${port} to accept connections`, () => tryConnect({ port, host }, 1000), timeoutMs, daemon);
 }
 
 /** A TCP port that is free on 127.0.0.1 right now (bind to port 0, read it, close). */
