@@ -98,7 +98,8 @@ export async function signData(key: HeldKey, data: Buffer, flags: number): Promi
   if (inline !== undefined) return inline;
   switch (key.family) {
     case 'ed25519':
-      return blob('ssh-ed25519', cryptoSign(null, data, key.privateKey));
+      // signInline always signs ed25519; there is no slower path to take.
+      throw new Error('ed25519 signature was not made inline');
     case 'ecdsa': {
       const curve = key.curve!;
       const raw = await signAsync(curve.hash, data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
