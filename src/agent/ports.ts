@@ -1,0 +1,100 @@
+/**
+ * What the decision gate (agent/) asks of the layers above it. The gate receives these as
+ * interfaces so agent/ stays free of I/O and testable on its own: policy/ implements
+ * PolicyPort, approvals/ ApprovalPort, audit/ AuditSink. With none given, the gate behaves
+ * as OpenSSH's agent (allow everything the protocol allows; confirm only `ssh-add -c` keys).
+ */
+import type { Destination, ProcessInfo, Purpose } from '../context/types';
+
+/** What policy and prompts may know of a key: public facts only. */
+export interface KeyView {
+  readonly blob: Buffer;
+  /** SHA256:… */
+  readonly fingerprint: string;
+  readonly comment: string;
+  /** Wire type name, e.g. ssh-ed25519. */
+  readonly type: string;
+  /** The config's name for it ([[key]] name), else null. */
+  readonly name: string | null;
+  readonly source: 'config' | 'added' | 'pkcs11';
+  /** `ssh-add -c` or config `confirm = true`. */
+  readonly confirm: boolean;
+}
+
+export type PolicyAction = 'allow' | 'confirm' | 'deny';
+
+export interface PolicyDecision {
+  readonly action: PolicyAction;
+  /** For the audit log: "rule 2", "key confirm", "hosts", "default". */
+  readonly reason: string;
+}
+
+export interface SignQuestion {
+  readonly key: KeyView;
+  readonly process: ProcessInfo | null;
+  readonly destination: Destination | null;
+  readonly purpose: Purpose;
+}
+
+export interface PolicyPort {
+  /**
+   * The identities a list shows on this connection, in order (POLICY.md §2: hosts filter,
+   * `offer` order and `max-offered` on bound connections; every key when unbound).
+   */
+  selectForList(keys: readonly KeyView[], process: ProcessInfo | null, destination: Destination | null): readonly KeyView[];
+  /** First matching rule, key `hosts`, key confirm (POLICY.md §2). */
+  decideSign(q: SignQuestion): PolicyDecision;
+}
+
+export interface ApprovalAnswer {
+  readonly allowed: boolean;
+  /** "approved by notification", "denied by askpass", "timeout", "grant 3", … */
+  readonly reason: string;
+}
+
+export interface ApprovalPort {
+  /**
+   * Asks the user (POLICY.md §4). Resolves with the first answer; `signal` aborts when the
+   * request can no longer be served (agent locked, key removed or expired, connection gone).
+   */
+  ask(q: SignQuestion, signal: AbortSignal): Promise<ApprovalAnswer>;
+}
+
+export type AuditEventName =
+  | 'list'
+  | 'sign'
+  | 'add'
+  | 'remove'
+  | 'remove-all'
+  | 'lock'
+  | 'unlock'
+  | 'approval'
+  | 'key-decrypted'
+  | 'config';
+
+export type AuditDecision = 'allow' | 'deny' | 'fail';
+
+/** One audit log line (POLICY.md §6). Never key material or passphrases. */
+export interface AuditRecord {
+  readonly time: string;
+  readonly event: AuditEventName;
+  readonly decision: AuditDecision;
+  readonly reason: string;
+  readonly key?: { readonly fingerprint: string; readonly comment: string; readonly name: string | null; readonly type: string };
+  /** list records: the fingerprints offered. */
+  readonly keys?: readonly string[];
+  readonly process: ProcessInfo | null;
+  readonly destination: Destination | null;
+  readonly purpose?: Purpose;
+  readonly ms?: number;
+}
+
+export interface AuditSink {
+  /** Queues a record (cheap, synchronous, never throws). */
+  record(r: AuditRecord): void;
+  /**
+   * Writes every queued record now. The server calls it before a reply to a sign request
+   * leaves (POLICY.md §6: sign decisions are on disk before the reply), once per batch.
+   */
+  flush(): void;
+}
