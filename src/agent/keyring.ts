@@ -5,31 +5,28 @@
  * process_add_identity). No sockets here: the server and tests call it directly.
  */
 import type { Logger } from 'pino';
-import {
-  AgentFailureError,
-  AgentLockedError,
-  ConfirmDeniedError,
-  ConstraintError,
-  ExtensionFailureError,
-  KeyNotFoundError,
-} from '../errors';
+import { AgentError, AgentFailureError, AgentLockedError, ConstraintError, KeyNotFoundError } from '../errors';
 import { fingerprint } from '../keys/fingerprint';
 import type { FingerprintHash } from '../keys/fingerprint';
 import type { HeldKey, KeyInfo } from '../keys/held-key';
 import { importPrivateKey } from '../keys/import-private';
 import { signData, signInline } from '../keys/sign';
 import type { Constraint } from '../protocol/constraints';
-import { SUCCESS } from '../protocol/messages';
+import { FAILURE, SUCCESS } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
 import { SESSION_BIND } from '../protocol/session-bind';
-import type { AddIdentityOptions, Agent, ExtensionResult, RequestContext, SyncAnswering } from './agent';
+import type { AddIdentityOptions, Agent, ExtensionResult, SyncAnswering } from './agent';
 import { askpassConfirmer } from './confirm';
 import type { Confirmer } from './confirm';
-import { destinationRules, identityPermitted, restrictedSignAllowed } from './destination-policy';
+import { destinationRules, identityPermitted } from './destination-policy';
 import type { DestinationRule } from './destination-policy';
 import { handleExtension } from './extensions';
+import { Gate, REFUSE_CONFIRM_DENIED, REFUSE_LOCKED, auditDecisionOf, refusalError } from './gate';
+import type { AskFirst, GateKey, Refusal } from './gate';
 import { sealPrivateKey, unsealPrivateKey } from './key-sealing';
 import { PassphraseLock } from './passphrase-lock';
+import type { ApprovalPort, AuditEventName, AuditSink, KeyView, PolicyPort } from './ports';
+import type { AgentSession } from './session';
 
 export interface KeyringOptions {
   /** `tsagent start -t`: lifetime for keys added without one (seconds; 0 = none). */
@@ -39,23 +36,32 @@ export interface KeyringOptions {
   /** Fingerprint hash for prompts and logs (`-E`). */
   readonly fingerprintHash?: FingerprintHash;
   readonly logger?: Logger;
+  /** Decides lists and signatures beyond OpenSSH's rules (POLICY.md §2); absent: none. */
+  readonly policy?: PolicyPort;
+  /** Asks the user for `confirm` verdicts (POLICY.md §4); absent: the Confirmer. */
+  readonly approvals?: ApprovalPort;
+  /** Records every decision (POLICY.md §6); absent: nothing recorded. */
+  readonly audit?: AuditSink;
 }
 
-interface Entry {
+interface Entry extends GateKey {
   /** Public facts about the key; kept while locked. */
   readonly info: KeyInfo;
   /** The usable key; undefined while the agent is locked (then `sealed` holds it). */
   held: HeldKey | undefined;
   /** The private key encrypted under the lock passphrase's sealing key, while locked. */
   sealed: Buffer | undefined;
-  readonly comment: string;
-  readonly confirm: boolean;
-  /** Destination constraints (`ssh-add -h`); empty: usable anywhere. */
-  readonly rules: readonly DestinationRule[];
-  /** Monotonic deadline (performance.now() ms), or undefined for no lifetime. */
-  readonly expiresAt: number | undefined;
   timer: NodeJS.Timeout | undefined;
 }
+
+/** A confirm question in progress, withdrawn when its key goes or the agent locks. */
+interface PendingAsk {
+  readonly entry: Entry;
+  readonly controller: AbortController;
+}
+
+/** Locked: the list reply is this one array, so its encoded frame is cached like any other. */
+const NO_IDENTITIES: Identity[] = [];
 
 /** setTimeout's ceiling (2^31-1 ms, ~24.8 days): longer lifetimes re-arm. */
 const MAX_TIMER_MS = 0x7fffffff;
@@ -108,15 +114,24 @@ function parseConstraints(constraints: readonly Constraint[]): ParsedConstraints
 export class Keyring implements Agent, SyncAnswering {
   private readonly entries = new Map<string, Entry>();
   private readonly passphraseLock = new PassphraseLock();
-  private readonly confirmer: Confirmer;
+  private readonly gate: Gate;
   private readonly hash: FingerprintHash;
+  /** Every key's view in insertion order, and the list reply built from it: cached until the keyring changes. */
+  private views: KeyView[] | undefined;
   private identities: Identity[] | undefined;
   /** How many held keys carry destination constraints (lists must then be filtered). */
   private restricted = 0;
+  private readonly pendingAsks = new Set<PendingAsk>();
 
   constructor(private readonly options: KeyringOptions = {}) {
-    this.confirmer = options.confirmer ?? askpassConfirmer();
     this.hash = options.fingerprintHash ?? 'sha256';
+    this.gate = new Gate({
+      policy: options.policy,
+      approvals: options.approvals,
+      audit: options.audit,
+      confirmer: options.confirmer ?? askpassConfirmer(),
+      fingerprintHash: this.hash,
+    });
   }
 
   get locked(): boolean {
@@ -127,75 +142,110 @@ export class Keyring implements Agent, SyncAnswering {
     return this.entries.size;
   }
 
-  async list(ctx?: RequestContext): Promise<Identity[]> {
-    return this.listSync(ctx);
+  async list(session: AgentSession): Promise<Identity[]> {
+    return this.listFor(session);
   }
 
   /**
-   * The identity list, cached until the keyring changes (listing is the hottest request).
-   * Keys whose destination constraints do not permit this connection's path are hidden.
+   * The identities `session` may see, as the gate decides. With nothing to filter this is the
+   * same array until the keyring changes (listing is the hottest request; the server caches
+   * the encoded reply by array).
    */
-  listSync(ctx?: RequestContext): Identity[] {
-    if (this.locked) return [];
-    if (this.restricted > 0) {
-      const out: Identity[] = [];
-      for (const e of this.entries.values()) {
-        if (identityPermitted(e.rules, ctx?.session)) out.push({ blob: e.info.publicBlob, comment: e.comment });
-      }
-      return out;
+  listFor(session: AgentSession): Identity[] {
+    if (this.views === undefined) this.views = Array.from(this.entries.values(), (e) => e.view);
+    const all = this.views;
+    const shown = this.gate.decideList(this.locked, all, this.restricted > 0 ? this.entries.values() : undefined, session);
+    if (shown === all) {
+      if (this.identities === undefined) this.identities = all.map((v) => ({ blob: v.blob, comment: v.comment }));
+      return this.identities;
     }
-    if (this.identities === undefined) {
-      this.identities = Array.from(this.entries.values(), (e) => ({ blob: e.info.publicBlob, comment: e.comment }));
-    }
-    return this.identities;
+    return shown.length === 0 ? NO_IDENTITIES : shown.map((v) => ({ blob: v.blob, comment: v.comment }));
   }
 
   /**
-   * The hot path (see SyncAnswering): a list with no destination-constrained keys held, or a
-   * signature by an unconstrained key that can sign inline. Anything else — locked, unknown
-   * or expired key, confirm, restrictions, thread-pool signatures, errors — takes the
-   * asynchronous path, which answers (and logs) the same way.
+   * The hot path (see SyncAnswering): every list, every refused signature, and signatures the
+   * gate allows without a question that can be made inline. A question, a thread-pool
+   * signature or a key not loaded takes the asynchronous path, which asks the gate again.
    */
-  answerSync(req: Request, ctx: RequestContext): Response | undefined {
-    if (this.locked) return undefined;
-    if (req.type === 'request-identities') {
-      return this.restricted === 0 ? { type: 'identities', identities: this.listSync(ctx) } : undefined;
-    }
+  answerSync(req: Request, session: AgentSession): Response | undefined {
+    if (req.type === 'request-identities') return { type: 'identities', identities: this.listFor(session) };
     if (req.type !== 'sign') return undefined;
-    const entry = this.entries.get(blobKey(req.keyBlob));
-    if (entry === undefined || entry.held === undefined || entry.confirm || entry.rules.length > 0) return undefined;
-    if (entry.expiresAt !== undefined && performance.now() >= entry.expiresAt) return undefined;
+    const startedAt = this.gate.auditing ? performance.now() : 0;
+    const k = blobKey(req.keyBlob);
+    const entry = this.entries.get(k);
+    const verdict = this.gate.decideSign(this.locked, entry, session, req.keyBlob, req.data);
+    if (verdict.action === 'refuse') {
+      const err = this.refused(verdict, k, entry, session, req.data, startedAt);
+      this.options.logger?.debug({ conn: session.connectionId, request: req.type, error: err.name, reason: err.message }, 'request failed');
+      return FAILURE;
+    }
+    if (verdict.action === 'ask' || entry?.held === undefined) return undefined;
+    let signature: Buffer | undefined;
     try {
-      const signature = signInline(entry.held, req.data, req.flags);
-      return signature === undefined ? undefined : { type: 'sign-response', signature };
+      signature = signInline(entry.held, req.data, req.flags);
     } catch {
-      return undefined;
+      return undefined; // the asynchronous path fails it the same way, and logs why
     }
+    if (signature === undefined) return undefined;
+    this.gate.recordSign(session, 'allow', verdict.reason, entry.view, req.data, verdict.question, startedAt);
+    return { type: 'sign-response', signature };
   }
 
-  async sign(keyBlob: Buffer, data: Buffer, flags = 0, ctx?: RequestContext): Promise<Buffer> {
-    if (this.locked) throw new AgentLockedError('agent is locked');
-    const entry = this.lookup(keyBlob);
-    let extra: string | undefined;
-    if (entry.rules.length > 0) {
-      extra = restrictedSignAllowed(entry.rules, ctx?.session, keyBlob, data);
-      if (extra === undefined) throw new AgentFailureError('destination-constrained key may not sign this here');
-    }
-    if (entry.confirm) {
-      const fp = fingerprint(entry.info.publicBlob, this.hash);
-      const ok = await this.confirmer(extra === undefined ? { comment: entry.comment, fingerprint: fp } : { comment: entry.comment, fingerprint: fp, extra });
-      this.options.logger?.debug({ conn: ctx?.connectionId, fingerprint: fp, approved: ok }, 'confirm');
-      if (!ok) throw new ConfirmDeniedError('user refused to confirm the signature');
-      // The world may have moved on while the prompt was open.
-      if (this.locked) throw new AgentLockedError('agent is locked');
-      this.lookup(keyBlob);
-    }
+  async sign(keyBlob: Buffer, data: Buffer, flags: number, session: AgentSession): Promise<Buffer> {
+    const startedAt = this.gate.auditing ? performance.now() : 0;
+    const k = blobKey(keyBlob);
+    const entry = this.entries.get(k);
+    const verdict = this.gate.decideSign(this.locked, entry, session, keyBlob, data);
+    if (verdict.action === 'refuse') throw this.refused(verdict, k, entry, session, data, startedAt);
+    // decideSign refuses unknown keys.
+    const e = entry!;
+    const reason = verdict.action === 'ask' ? await this.confirm(verdict, e, k, session, data, startedAt) : verdict.reason;
     // Locked meanwhile (the key was sealed while a prompt or a request was pending).
-    if (entry.held === undefined) throw new AgentLockedError('agent is locked');
-    return signData(entry.held, data, flags);
+    if (e.held === undefined) throw this.refused(REFUSE_LOCKED, k, e, session, data, startedAt);
+    let signature: Buffer;
+    try {
+      signature = await signData(e.held, data, flags);
+    } catch (err) {
+      this.gate.recordSign(session, 'fail', 'signature failed', e.view, data, verdict.question, startedAt);
+      throw err;
+    }
+    this.gate.recordSign(session, 'allow', reason, e.view, data, verdict.question, startedAt);
+    return signature;
   }
 
-  async add(identity: AddIdentityOptions, ctx?: RequestContext): Promise<void> {
+  /** Asks the user about an `ask` verdict; returns the approval's reason or throws the refusal. */
+  private async confirm(verdict: AskFirst, entry: Entry, k: string, session: AgentSession, data: Buffer, startedAt: number): Promise<string> {
+    const pending: PendingAsk = { entry, controller: new AbortController() };
+    this.pendingAsks.add(pending);
+    let answer;
+    try {
+      answer = await this.gate.ask(verdict, entry.view, session, data, AbortSignal.any([pending.controller.signal, session.closed]));
+    } finally {
+      this.pendingAsks.delete(pending);
+    }
+    this.options.logger?.debug({ conn: session.connectionId, fingerprint: entry.view.fingerprint, approved: answer.allowed }, 'confirm');
+    if (!answer.allowed) {
+      this.gate.recordSign(session, 'deny', answer.reason, entry.view, data, verdict.question, startedAt);
+      throw refusalError(REFUSE_CONFIRM_DENIED);
+    }
+    // The world may have moved on while the question was open: ask the gate what it holds now.
+    const gone = this.gate.unavailable(this.locked, this.entries.get(k));
+    if (gone !== undefined) throw this.refused(gone, k, entry, session, data, startedAt);
+    return answer.reason;
+  }
+
+  /** Carries out a refusal: drops an expired key, records it, and returns the error to throw. */
+  private refused(r: Refusal, k: string, entry: Entry | undefined, session: AgentSession, data: Buffer, startedAt: number): AgentError {
+    if (r.kind === 'expired') this.delete(k);
+    this.gate.recordSign(session, auditDecisionOf(r), r.reason, entry?.view, data, undefined, startedAt);
+    return refusalError(r);
+  }
+
+  async add(identity: AddIdentityOptions, session: AgentSession): Promise<void> {
+    return this.recorded('add', session, () => this.addIdentity(identity, session));
+  }
+
+  private addIdentity(identity: AddIdentityOptions, session: AgentSession): { reason: string; view: KeyView } {
     if (this.locked) throw new AgentLockedError('agent is locked');
     const parsed = parseConstraints(identity.constraints ?? []);
     const key = importPrivateKey(identity.key);
@@ -203,50 +253,68 @@ export class Keyring implements Agent, SyncAnswering {
     const k = blobKey(key.publicBlob);
     const previous = this.entries.get(k);
     // A key hidden from this connection cannot be updated through it either.
-    if (previous !== undefined && !identityPermitted(previous.rules, ctx?.session)) {
+    if (previous !== undefined && !identityPermitted(previous.rules, session.bindings)) {
       throw new AgentFailureError('identity not visible on this connection');
     }
     if (previous?.timer !== undefined) clearTimeout(previous.timer);
     // Keep the KeyObject already built for a re-added key: same key, same blob.
     const held = previous?.held ?? key;
+    const info = previous?.info ?? publicPart(key);
     const entry: Entry = {
-      info: previous?.info ?? publicPart(key),
+      info,
+      view: {
+        blob: info.publicBlob,
+        fingerprint: previous?.view.fingerprint ?? fingerprint(info.publicBlob),
+        comment: identity.comment,
+        type: info.type,
+        name: null,
+        source: 'added',
+        confirm: parsed.confirm,
+      },
       held,
       sealed: undefined,
-      comment: identity.comment,
-      confirm: parsed.confirm,
       rules: parsed.rules,
       expiresAt: lifetime === undefined ? undefined : performance.now() + lifetime * 1000,
       timer: undefined,
     };
-    if (previous !== undefined && previous.rules.length > 0) this.restricted--;
+    if (previous !== undefined) {
+      if (previous.rules.length > 0) this.restricted--;
+      this.withdrawAsks(previous);
+    }
     if (entry.rules.length > 0) this.restricted++;
     this.entries.set(k, entry);
-    this.identities = undefined;
+    this.changed();
     this.armExpiry(k, entry);
     this.options.logger?.debug(
       {
-        conn: ctx?.connectionId,
+        conn: session.connectionId,
         type: key.type,
-        fingerprint: fingerprint(key.publicBlob, this.hash),
+        fingerprint: this.hash === 'sha256' ? entry.view.fingerprint : fingerprint(key.publicBlob, this.hash),
         lifetime,
         confirm: parsed.confirm,
         destinations: parsed.rules.length,
       },
       previous ? 'identity replaced' : 'identity added',
     );
+    return { reason: previous ? 'replaced' : 'added', view: entry.view };
   }
 
-  async remove(keyBlob: Buffer, ctx?: RequestContext): Promise<void> {
-    if (this.locked) throw new AgentLockedError('agent is locked');
-    const entry = this.lookup(keyBlob);
-    if (!identityPermitted(entry.rules, ctx?.session)) throw new KeyNotFoundError('identity not visible on this connection');
-    this.delete(blobKey(keyBlob));
+  async remove(keyBlob: Buffer, session: AgentSession): Promise<void> {
+    return this.recorded('remove', session, () => {
+      if (this.locked) throw new AgentLockedError('agent is locked');
+      const entry = this.lookup(keyBlob);
+      if (!identityPermitted(entry.rules, session.bindings)) throw new KeyNotFoundError('identity not visible on this connection');
+      this.delete(blobKey(keyBlob));
+      return { reason: 'removed', view: entry.view };
+    });
   }
 
-  async removeAll(): Promise<void> {
-    if (this.locked) throw new AgentLockedError('agent is locked');
-    this.clear();
+  async removeAll(session: AgentSession): Promise<void> {
+    return this.recorded('remove-all', session, () => {
+      if (this.locked) throw new AgentLockedError('agent is locked');
+      this.clear();
+      return { reason: 'removed all' };
+    });
   }
 
   /** Drops every key regardless of the lock (SIGUSR1, shutdown). */
@@ -256,52 +324,60 @@ export class Keyring implements Agent, SyncAnswering {
       e.sealed?.fill(0);
     }
     this.entries.clear();
-    this.identities = undefined;
+    this.changed();
     this.restricted = 0;
+    this.withdrawAsks(undefined);
   }
 
   /**
    * Locks the agent and seals every private key under a key derived from the passphrase:
    * while locked the keyring holds no KeyObject, only sealed boxes and public facts.
    */
-  async lock(passphrase: Buffer): Promise<void> {
-    const wasLocked = this.locked;
-    const sealingKey = await this.passphraseLock.lock(passphrase);
-    if (sealingKey === undefined) throw new AgentFailureError(wasLocked ? 'agent is already locked' : 'empty passphrase');
-    try {
-      for (const e of this.entries.values()) {
-        if (e.held === undefined) continue;
-        e.sealed = sealPrivateKey(e.held.privateKey, sealingKey);
-        e.held = undefined;
+  async lock(passphrase: Buffer, session: AgentSession): Promise<void> {
+    return this.recorded('lock', session, async () => {
+      const wasLocked = this.locked;
+      const sealingKey = await this.passphraseLock.lock(passphrase);
+      if (sealingKey === undefined) throw new AgentFailureError(wasLocked ? 'agent is already locked' : 'empty passphrase');
+      try {
+        for (const e of this.entries.values()) {
+          if (e.held === undefined) continue;
+          e.sealed = sealPrivateKey(e.held.privateKey, sealingKey);
+          e.held = undefined;
+        }
+      } finally {
+        sealingKey.fill(0);
       }
-    } finally {
-      sealingKey.fill(0);
-    }
+      this.withdrawAsks(undefined);
+      return { reason: 'locked' };
+    });
   }
 
   /** Unlocks with the right passphrase and unseals the keys; a wrong one restores nothing. */
-  async unlock(passphrase: Buffer): Promise<void> {
-    const result = await this.passphraseLock.unlock(passphrase);
-    if (result.outcome !== 'unlocked') {
-      throw new AgentFailureError(result.outcome === 'not-locked' ? 'agent is not locked' : 'wrong passphrase');
-    }
-    const { sealingKey } = result;
-    try {
-      for (const [k, e] of this.entries) {
-        if (e.sealed === undefined) continue;
-        const privateKey = unsealPrivateKey(e.sealed, sealingKey);
-        e.sealed.fill(0);
-        e.sealed = undefined;
-        if (privateKey === undefined) {
-          // Cannot happen with the key that sealed it; never keep an unusable identity.
-          this.delete(k);
-          continue;
-        }
-        e.held = { ...e.info, privateKey };
+  async unlock(passphrase: Buffer, session: AgentSession): Promise<void> {
+    return this.recorded('unlock', session, async () => {
+      const result = await this.passphraseLock.unlock(passphrase);
+      if (result.outcome !== 'unlocked') {
+        throw new AgentFailureError(result.outcome === 'not-locked' ? 'agent is not locked' : 'wrong passphrase');
       }
-    } finally {
-      sealingKey.fill(0);
-    }
+      const { sealingKey } = result;
+      try {
+        for (const [k, e] of this.entries) {
+          if (e.sealed === undefined) continue;
+          const privateKey = unsealPrivateKey(e.sealed, sealingKey);
+          e.sealed.fill(0);
+          e.sealed = undefined;
+          if (privateKey === undefined) {
+            // Cannot happen with the key that sealed it; never keep an unusable identity.
+            this.delete(k);
+            continue;
+          }
+          e.held = { ...e.info, privateKey };
+        }
+      } finally {
+        sealingKey.fill(0);
+      }
+      return { reason: 'unlocked' };
+    });
   }
 
   /**
@@ -318,16 +394,31 @@ export class Keyring implements Agent, SyncAnswering {
     return { identities: this.entries.size, keyObjects, sealed };
   }
 
-  async extension(name: string, contents: Buffer, ctx?: RequestContext): Promise<ExtensionResult> {
+  async extension(name: string, contents: Buffer, session: AgentSession): Promise<ExtensionResult> {
     // Session binds are accepted while locked (OpenSSH >= 10.x), so forwarded channels
     // opened meanwhile are bound once the agent is unlocked.
     if (name === SESSION_BIND) {
-      if (ctx?.session === undefined) throw new ExtensionFailureError('no connection to bind');
-      ctx.session.bind(contents);
+      session.bindings.bind(contents);
       return SUCCESS;
     }
     if (this.locked) throw new AgentLockedError('agent is locked');
     return handleExtension(name, contents);
+  }
+
+  /** Runs a keyring change and records its outcome (audit `fail` carries the error's message). */
+  private async recorded(
+    event: AuditEventName,
+    session: AgentSession,
+    change: () => { reason: string; view?: KeyView } | Promise<{ reason: string; view?: KeyView }>,
+  ): Promise<void> {
+    let done;
+    try {
+      done = await change();
+    } catch (err) {
+      if (err instanceof AgentError) this.gate.recordChange(event, 'fail', err.message, session);
+      throw err;
+    }
+    this.gate.recordChange(event, 'allow', done.reason, session, done.view);
   }
 
   /** The entry for an exact blob, dropping it first if its lifetime ran out. */
@@ -349,7 +440,18 @@ export class Keyring implements Agent, SyncAnswering {
     e.sealed?.fill(0);
     if (e.rules.length > 0) this.restricted--;
     this.entries.delete(k);
+    this.changed();
+    this.withdrawAsks(e);
+  }
+
+  private changed(): void {
+    this.views = undefined;
     this.identities = undefined;
+  }
+
+  /** Withdraws the open questions about `entry` (undefined: every one), e.g. on lock. */
+  private withdrawAsks(entry: Entry | undefined): void {
+    for (const p of this.pendingAsks) if (entry === undefined || p.entry === entry) p.controller.abort();
   }
 
   private armExpiry(k: string, entry: Entry): void {

@@ -5,6 +5,7 @@
  */
 import sshpk from 'sshpk';
 import type { Agent } from '../agent/agent';
+import { AgentSession } from '../agent/session';
 import { AgentProtocolError, UnsupportedKeyError, UsageError } from '../errors';
 import { CURVES } from '../keys/curves';
 import { fingerprint } from '../keys/fingerprint';
@@ -68,6 +69,8 @@ export class AgentKey {
   /** The plain key: `blob` itself, or the key a certificate certifies. */
   private readonly plainBlob: Buffer;
   private readonly signingBlob: Buffer;
+  /** An unbound session for an in-process agent (a Keyring); a socket client ignores it. */
+  private readonly session = AgentSession.inProcess();
 
   /**
    * @param identity a blob and comment as the agent listed them (copied)
@@ -125,7 +128,7 @@ export class AgentKey {
     const algorithm = options.algorithm ?? 'rsa-sha2-512';
     if (!Object.hasOwn(RSA_FLAGS, algorithm)) throw new UsageError(`unknown signature algorithm ${String(algorithm)}`);
     const rsa = this.isRsa;
-    const signature = await this.agent.sign(this.signingBlob, data, rsa ? RSA_FLAGS[algorithm] : 0);
+    const signature = await this.agent.sign(this.signingBlob, data, rsa ? RSA_FLAGS[algorithm] : 0, this.session);
     if (rsa) {
       let answered: string;
       try {

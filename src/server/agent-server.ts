@@ -7,7 +7,8 @@ import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Agent } from '../agent/agent';
-import { SessionState } from '../agent/session';
+import { AgentSession } from '../agent/session';
+import type { DestinationNamer } from '../context/types';
 import { SocketError } from '../errors';
 import { serveConnection } from './connection';
 import type { PeerCheck } from './peer-check';
@@ -22,6 +23,8 @@ export interface AgentServerOptions {
   readonly logger?: Logger;
   /** Decides per connection whether the peer may talk to the agent (SO_PEERCRED uid check). */
   readonly peerCheck?: PeerCheck;
+  /** Names for the host keys connections bind to (known_hosts); default: none proven. */
+  readonly namer?: DestinationNamer;
 }
 
 export class AgentServer {
@@ -56,8 +59,10 @@ export class AgentServer {
     this.connections.add(sock);
     const peer = verdict?.peer === undefined ? undefined : { pid: verdict.peer.pid, uid: verdict.peer.uid };
     this.options.logger?.debug({ conn: connectionId, peerPid: peer?.pid, peerUid: peer?.uid }, 'connection opened');
-    const context = peer === undefined ? { connectionId, session: new SessionState() } : { connectionId, session: new SessionState(), peer };
-    void serveConnection(this.options.agent, sock, { logger: this.options.logger, context }).then(() => {
+    // The connection's one session: every request on it is judged with it.
+    const session = new AgentSession({ connectionId, peer: peer ?? null, namer: this.options.namer });
+    void serveConnection(this.options.agent, sock, { logger: this.options.logger, session }).then(() => {
+      session.close();
       this.connections.delete(sock);
       this.options.logger?.debug({ conn: connectionId }, 'connection closed');
     });

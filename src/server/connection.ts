@@ -7,7 +7,8 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { answersSync } from '../agent/agent';
-import type { Agent, RequestContext } from '../agent/agent';
+import type { Agent } from '../agent/agent';
+import type { AgentSession } from '../agent/session';
 import { dispatch } from '../agent/dispatcher';
 import { ProtocolError } from '../errors';
 import { decodeRequest, encodeResponseFrame } from '../protocol/codec';
@@ -20,7 +21,8 @@ const MAX_IN_FLIGHT = 64;
 
 export interface ServeOptions {
   readonly logger?: Logger;
-  readonly context: RequestContext;
+  /** The connection's session (agent/session.ts), made when it was accepted. */
+  readonly session: AgentSession;
 }
 
 interface Slot {
@@ -46,7 +48,7 @@ function encodeReply(resp: Response): Buffer {
 
 /** Serves `agent` on `stream` until it closes. Resolves when the stream is done. */
 export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions): Promise<void> {
-  const { logger, context } = opts;
+  const { logger, session: context } = opts;
   const sync = answersSync(agent);
   const frames = new FrameDecoder();
   const queue: Slot[] = [];

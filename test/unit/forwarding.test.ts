@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describe, it } from 'node:test';
 import { Keyring } from '../../src/agent/keyring';
+import { AgentSession } from '../../src/agent/session';
 import { AgentClient } from '../../src/client/agent-client';
 import { forwardAgentChannel } from '../../src/client/forwarding';
 import { exposeForwardedAgent } from '../../src/client/forwarding-server';
@@ -40,7 +41,7 @@ function keyringChannels(keyring: Keyring): { open: () => Promise<Duplex>; opene
   return {
     open: () => {
       const [ours, theirs] = duplexPair();
-      void serveConnection(keyring, theirs, { context: { connectionId: ++n } });
+      void serveConnection(keyring, theirs, { session: new AgentSession({ connectionId: ++n }) });
       return Promise.resolve(ours);
     },
     opened: () => n,
