@@ -169,6 +169,7 @@ function writeResponse(w: SshWriter, resp: Response): void {
       return;
     case 'success':
       w.byte(MSG.SUCCESS);
+      if (resp.contents !== undefined) w.raw(resp.contents);
       return;
     case 'identities':
       w.byte(MSG.IDENTITIES_ANSWER).uint32(resp.identities.length);

@@ -111,6 +111,11 @@ export interface FailureResponse {
 }
 export interface SuccessResponse {
   readonly type: 'success';
+  /**
+   * Bytes after the message type, for an extension that answers with SUCCESS and a body
+   * (draft-00 `query`, see query.ts). Absent on every ordinary SUCCESS.
+   */
+  readonly contents?: Buffer;
 }
 export interface IdentitiesAnswer {
   readonly type: 'identities';
