@@ -216,14 +216,20 @@ export class Keyring implements Agent, SyncAnswering {
   /** Asks the user about an `ask` verdict; returns the approval's reason or throws the refusal. */
   private async confirm(verdict: AskFirst, entry: Entry, k: string, session: AgentSession, data: Buffer, startedAt: number): Promise<string> {
     const pending: PendingAsk = { entry, controller: new AbortController() };
+    // The question is withdrawn when the connection goes, too (not AbortSignal.any: Node 20.3+).
+    const closed = session.closed;
+    const withdraw = (): void => pending.controller.abort();
+    if (closed.aborted) withdraw();
+    else closed.addEventListener('abort', withdraw, { once: true });
     this.pendingAsks.add(pending);
     let answer;
     try {
-      answer = await this.gate.ask(verdict, entry.view, session, data, AbortSignal.any([pending.controller.signal, session.closed]));
+      answer = await this.gate.ask(verdict, entry.view, session, data, pending.controller.signal);
     } finally {
       this.pendingAsks.delete(pending);
+      closed.removeEventListener('abort', withdraw);
     }
-    this.options.logger?.debug({ conn: session.connectionId, fingerprint: entry.view.fingerprint, approved: answer.allowed }, 'confirm');
+    this.options.logger?.debug({ conn: session.connectionId, fingerprint: this.fingerprintOf(entry.view), approved: answer.allowed }, 'confirm');
     if (!answer.allowed) {
       this.gate.recordSign(session, 'deny', answer.reason, entry.view, data, verdict.question, startedAt);
       throw refusalError(REFUSE_CONFIRM_DENIED);
@@ -289,7 +295,7 @@ export class Keyring implements Agent, SyncAnswering {
       {
         conn: session.connectionId,
         type: key.type,
-        fingerprint: this.hash === 'sha256' ? entry.view.fingerprint : fingerprint(key.publicBlob, this.hash),
+        fingerprint: this.fingerprintOf(entry.view),
         lifetime,
         confirm: parsed.confirm,
         destinations: parsed.rules.length,
@@ -444,6 +450,11 @@ export class Keyring implements Agent, SyncAnswering {
     this.withdrawAsks(e);
   }
 
+  /** A key's fingerprint in the `-E` hash, for logs (KeyView's is always SHA256). */
+  private fingerprintOf(view: KeyView): string {
+    return this.hash === 'sha256' ? view.fingerprint : fingerprint(view.blob, this.hash);
+  }
+
   private changed(): void {
     this.views = undefined;
     this.identities = undefined;
@@ -462,7 +473,7 @@ export class Keyring implements Agent, SyncAnswering {
       if (this.entries.get(k) !== entry) return;
       if (performance.now() >= entry.expiresAt!) {
         this.delete(k);
-        this.options.logger?.debug({ fingerprint: fingerprint(entry.info.publicBlob, this.hash) }, 'identity expired');
+        this.options.logger?.debug({ fingerprint: this.fingerprintOf(entry.view) }, 'identity expired');
       } else {
         this.armExpiry(k, entry);
       }

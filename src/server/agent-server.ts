@@ -8,7 +8,8 @@ import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Agent } from '../agent/agent';
 import { AgentSession } from '../agent/session';
-import type { DestinationNamer } from '../context/types';
+import type { PeerCredentials } from '../agent/session';
+import type { DestinationNamer, ProcessInfo } from '../context/types';
 import { SocketError } from '../errors';
 import { serveConnection } from './connection';
 import type { PeerCheck } from './peer-check';
@@ -25,6 +26,8 @@ export interface AgentServerOptions {
   readonly peerCheck?: PeerCheck;
   /** Names for the host keys connections bind to (known_hosts); default: none proven. */
   readonly namer?: DestinationNamer;
+  /** What is known of the peer process, read once per connection; default: pid and uid only. */
+  readonly describePeer?: (peer: PeerCredentials | null) => ProcessInfo | null;
 }
 
 export class AgentServer {
@@ -60,7 +63,12 @@ export class AgentServer {
     const peer = verdict?.peer === undefined ? undefined : { pid: verdict.peer.pid, uid: verdict.peer.uid };
     this.options.logger?.debug({ conn: connectionId, peerPid: peer?.pid, peerUid: peer?.uid }, 'connection opened');
     // The connection's one session: every request on it is judged with it.
-    const session = new AgentSession({ connectionId, peer: peer ?? null, namer: this.options.namer });
+    const session = new AgentSession({
+      connectionId,
+      peer: peer ?? null,
+      namer: this.options.namer,
+      ...(this.options.describePeer === undefined ? {} : { process: this.options.describePeer(peer ?? null) }),
+    });
     void serveConnection(this.options.agent, sock, { logger: this.options.logger, session }).then(() => {
       session.close();
       this.connections.delete(sock);

@@ -7,21 +7,28 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { KeyringOptions } from '../../src/agent/keyring';
 import { Keyring } from '../../src/agent/keyring';
 import type { ApprovalPort, AuditRecord, AuditSink, KeyView, PolicyDecision, PolicyPort, SignQuestion } from '../../src/agent/ports';
 import { AgentSession } from '../../src/agent/session';
-import type { HostNames } from '../../src/context/types';
+import { AgentClient } from '../../src/client/agent-client';
+import type { HostNames, ProcessInfo } from '../../src/context/types';
 import { AgentError, AgentFailureError, AgentLockedError, ConfirmDeniedError, KeyNotFoundError } from '../../src/errors';
 import { fingerprint } from '../../src/keys/fingerprint';
 import { importPrivateKey } from '../../src/keys/import-private';
 import { signData } from '../../src/keys/sign';
 import { verifySignature } from '../../src/keys/verify';
+import { loadLibc } from '../../src/native/libc';
 import type { Constraint } from '../../src/protocol/constraints';
 import type { Request, Response } from '../../src/protocol/messages';
 import { encodeSessionBind, SESSION_BIND } from '../../src/protocol/session-bind';
 import { SshWriter } from '../../src/protocol/wire';
+import { AgentServer } from '../../src/server/agent-server';
+import { uidPeerCheck } from '../../src/server/peer-check';
 import { testKey } from '../helpers/test-keys';
 import type { TestKey } from '../helpers/test-keys';
 
@@ -423,5 +430,44 @@ describe('the gate and its ports', () => {
     const text = JSON.stringify(audit.records);
     assert.ok(!/passphrase-17/.test(text), 'no passphrase in a record');
     keyring.clear();
+  });
+
+  it('over a socket: each connection gets its session on accept, with the peer from SO_PEERCRED', async (t) => {
+    const loaded = loadLibc();
+    if (!('libc' in loaded) || typeof process.getuid !== 'function') {
+      t.skip(`peer credentials unavailable here: ${'unavailable' in loaded ? loaded.unavailable : 'no getuid'}`);
+      return;
+    }
+    const processes: Array<ProcessInfo | null> = [];
+    let decision: PolicyDecision = { action: 'allow', reason: 'rule 1' };
+    const policy: PolicyPort = {
+      selectForList: (keys, process) => {
+        processes.push(process);
+        return keys;
+      },
+      decideSign: (q) => {
+        processes.push(q.process);
+        return decision;
+      },
+    };
+    const keyring = new Keyring({ policy });
+    const server = new AgentServer({ agent: keyring, peerCheck: uidPeerCheck(loaded.libc, process.getuid()) });
+    const dir = mkdtempSync(join(tmpdir(), 'tsagent-gate-'));
+    const client = new AgentClient({ socketPath: join(dir, 'agent.sock'), timeoutMs: 10_000 });
+    try {
+      await server.listen({ kind: 'path', path: join(dir, 'agent.sock') });
+      await client.add({ key: ed().body, comment: 'k' });
+      assert.equal((await client.list()).length, 1);
+      assert.ok(verifySignature(ed().blob, DATA, await client.sign(ed().blob, DATA)));
+      decision = { action: 'deny', reason: 'rule 2' };
+      await assert.rejects(client.sign(ed().blob, DATA), AgentFailureError);
+      assert.equal(processes.length, 3);
+      for (const p of processes) assert.deepEqual(p, { pid: process.pid, uid: process.getuid(), exe: null, argv: null, unit: null, parents: null });
+    } finally {
+      client.close();
+      await server.close();
+      keyring.clear();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
