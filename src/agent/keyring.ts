@@ -168,8 +168,17 @@ export class Keyring implements Agent, SyncAnswering {
    * signature or a key not loaded takes the asynchronous path, which asks the gate again.
    */
   answerSync(req: Request, session: AgentSession): Response | undefined {
-    if (req.type === 'request-identities') return { type: 'identities', identities: this.listFor(session) };
-    if (req.type !== 'sign') return undefined;
+    try {
+      if (req.type === 'request-identities') return { type: 'identities', identities: this.listFor(session) };
+      return req.type === 'sign' ? this.signSync(req, session) : undefined;
+    } catch {
+      // A signing error, or a port that throws (a bug): the asynchronous path meets it again
+      // and reports it.
+      return undefined;
+    }
+  }
+
+  private signSync(req: Extract<Request, { type: 'sign' }>, session: AgentSession): Response | undefined {
     const startedAt = this.gate.auditing ? performance.now() : 0;
     const k = blobKey(req.keyBlob);
     const entry = this.entries.get(k);
@@ -180,12 +189,7 @@ export class Keyring implements Agent, SyncAnswering {
       return FAILURE;
     }
     if (verdict.action === 'ask' || entry?.held === undefined) return undefined;
-    let signature: Buffer | undefined;
-    try {
-      signature = signInline(entry.held, req.data, req.flags);
-    } catch {
-      return undefined; // the asynchronous path fails it the same way, and logs why
-    }
+    const signature = signInline(entry.held, req.data, req.flags);
     if (signature === undefined) return undefined;
     this.gate.recordSign(session, 'allow', verdict.reason, entry.view, req.data, verdict.question, startedAt);
     return { type: 'sign-response', signature };

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { dispatch } from '../../src/agent/dispatcher';
 import type { KeyringOptions } from '../../src/agent/keyring';
 import { Keyring } from '../../src/agent/keyring';
 import type { ApprovalPort, AuditRecord, AuditSink, KeyView, PolicyDecision, PolicyPort, SignQuestion } from '../../src/agent/ports';
@@ -343,6 +344,25 @@ describe('the gate and its ports', () => {
       ],
     );
     assert.ok(signs.every((r) => typeof r.ms === 'number' && r.process?.pid === 4242));
+    keyring.clear();
+  });
+
+  it('a port that throws never throws out of the fast path; dispatch answers FAILURE', async () => {
+    const policy: PolicyPort = {
+      selectForList: () => {
+        throw new Error('policy bug');
+      },
+      decideSign: () => {
+        throw new Error('policy bug');
+      },
+    };
+    const keyring = new Keyring({ policy });
+    const session = AgentSession.inProcess();
+    await keyring.add({ key: ed().body, comment: 'k' }, session);
+    assert.equal(keyring.answerSync({ type: 'request-identities' }, session), undefined);
+    assert.equal(keyring.answerSync(signRequest(ed()), session), undefined);
+    assert.deepEqual(await dispatch(keyring, signRequest(ed()), session), { type: 'failure' });
+    assert.deepEqual(await dispatch(keyring, { type: 'request-identities' }, session), { type: 'failure' });
     keyring.clear();
   });
 
