@@ -70,6 +70,25 @@ function removeCgroup(dir: string): void {
   rmdirSync(dir);
 }
 
+/**
+ * Undoes `mount --rbind /run /run`. On a shared machine any process that opens a file under
+ * /run meanwhile holds the bind busy for a moment: retry for up to 10 s, then detach it
+ * lazily (the files stay where they are, the bind and the original are one directory).
+ * Never unmounts anything once /run is no longer a mount point of its own.
+ */
+async function unmountRunBind(): Promise<void> {
+  let last: RunResult | undefined;
+  for (let i = 0; i < 40; i++) {
+    if (!isMountPoint('/run')) return;
+    last = await run('umount', ['-R', '/run']);
+    if (last.code === 0) return;
+    await sleep(250);
+  }
+  if (!isMountPoint('/run')) return;
+  const lazy = await run('umount', ['-R', '--lazy', '/run']);
+  if (lazy.code !== 0) throw new Error(`umount -R /run: ${last?.stderr.trim() ?? ''}; --lazy: ${lazy.stderr.trim()}`);
+}
+
 export async function startUserManager(): Promise<UserManager> {
   const undo: Array<{ what: string; fn: () => Promise<void> | void }> = [];
   const teardown = async (): Promise<void> => {
@@ -118,8 +137,8 @@ export async function startUserManager(): Promise<UserManager> {
     }
     if (!isMountPoint('/run')) {
       await runOk('mount', ['--rbind', '/run', '/run']);
-      // Exactly once, and before the tmpfs (stacked under the bind) is unmounted.
-      undo.push({ what: 'umount -R /run', fn: async () => void (await runOk('umount', ['-R', '/run'])) });
+      // Before the tmpfs stacked under the bind is unmounted; see unmountRunBind.
+      undo.push({ what: 'umount -R /run', fn: unmountRunBind });
     }
 
     // 5. The manager, moved into its cgroups before it execs, as the user.

@@ -93,6 +93,7 @@ describe('renderTemplate', () => {
       'SystemCallFilter=@system-service @pkey',
       'SystemCallFilter=~@privileged @resources',
       'SystemCallErrorNumber=EPERM',
+      'KeyringMode=private',
       'UMask=0077',
       'KillSignal=SIGTERM',
       'PartOf=tsagent.socket',
