@@ -12,6 +12,11 @@ import { hardenProcess } from './harden';
 
 export interface RunAgentOptions {
   readonly target: ListenTarget;
+  /**
+   * Where the control socket (POLICY.md §5) belongs: the fd systemd passed as "control", or
+   * AGENT_SOCKET.ctl. Handed through to RunningAgent.control; nothing listens on it here yet.
+   */
+  readonly control?: ListenTarget;
   readonly defaultLifetimeSeconds?: number;
   readonly fingerprintHash: FingerprintHash;
   readonly logger: Logger;
@@ -24,16 +29,10 @@ export interface RunningAgent {
   readonly server: AgentServer;
   /** Protections that could not be applied (also logged once at warn level). */
   readonly warnings: readonly string[];
+  /** Where the control server should listen (RunAgentOptions.control), if anywhere. */
+  readonly control: ListenTarget | undefined;
   /** Closes the socket, removes it and its directory, drops the keys. Idempotent. */
   stop(): Promise<void>;
-}
-
-/** systemd socket activation (sd_listen_fds(3)): fd 3 when LISTEN_PID is us. */
-export function activationTarget(env: NodeJS.ProcessEnv, pid: number): ListenTarget | undefined {
-  if (env.LISTEN_PID !== String(pid)) return undefined;
-  const n = Number(env.LISTEN_FDS);
-  if (!Number.isInteger(n) || n < 1) return undefined;
-  return { kind: 'fd', fd: 3 };
 }
 
 export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => void): Promise<RunningAgent> {
@@ -77,7 +76,7 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
     ],
   ];
   for (const [sig, fn] of handlers) process.on(sig, fn);
-  const where = opts.target.kind === 'fd' ? `fd ${opts.target.fd}` : opts.target.path;
-  logger.info({ socket: where }, 'listening');
-  return { keyring, server, stop, warnings: protections.warnings };
+  const where = (t: ListenTarget): string => (t.kind === 'fd' ? `fd ${t.fd}` : t.path);
+  logger.info({ socket: where(opts.target), control: opts.control === undefined ? undefined : where(opts.control) }, 'listening');
+  return { keyring, server, stop, warnings: protections.warnings, control: opts.control };
 }

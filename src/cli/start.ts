@@ -12,10 +12,11 @@ import type { FingerprintHash } from '../keys/fingerprint';
 import { createLogger, silentLogger } from '../log';
 import type { Logger } from 'pino';
 import type { ListenTarget } from '../server/agent-server';
+import { ACTIVATION_VARIABLES, activatedSockets, controlSocketPath } from '../server/activation';
 import { defaultSocketLocation } from '../server/socket-path';
 import type { SocketLocation } from '../server/socket-path';
 import { parseLifetime } from './lifetime';
-import { activationTarget, runAgent } from './run-agent';
+import { runAgent } from './run-agent';
 import type { RunningAgent } from './run-agent';
 import { detectShell, killLines, startLines } from './shell-output';
 import type { ShellStyle } from './shell-output';
@@ -89,12 +90,42 @@ export async function start(flags: StartFlags, command: readonly string[], io: I
   return runBackground(flags, settings, io);
 }
 
+/** The agent and control listen targets of a run, see RunAgentOptions. */
+interface Targets {
+  readonly target: ListenTarget;
+  readonly control: ListenTarget | undefined;
+}
+
+/** Listening on a path of our own: the control socket goes next to it. */
+function pathTargets(loc: SocketLocation): Targets {
+  return { target: { kind: 'path', ...loc }, control: { kind: 'path', path: controlSocketPath(loc.path), ownedDir: loc.ownedDir } };
+}
+
 /**
- * Runs the agent in this process on `target`; if it cannot start, removes the socket
+ * Socket activation: the fds systemd passed, picked by name (LISTEN_FDNAMES). Without a
+ * "control" fd (older units, systemd-socket-activate) the control socket goes next to the
+ * -a path, when one was given. The LISTEN_* variables are removed, so children (askpass) do
+ * not inherit them (sd_listen_fds(3) does the same).
+ */
+function activationTargets(flags: StartFlags, env: NodeJS.ProcessEnv): Targets | undefined {
+  const fds = activatedSockets(env, process.pid);
+  if (fds === undefined) return undefined;
+  for (const v of ACTIVATION_VARIABLES) delete env[v];
+  const control: ListenTarget | undefined =
+    fds.control !== undefined
+      ? { kind: 'fd', fd: fds.control }
+      : flags.a === undefined
+        ? undefined
+        : { kind: 'path', path: controlSocketPath(flags.a) };
+  return { target: { kind: 'fd', fd: fds.agent }, control };
+}
+
+/**
+ * Runs the agent in this process on `targets`; if it cannot start, removes the socket
  * directory made for it and rethrows.
  */
 async function serve(
-  target: ListenTarget,
+  targets: Targets,
   loc: SocketLocation | undefined,
   settings: Settings,
   logger: Logger,
@@ -103,7 +134,7 @@ async function serve(
 ): Promise<RunningAgent> {
   try {
     return await runAgent(
-      { target, defaultLifetimeSeconds: settings.lifetime, fingerprintHash: settings.hash, logger, stopOnSigint },
+      { ...targets, defaultLifetimeSeconds: settings.lifetime, fingerprintHash: settings.hash, logger, stopOnSigint },
       io.exit,
     );
   } catch (err) {
@@ -114,16 +145,16 @@ async function serve(
 
 async function runForeground(flags: StartFlags, settings: Settings, io: Io): Promise<void> {
   const logger = createLogger(flags.d ? 'debug' : 'info');
-  const activated = activationTarget(io.env, process.pid);
+  const activated = activationTargets(flags, io.env);
   const loc = activated === undefined ? location(flags, io.env) : undefined;
-  await serve(activated ?? { kind: 'path', ...loc! }, loc, settings, logger, true, io);
+  await serve(activated ?? pathTargets(loc!), loc, settings, logger, true, io);
   if (loc !== undefined) io.out(startLines(settings.shell, loc.path, process.pid, true));
 }
 
 async function runCommand(flags: StartFlags, settings: Settings, command: readonly string[], io: Io): Promise<void> {
   const loc = location(flags, io.env);
   const logger = flags.d ? createLogger('debug') : silentLogger();
-  const agent = await serve({ kind: 'path', ...loc }, loc, settings, logger, false, io);
+  const agent = await serve(pathTargets(loc), loc, settings, logger, false, io);
   const child = spawn(command[0]!, command.slice(1), {
     stdio: 'inherit',
     env: { ...io.env, SSH_AUTH_SOCK: loc.path, SSH_AGENT_PID: String(process.pid) },
@@ -146,7 +177,7 @@ async function runDaemonChild(flags: StartFlags, settings: Settings, io: Io): Pr
   const logger = flags.d ? createLogger('debug') : silentLogger();
   let agent;
   try {
-    agent = await serve({ kind: 'path', ...loc }, undefined, settings, logger, false, io);
+    agent = await serve(pathTargets(loc), undefined, settings, logger, false, io);
   } catch (err) {
     process.send?.({ error: err instanceof Error ? err.message : String(err) });
     process.disconnect?.();
