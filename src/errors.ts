@@ -20,7 +20,8 @@ export type AgentErrorCode =
   | 'CLOSED'
   | 'USAGE'
   | 'SOCKET'
-  | 'SERVICE';
+  | 'SERVICE'
+  | 'PKCS11';
 
 export abstract class AgentError extends Error {
   abstract readonly code: AgentErrorCode;
@@ -110,6 +111,17 @@ export class SocketError extends AgentError {
 /** `tsagent service install|uninstall` cannot do its job (unsafe path, foreign file, unit still enabled...). */
 export class ServiceError extends AgentError {
   readonly code = 'SERVICE';
+}
+
+/** A PKCS#11 call returned something other than CKR_OK (inside the provider helper). */
+export class Pkcs11Error extends AgentError {
+  readonly code = 'PKCS11';
+  constructor(
+    readonly fn: string,
+    readonly rv: number,
+  ) {
+    super(`${fn} failed: CKR 0x${rv.toString(16)}`);
+  }
 }
 
 /**

@@ -14,6 +14,14 @@ export interface AddIdentityOptions {
   readonly constraints?: readonly Constraint[];
 }
 
+/** ADD_SMARTCARD_KEY(_CONSTRAINED): a PKCS#11 provider path, its PIN (secret) and constraints. */
+export interface SmartcardAddOptions {
+  readonly provider: string;
+  /** Secret; only read, zeroed by the caller once the request is done. */
+  readonly pin: Buffer;
+  readonly constraints: readonly Constraint[];
+}
+
 /** What an extension answers: plain SUCCESS, or EXTENSION_RESPONSE with its contents. */
 export type ExtensionResult = SuccessResponse | ExtensionResponse;
 
@@ -34,6 +42,10 @@ export interface Agent {
   lock(passphrase: Buffer, session: AgentSession): Promise<void>;
   unlock(passphrase: Buffer, session: AgentSession): Promise<void>;
   extension(name: string, contents: Buffer, session: AgentSession): Promise<ExtensionResult>;
+  /** ADD_SMARTCARD_KEY (20/26). Absent: the agent answers FAILURE. */
+  addSmartcardKey?(opts: SmartcardAddOptions, session: AgentSession): Promise<void>;
+  /** REMOVE_SMARTCARD_KEY (21). Absent: the agent answers FAILURE. */
+  removeSmartcardKey?(provider: string, session: AgentSession): Promise<void>;
 }
 
 /**

@@ -4,7 +4,7 @@
  * EXTENSION_FAILURE (28) for a known extension that failed, FAILURE (5) for all else.
  */
 import type { Logger } from 'pino';
-import { AgentError, ExtensionFailureError } from '../errors';
+import { AgentError, AgentFailureError, ExtensionFailureError } from '../errors';
 import { FAILURE, SUCCESS } from '../protocol/messages';
 import type { Request, Response } from '../protocol/messages';
 import type { Agent } from './agent';
@@ -34,6 +34,14 @@ export async function dispatch(agent: Agent, req: Request, session: AgentSession
         return SUCCESS;
       case 'extension':
         return await agent.extension(req.name, req.contents, session);
+      case 'add-smartcard-key':
+        if (agent.addSmartcardKey === undefined) throw new AgentFailureError('smartcard keys are not supported');
+        await agent.addSmartcardKey({ provider: req.provider, pin: req.pin, constraints: req.constraints }, session);
+        return SUCCESS;
+      case 'remove-smartcard-key':
+        if (agent.removeSmartcardKey === undefined) throw new AgentFailureError('smartcard keys are not supported');
+        await agent.removeSmartcardKey(req.provider, session);
+        return SUCCESS;
       case 'unsupported':
         logger?.debug({ conn: session.connectionId, messageType: req.messageType }, 'unsupported request');
         return FAILURE;

@@ -15,7 +15,7 @@ import type { Constraint } from '../protocol/constraints';
 import { FAILURE, SUCCESS } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
 import { SESSION_BIND } from '../protocol/session-bind';
-import type { AddIdentityOptions, Agent, ExtensionResult, SyncAnswering } from './agent';
+import type { AddIdentityOptions, Agent, ExtensionResult, SmartcardAddOptions, SyncAnswering } from './agent';
 import { askpassConfirmer } from './confirm';
 import type { Confirmer } from './confirm';
 import { destinationRules, identityPermitted } from './destination-policy';
@@ -27,6 +27,10 @@ import { sealPrivateKey, unsealPrivateKey } from './key-sealing';
 import { PassphraseLock } from './passphrase-lock';
 import type { ApprovalPort, AuditEventName, AuditSink, KeyView, PolicyPort } from './ports';
 import type { AgentSession } from './session';
+// [pkcs11] smartcard keys (issue 15)
+import { publicKeyInfo } from '../keys/public-info';
+import { ProviderTable, smartcardConstraints, smartcardIdentities } from './smartcard';
+import type { LoadedProvider, SmartcardPort } from './smartcard';
 
 export interface KeyringOptions {
   /** `tsagent start -t`: lifetime for keys added without one (seconds; 0 = none). */
@@ -42,6 +46,8 @@ export interface KeyringOptions {
   readonly approvals?: ApprovalPort;
   /** Records every decision (POLICY.md §6); absent: nothing recorded. */
   readonly audit?: AuditSink;
+  /** [pkcs11] Loads PKCS#11 providers (`ssh-add -s`); absent: smartcard requests fail. */
+  readonly smartcards?: SmartcardPort;
 }
 
 interface Entry extends GateKey {
@@ -52,6 +58,8 @@ interface Entry extends GateKey {
   /** The private key encrypted under the lock passphrase's sealing key, while locked. */
   sealed: Buffer | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** [pkcs11] A smartcard key (view.source "pkcs11"): signed by its provider, never held here. */
+  readonly external?: { readonly provider: LoadedProvider; readonly signingBlob: Buffer };
 }
 
 /** A confirm question in progress, withdrawn when its key goes or the agent locks. */
@@ -122,6 +130,8 @@ export class Keyring implements Agent, SyncAnswering {
   /** How many held keys carry destination constraints (lists must then be filtered). */
   private restricted = 0;
   private readonly pendingAsks = new Set<PendingAsk>();
+  /** [pkcs11] Loaded providers and how many identities each backs. */
+  private readonly providers = new ProviderTable();
 
   constructor(private readonly options: KeyringOptions = {}) {
     this.hash = options.fingerprintHash ?? 'sha256';
@@ -205,10 +215,11 @@ export class Keyring implements Agent, SyncAnswering {
     const e = entry!;
     const reason = verdict.action === 'ask' ? await this.confirm(verdict, e, k, session, data, startedAt) : verdict.reason;
     // Locked meanwhile (the key was sealed while a prompt or a request was pending).
-    if (e.held === undefined) throw this.refused(REFUSE_LOCKED, k, e, session, data, startedAt);
+    if (e.held === undefined && e.external === undefined) throw this.refused(REFUSE_LOCKED, k, e, session, data, startedAt);
     let signature: Buffer;
     try {
-      signature = await signData(e.held, data, flags);
+      // [pkcs11] A token key is signed by its provider, in its helper process.
+      signature = e.external !== undefined ? await e.external.provider.sign(e.external.signingBlob, data, flags) : await signData(e.held!, data, flags);
     } catch (err) {
       this.gate.recordSign(session, 'fail', 'signature failed', e.view, data, verdict.question, startedAt);
       throw err;
@@ -295,6 +306,8 @@ export class Keyring implements Agent, SyncAnswering {
     this.entries.set(k, entry);
     this.changed();
     this.armExpiry(k, entry);
+    // [pkcs11] A file key replacing a token key: the entry no longer needs its provider.
+    if (previous?.external !== undefined) this.providers.release(previous.external.provider.path);
     this.options.logger?.debug(
       {
         conn: session.connectionId,
@@ -337,6 +350,7 @@ export class Keyring implements Agent, SyncAnswering {
     this.changed();
     this.restricted = 0;
     this.withdrawAsks(undefined);
+    this.providers.closeAll(); // [pkcs11]
   }
 
   /**
@@ -415,6 +429,100 @@ export class Keyring implements Agent, SyncAnswering {
     return handleExtension(name, contents);
   }
 
+  // ---- [pkcs11] smartcard keys (issue 15; ssh-agent.c process_add/remove_smartcard_key) ----
+
+  /**
+   * Loads a PKCS#11 provider and adds each key on its tokens (and the certificates
+   * associated with them) as an identity with these constraints. Keys already held are
+   * left as they are. Fails when the provider is not allowed, already added, or yields no
+   * new identity (wrong PIN included).
+   */
+  async addSmartcardKey(opts: SmartcardAddOptions, session: AgentSession): Promise<void> {
+    return this.recorded('add', session, () => this.addProvider(opts, session));
+  }
+
+  private async addProvider(opts: SmartcardAddOptions, session: AgentSession): Promise<{ reason: string }> {
+    const port = this.options.smartcards;
+    if (port === undefined) throw new AgentFailureError('PKCS#11 providers are not enabled');
+    if (this.locked) throw new AgentLockedError('agent is locked');
+    const c = smartcardConstraints(opts.constraints);
+    const rules = c.destination === undefined ? [] : destinationRules(c.destination.constraints);
+    if (!port.allowRemoteAdd && (session.bindings.bindAttempted || session.bindings.bindings.length > 0)) {
+      throw new AgentFailureError('remote addition of providers is disabled');
+    }
+    const path = await port.canonicalPath(opts.provider);
+    if (!port.allowed(path)) throw new AgentFailureError('provider not allowed');
+    const lifetime = c.lifetimeSeconds ?? (this.options.defaultLifetimeSeconds || undefined);
+    this.providers.reserve(path);
+    let provider: LoadedProvider | undefined;
+    let added = 0;
+    try {
+      provider = await port.load(path, opts.pin);
+      if (this.locked) throw new AgentLockedError('agent is locked');
+      const expiresAt = lifetime === undefined ? undefined : performance.now() + lifetime * 1000;
+      for (const id of smartcardIdentities(provider, c)) {
+        const k = blobKey(id.blob);
+        if (this.entries.has(k)) continue; // OpenSSH: "XXX update constraints for existing keys"
+        const info = publicKeyInfo(id.blob);
+        const entry: Entry = {
+          info,
+          view: { blob: id.blob, fingerprint: fingerprint(id.blob), comment: id.comment, type: info.type, name: null, source: 'pkcs11', confirm: c.confirm },
+          held: undefined,
+          sealed: undefined,
+          rules,
+          expiresAt,
+          timer: undefined,
+          external: { provider, signingBlob: id.signingBlob },
+        };
+        if (rules.length > 0) this.restricted++;
+        this.entries.set(k, entry);
+        this.armExpiry(k, entry);
+        added++;
+      }
+      this.changed();
+    } finally {
+      this.providers.settle(path, provider, added);
+    }
+    if (added === 0) throw new AgentFailureError('provider yielded no new identities');
+    const loaded = provider;
+    loaded.onLost(() => {
+      if (!this.providers.current(loaded)) return;
+      this.options.logger?.warn({ provider: path }, 'PKCS#11 provider helper exited; its keys are gone');
+      this.dropProvider(path);
+    });
+    this.options.logger?.debug(
+      { conn: session.connectionId, provider: path, identities: added, lifetime, confirm: c.confirm, destinations: rules.length },
+      'smartcard identities added',
+    );
+    return { reason: `added ${added} from PKCS#11 provider ${path}` };
+  }
+
+  /** Removes every identity of the provider and unloads it (succeeds as OpenSSH ≥ 9.4 does). */
+  async removeSmartcardKey(provider: string, session: AgentSession): Promise<void> {
+    return this.recorded('remove', session, async () => {
+      const port = this.options.smartcards;
+      if (port === undefined) throw new AgentFailureError('PKCS#11 providers are not enabled');
+      if (this.locked) throw new AgentLockedError('agent is locked');
+      const path = await port.canonicalPath(provider);
+      const removed = this.dropProvider(path);
+      this.options.logger?.debug({ conn: session.connectionId, provider: path, identities: removed }, 'smartcard identities removed');
+      return { reason: `removed ${removed} of PKCS#11 provider ${path}` };
+    });
+  }
+
+  private dropProvider(path: string): number {
+    let removed = 0;
+    for (const [k, e] of this.entries) {
+      if (e.external?.provider.path !== path) continue;
+      this.delete(k);
+      removed++;
+    }
+    this.providers.drop(path);
+    return removed;
+  }
+
+  // ---- [/pkcs11] ----
+
   /** Runs a keyring change and records its outcome (audit `fail` carries the error's message). */
   private async recorded(
     event: AuditEventName,
@@ -452,6 +560,7 @@ export class Keyring implements Agent, SyncAnswering {
     this.entries.delete(k);
     this.changed();
     this.withdrawAsks(e);
+    if (e.external !== undefined) this.providers.release(e.external.provider.path); // [pkcs11]
   }
 
   /** A key's fingerprint in the `-E` hash, for logs (KeyView's is always SHA256). */

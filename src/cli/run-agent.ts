@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { Keyring } from '../agent/keyring';
 import type { FingerprintHash } from '../keys/fingerprint';
+import { Pkcs11Providers } from '../pkcs11/provider-host';
 import { AgentServer } from '../server/agent-server';
 import type { ListenTarget } from '../server/agent-server';
 import { uidPeerCheck } from '../server/peer-check';
@@ -22,6 +23,8 @@ export interface RunAgentOptions {
   readonly logger: Logger;
   /** SIGINT stops the agent in the foreground (-D/-d) but is ignored in the background. */
   readonly stopOnSigint: boolean;
+  /** `-P` / `-O allow-remote-pkcs11`: how PKCS#11 providers may be added (`ssh-add -s`). */
+  readonly pkcs11?: { readonly allowedProviders?: string; readonly allowRemoteAdd?: boolean };
 }
 
 export interface RunningAgent {
@@ -41,6 +44,7 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
     defaultLifetimeSeconds: opts.defaultLifetimeSeconds,
     fingerprintHash: opts.fingerprintHash,
     logger,
+    smartcards: new Pkcs11Providers({ ...opts.pkcs11, logger }),
   });
   const protections = hardenProcess();
   for (const w of protections.warnings) logger.warn(w);

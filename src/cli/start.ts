@@ -30,6 +30,10 @@ export interface StartFlags {
   readonly t?: string;
   readonly E?: string;
   readonly k?: boolean;
+  /** PKCS#11 provider allowlist (OpenSSH pattern-list). */
+  readonly P?: string;
+  /** ssh-agent -O options. */
+  readonly O?: readonly string[];
   /** Internal: this process is the detached background child. */
   readonly daemonChild?: boolean;
   /** Internal: directory the parent created for the socket, to remove at exit. */
@@ -52,6 +56,18 @@ interface Settings {
   readonly shell: ShellStyle;
   readonly lifetime: number | undefined;
   readonly hash: FingerprintHash;
+  readonly allowedProviders: string | undefined;
+  readonly allowRemotePkcs11: boolean;
+}
+
+/** ssh-agent's -O options: only allow-remote-pkcs11 means something here (the rest is FIDO). */
+function agentOptions(options: readonly string[]): { allowRemotePkcs11: boolean } {
+  let allowRemotePkcs11 = false;
+  for (const o of options) {
+    if (o === 'allow-remote-pkcs11') allowRemotePkcs11 = true;
+    else if (o !== 'no-restrict-websafe' && !o.startsWith('websafe-allow=')) throw new UsageError(`Unknown -O option "${o}"`);
+  }
+  return { allowRemotePkcs11 };
 }
 
 function settingsFrom(flags: StartFlags, env: NodeJS.ProcessEnv): Settings {
@@ -60,7 +76,7 @@ function settingsFrom(flags: StartFlags, env: NodeJS.ProcessEnv): Settings {
   if (hash !== 'sha256' && hash !== 'md5') throw new UsageError(`Invalid hash algorithm "${hash}"`);
   const lifetime = flags.t === undefined ? undefined : parseLifetime(flags.t);
   const shell: ShellStyle = flags.c ? 'csh' : flags.s ? 'sh' : detectShell(env);
-  return { shell, lifetime, hash };
+  return { shell, lifetime, hash, allowedProviders: flags.P, ...agentOptions(flags.O ?? []) };
 }
 
 function location(flags: StartFlags, env: NodeJS.ProcessEnv): SocketLocation {
@@ -134,7 +150,14 @@ async function serve(
 ): Promise<RunningAgent> {
   try {
     return await runAgent(
-      { ...targets, defaultLifetimeSeconds: settings.lifetime, fingerprintHash: settings.hash, logger, stopOnSigint },
+      {
+        ...targets,
+        defaultLifetimeSeconds: settings.lifetime,
+        fingerprintHash: settings.hash,
+        logger,
+        stopOnSigint,
+        pkcs11: { allowedProviders: settings.allowedProviders, allowRemoteAdd: settings.allowRemotePkcs11 },
+      },
       io.exit,
     );
   } catch (err) {
@@ -195,6 +218,8 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   const args = [io.script, 'start', '--daemon-child', '-a', resolve(loc.path), '-E', settings.hash];
   if (loc.ownedDir !== undefined) args.push('--owned-dir', resolve(loc.ownedDir));
   if (settings.lifetime !== undefined) args.push('-t', String(settings.lifetime));
+  if (settings.allowedProviders !== undefined) args.push('-P', settings.allowedProviders);
+  if (settings.allowRemotePkcs11) args.push('-O', 'allow-remote-pkcs11');
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: io.env });
   const outcome = await new Promise<{ pid: number; warnings: readonly string[] } | { error: string }>((resolve) => {
     const timer = setTimeout(() => resolve({ error: 'agent did not start in time' }), CHILD_READY_TIMEOUT_MS);

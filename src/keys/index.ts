@@ -7,3 +7,4 @@ export * from './verify';
 export * from './key-file';
 export * from './certificate';
 export * from './key-equality';
+export * from './public-info';

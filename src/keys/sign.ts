@@ -28,7 +28,8 @@ export function rsaAlgorithmFor(flags: number): RsaAlgorithm {
   return SSH_RSA;
 }
 
-function blob(algorithm: string, bytes: Uint8Array): Buffer {
+/** The SSH signature blob: `string algorithm, string bytes` (RFC 4253 §6.6). */
+export function signatureBlob(algorithm: string, bytes: Uint8Array): Buffer {
   return new SshWriter(algorithm.length + bytes.length + 16).string(algorithm).string(bytes).finish();
 }
 
@@ -39,7 +40,7 @@ function signAsync(hash: string | null, data: Buffer, key: KeyObject | { key: Ke
 }
 
 /** ECDSA signature bytes are `mpint r, mpint s`; OpenSSL's P1363 output is r || s, fixed width. */
-function ecdsaSignatureBytes(p1363: Buffer): Buffer {
+export function ecdsaSignatureBytes(p1363: Buffer): Buffer {
   const half = p1363.length / 2;
   return new SshWriter(p1363.length + 16)
     .mpint(mpintFromUnsigned(p1363.subarray(0, half)))
@@ -73,17 +74,17 @@ function claimInlineRsa(): boolean {
 export function signInline(key: HeldKey, data: Buffer, flags: number): Buffer | undefined {
   switch (key.family) {
     case 'ed25519':
-      return blob('ssh-ed25519', cryptoSign(null, data, key.privateKey));
+      return signatureBlob('ssh-ed25519', cryptoSign(null, data, key.privateKey));
     case 'ecdsa': {
       const curve = key.curve!;
       if (curve.bits !== 256) return undefined;
       const raw = cryptoSign(curve.hash, data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
-      return blob(`ecdsa-sha2-${curve.sshName}`, ecdsaSignatureBytes(raw));
+      return signatureBlob(`ecdsa-sha2-${curve.sshName}`, ecdsaSignatureBytes(raw));
     }
     case 'rsa': {
       if (key.bits > INLINE_RSA_MAX_BITS || !claimInlineRsa()) return undefined;
       const alg = rsaAlgorithmFor(flags);
-      return blob(alg.name, cryptoSign(alg.hash, data, key.privateKey));
+      return signatureBlob(alg.name, cryptoSign(alg.hash, data, key.privateKey));
     }
   }
 }
@@ -103,11 +104,11 @@ export async function signData(key: HeldKey, data: Buffer, flags: number): Promi
     case 'ecdsa': {
       const curve = key.curve!;
       const raw = await signAsync(curve.hash, data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
-      return blob(`ecdsa-sha2-${curve.sshName}`, ecdsaSignatureBytes(raw));
+      return signatureBlob(`ecdsa-sha2-${curve.sshName}`, ecdsaSignatureBytes(raw));
     }
     case 'rsa': {
       const alg = rsaAlgorithmFor(flags);
-      return blob(alg.name, await signAsync(alg.hash, data, key.privateKey));
+      return signatureBlob(alg.name, await signAsync(alg.hash, data, key.privateKey));
     }
   }
 }

@@ -16,6 +16,15 @@ import { FrameDecoder } from '../protocol/frame';
 import { FAILURE, MSG } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
 
+/** Request types whose body carries a secret (private key fields, a smartcard PIN). */
+const SECRET_BODIES: ReadonlySet<number> = new Set([
+  MSG.ADD_IDENTITY,
+  MSG.ADD_ID_CONSTRAINED,
+  MSG.ADD_SMARTCARD_KEY,
+  MSG.ADD_SMARTCARD_KEY_CONSTRAINED,
+  MSG.REMOVE_SMARTCARD_KEY,
+]);
+
 /** Requests in flight per connection before we stop reading (backpressure on a flood). */
 const MAX_IN_FLIGHT = 64;
 
@@ -86,8 +95,8 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
     // dispatch() never rejects: every failure is already a reply.
     const pending = req === undefined ? Promise.resolve(FAILURE) : dispatch(agent, req, context, logger);
     const settle = (resp: Response): void => {
-      // An ADD body holds private key fields; they have been imported by now, so wipe our copy.
-      if (body[0] === MSG.ADD_IDENTITY || body[0] === MSG.ADD_ID_CONSTRAINED) body.fill(0);
+      // ADD bodies hold private key fields or a PIN; they have been used by now, so wipe them.
+      if (SECRET_BODIES.has(body[0]!)) body.fill(0);
       slot.reply = encodeReply(resp);
       flush();
     };
