@@ -1,0 +1,228 @@
+/**
+ * Smartcard keys with a real PKCS#11 module (SoftHSM2): the real `ssh-add -s/-e` (PIN via
+ * SSH_ASKPASS), `ssh-add -l/-T`, `ssh` logins to a real sshd with the token's RSA and ECDSA
+ * keys, a second add of the same provider, a wrong PIN, the provider allowlist (-P), lock —
+ * the same session against tsagent and OpenSSH's ssh-agent (with its ssh-pkcs11-helper).
+ * Then what only tsagent promises: a crashing provider helper takes only its keys with it,
+ * and the PIN is in no log, argv or environment.
+ */
+import assert from 'node:assert/strict';
+import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { TestContext } from 'node:test';
+import { startDaemon } from '../helpers/daemons';
+import type { AgentImpl, RunningDaemon } from '../helpers/daemons';
+import { generateKey } from '../helpers/keys';
+import { findPeer, requirePeers } from '../helpers/peers';
+import { removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
+import { makeSoftToken, requireSoftHsm } from '../helpers/softhsm';
+import type { SoftToken } from '../helpers/softhsm';
+import { startSshd } from '../helpers/sshd';
+
+const PEERS = ['ssh', 'sshd', 'ssh-add', 'ssh-keygen', 'ssh-agent'] as const;
+
+interface Fixture {
+  dir: string;
+  token: SoftToken;
+  askpass: string;
+  answerFile: string;
+  bin: { [K in (typeof PEERS)[number]]: string };
+}
+
+async function fixture(t: TestContext): Promise<Fixture | undefined> {
+  const bin = requirePeers(t, PEERS);
+  const hsm = requireSoftHsm(t);
+  if (bin === undefined || hsm === undefined) return undefined;
+  const dir = await tempDir('tsagent-p11-');
+  t.after(() => removeDir(dir));
+  const token = await makeSoftToken(dir, hsm.util);
+  // ssh-add asks for the PIN (and lock passphrases) through this script; the test sets the answer.
+  const answerFile = join(dir, 'answer');
+  const askpass = join(dir, 'askpass');
+  writeFileSync(askpass, `#!/bin/sh\ncat '${answerFile}'\n`);
+  chmodSync(askpass, 0o700);
+  return { dir, token, askpass, answerFile, bin };
+}
+
+function clientEnv(f: Fixture, agent: RunningDaemon, answer: string): NodeJS.ProcessEnv {
+  writeFileSync(f.answerFile, `${answer}\n`, { mode: 0o600 });
+  return { PATH: process.env.PATH, HOME: agent.dir, SSH_AUTH_SOCK: agent.socketPath, SSH_ASKPASS: f.askpass, SSH_ASKPASS_REQUIRE: 'force' };
+}
+
+async function list(f: Fixture, agent: RunningDaemon): Promise<string[]> {
+  const r = await run(f.bin['ssh-add'], ['-l'], { env: clientEnv(f, agent, '') });
+  return r.code === 0 ? r.stdout.trim().split('\n').sort() : [];
+}
+
+/** `ssh-add -l` lines, sorted: the order is the module's C_FindObjects order (SoftHSM: by object file name). */
+function expectedList(token: SoftToken): string[] {
+  return token.keys.map((k) => `${k.bits} ${k.fingerprint} ${k.label} (${k.kind})`).sort();
+}
+
+for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
+  describe(`PKCS#11 with SoftHSM2 against ${impl}`, () => {
+    it('ssh-add -s adds every token key with its label, ssh logs in with them, ssh-add -e removes them', async (t) => {
+      const f = await fixture(t);
+      if (f === undefined) return;
+      const agent = await startDaemon(impl, { env: f.token.env });
+      t.after(() => agent.stop());
+      const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      assert.equal(add.code, 0, add.stderr);
+      assert.match(add.stderr, /Card added: \/usr\/lib\/softhsm\/libsofthsm2\.so/);
+      assert.deepEqual(await list(f, agent), expectedList(f.token));
+
+      // Each key signs and the signature verifies (ssh-add -T), then real logins.
+      for (const k of f.token.keys) {
+        const pub = join(f.dir, `${k.label}.pub`);
+        const r = await run(f.bin['ssh-add'], ['-T', pub], { env: clientEnv(f, agent, '') });
+        assert.equal(r.code, 0, `${k.label}: ${r.stderr}`);
+      }
+      const sshd = await startSshd({ authorizedKeys: f.token.keys.map((k) => k.publicLine), extraConfig: ['PubkeyAcceptedAlgorithms +ssh-rsa'] }, t);
+      const logins: Array<[string, string]> = [
+        ['rsa-sha2-256', f.token.keys[0]!.fingerprint],
+        ['rsa-sha2-512', f.token.keys[0]!.fingerprint],
+        ['ssh-rsa', f.token.keys[0]!.fingerprint],
+        ['ecdsa-sha2-nistp256', f.token.keys[1]!.fingerprint],
+      ];
+      for (const [alg, fp] of logins) {
+        const r = await run(f.bin.ssh, sshd.sshArgs(['-o', `PubkeyAcceptedAlgorithms=${alg}`], ['echo', 'token-login']), { env: sshd.clientEnv(agent.socketPath) });
+        assert.equal(r.code, 0, `${alg}: ${r.stderr}\n--- sshd ---\n${sshd.log().slice(-2000)}`);
+        assert.equal(r.stdout.trim(), 'token-login');
+        assert.ok(sshd.log().includes(fp), `sshd accepted ${fp} for ${alg}`);
+      }
+
+      // The same provider again: refused, the first keys stay and still sign.
+      const again = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /Could not add card/);
+      assert.deepEqual(await list(f, agent), expectedList(f.token));
+      const still = await run(f.bin['ssh-add'], ['-T', join(f.dir, 'token-ecdsa.pub')], { env: clientEnv(f, agent, '') });
+      assert.equal(still.code, 0, still.stderr);
+
+      // -e removes the provider and its keys; it can then be added again.
+      const rm = await run(f.bin['ssh-add'], ['-e', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, '') });
+      assert.equal(rm.code, 0, rm.stderr);
+      assert.match(rm.stderr, /Card removed/);
+      assert.deepEqual(await list(f, agent), []);
+      const readd = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      assert.equal(readd.code, 0, readd.stderr);
+      assert.equal((await list(f, agent)).length, 2);
+    });
+
+    it('a wrong PIN fails and costs one attempt: the right PIN works next', async (t) => {
+      const f = await fixture(t);
+      if (f === undefined) return;
+      const agent = await startDaemon(impl, { env: f.token.env });
+      t.after(() => agent.stop());
+      const bad = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, '000000') });
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /Could not add card/);
+      assert.deepEqual(await list(f, agent), []);
+      const good = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      assert.equal(good.code, 0, good.stderr);
+      assert.deepEqual(await list(f, agent), expectedList(f.token));
+    });
+
+    it('the provider allowlist: a module outside it is refused, -P admits it (after realpath)', async (t) => {
+      const f = await fixture(t);
+      if (f === undefined) return;
+      const copy = join(f.dir, 'libcopied-pkcs11.so');
+      copyFileSync(f.token.modulePath, copy);
+      const agent = await startDaemon(impl, { env: f.token.env });
+      t.after(() => agent.stop());
+      const refused = await run(f.bin['ssh-add'], ['-s', copy], { env: clientEnv(f, agent, f.token.pin) });
+      assert.equal(refused.code, 1);
+      assert.deepEqual(await list(f, agent), []);
+
+      const allowing = await startDaemon(impl, { env: f.token.env, args: ['-P', `${f.dir}/*`] });
+      t.after(() => allowing.stop());
+      const ok = await run(f.bin['ssh-add'], ['-s', copy], { env: clientEnv(f, allowing, f.token.pin) });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal((await list(f, allowing)).length, 2);
+      // The default path is not in this -P list.
+      const other = await run(f.bin['ssh-add'], ['-e', copy], { env: clientEnv(f, allowing, '') });
+      assert.equal(other.code, 0, other.stderr);
+      const outside = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, allowing, f.token.pin) });
+      assert.equal(outside.code, 1);
+    });
+
+    it('token keys take part in lock and carry constraints (-c confirm, -t lifetime)', async (t) => {
+      const f = await fixture(t);
+      if (f === undefined) return;
+      // The agent's confirm prompt runs this askpass: it approves (exit 0, empty output).
+      const approve = join(f.dir, 'approve');
+      writeFileSync(approve, '#!/bin/sh\nexit 0\n');
+      chmodSync(approve, 0o700);
+      const agent = await startDaemon(impl, { env: { ...f.token.env, SSH_ASKPASS: approve, SSH_ASKPASS_REQUIRE: 'force' } });
+      t.after(() => agent.stop());
+      const add = await run(f.bin['ssh-add'], ['-c', '-t', '3600', '-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      assert.equal(add.code, 0, add.stderr);
+      const pub = join(f.dir, 'token-rsa.pub');
+      const signed = await run(f.bin['ssh-add'], ['-T', pub], { env: clientEnv(f, agent, '') });
+      assert.equal(signed.code, 0, signed.stderr);
+
+      const lock = await run(f.bin['ssh-add'], ['-x'], { env: clientEnv(f, agent, 'lock-pass') });
+      assert.equal(lock.code, 0, lock.stderr);
+      assert.deepEqual(await list(f, agent), []);
+      const lockedSign = await run(f.bin['ssh-add'], ['-T', pub], { env: clientEnv(f, agent, '') });
+      assert.notEqual(lockedSign.code, 0);
+      const lockedAdd = await run(f.bin['ssh-add'], ['-e', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, '') });
+      assert.equal(lockedAdd.code, 1);
+      const unlock = await run(f.bin['ssh-add'], ['-X'], { env: clientEnv(f, agent, 'lock-pass') });
+      assert.equal(unlock.code, 0, unlock.stderr);
+      assert.deepEqual(await list(f, agent), expectedList(f.token));
+      const after = await run(f.bin['ssh-add'], ['-T', pub], { env: clientEnv(f, agent, '') });
+      assert.equal(after.code, 0, after.stderr);
+    });
+  });
+}
+
+describe('PKCS#11 helper process (tsagent)', () => {
+  let agent: RunningDaemon | undefined;
+  after(async () => agent?.stop());
+
+  /** The agent's child processes (its provider helpers). */
+  async function helpers(pid: number): Promise<number[]> {
+    const r = await run('ps', ['-o', 'pid=', '--ppid', String(pid)]);
+    return r.stdout
+      .split('\n')
+      .map((s) => Number(s.trim()))
+      .filter((n) => Number.isInteger(n) && n > 0);
+  }
+
+  it('a helper that dies takes only its keys: the agent keeps serving the rest', async (t) => {
+    const f = await fixture(t);
+    if (f === undefined) return;
+    if (findPeer('ps') === undefined) return t.skip('ps not installed');
+    agent = await startDaemon('tsagent', { env: f.token.env, args: ['-d'] });
+    const fileKey = await generateKey(f.dir, 'ed25519', 'file-key');
+    await runOk(f.bin['ssh-add'], [fileKey.privatePath], { env: clientEnv(f, agent, '') });
+    const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+    assert.equal(add.code, 0, add.stderr);
+    assert.equal((await list(f, agent)).length, 3);
+
+    const pid = agent.child.pid!;
+    const kids = await helpers(pid);
+    assert.equal(kids.length, 1, 'one helper process for the provider');
+    const helper = kids[0]!;
+    // The PIN went over the pipe: not in the helper's argv nor its environment.
+    const argv = readFileSync(`/proc/${helper}/cmdline`);
+    const environ = readFileSync(`/proc/${helper}/environ`);
+    assert.ok(!argv.includes(f.token.pin) && !environ.includes(f.token.pin), 'PIN not in argv/env');
+
+    process.kill(helper, 'SIGKILL');
+    await waitFor(async () => (await list(f, agent!)).length === 1, { timeoutMs: 10_000 });
+    const left = await list(f, agent);
+    assert.match(left[0]!, new RegExp(fileKey.fingerprint.replace(/[+/]/g, '\\$&')));
+    const signed = await run(f.bin['ssh-add'], ['-T', fileKey.publicPath], { env: clientEnv(f, agent, '') });
+    assert.equal(signed.code, 0, signed.stderr);
+    // The provider can be added again: a fresh helper.
+    const again = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((await list(f, agent)).length, 3);
+    // The daemon's debug log never holds the PIN.
+    assert.ok(!agent.stderr().includes(f.token.pin), 'PIN not in the log');
+    assert.match(agent.stderr(), /PKCS#11 provider helper exited/);
+  });
+});
