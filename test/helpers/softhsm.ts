@@ -4,15 +4,12 @@
  * `ssh-keygen` (PKCS#8 PEM) and imported with `softhsm2-util --import`. The PINs are test
  * values; the private key files stay in the caller's temp dir.
  */
-import { realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
-import { underCI } from './peers';
+import { findPeer, underCI } from './peers';
 import type { SkipContext } from './peers';
-import { findPeer } from './peers';
 import { cleanEnv, runOk } from './proc';
-import { existsSync } from 'node:fs';
 
 /** Where Debian's softhsm2 package puts the module (a symlink into the multiarch dir). */
 export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -46,7 +43,29 @@ export function requireSoftHsm(t: SkipContext): { util: string; module: string }
   return undefined;
 }
 
-export async function makeSoftToken(dir: string, util: string, label = 'tsagent-token', pin = '246810'): Promise<SoftToken> {
+export interface TokenKeySpec {
+  readonly name: string;
+  /** ssh-keygen -t/-b arguments. */
+  readonly args: readonly string[];
+  /** CKA_ID, hex. */
+  readonly id: string;
+  readonly kind: 'RSA' | 'ECDSA';
+  readonly bits: number;
+}
+
+/** The issue's two keys: RSA-2048 and P-256. */
+export const DEFAULT_TOKEN_KEYS: readonly TokenKeySpec[] = [
+  { name: 'token-rsa', args: ['-t', 'rsa', '-b', '2048'], id: '01', kind: 'RSA', bits: 2048 },
+  { name: 'token-ecdsa', args: ['-t', 'ecdsa', '-b', '256'], id: '02', kind: 'ECDSA', bits: 256 },
+];
+
+export async function makeSoftToken(
+  dir: string,
+  util: string,
+  specs: readonly TokenKeySpec[] = DEFAULT_TOKEN_KEYS,
+  label = 'tsagent-token',
+  pin = '246810',
+): Promise<SoftToken> {
   const tokens = join(dir, 'tokens');
   mkdirSync(tokens, { mode: 0o700 });
   const conf = join(dir, 'softhsm2.conf');
@@ -55,10 +74,6 @@ export async function makeSoftToken(dir: string, util: string, label = 'tsagent-
   await runOk(util, ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', '13579111'], { env });
   const keygen = findPeer('ssh-keygen');
   if (keygen === undefined) throw new Error('ssh-keygen is not installed');
-  const specs = [
-    { name: 'token-rsa', args: ['-t', 'rsa', '-b', '2048'], id: '01', kind: 'RSA' as const, bits: 2048 },
-    { name: 'token-ecdsa', args: ['-t', 'ecdsa', '-b', '256'], id: '02', kind: 'ECDSA' as const, bits: 256 },
-  ];
   const keys: TokenKey[] = [];
   for (const s of specs) {
     const path = join(dir, s.name);

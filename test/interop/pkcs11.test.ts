@@ -147,6 +147,22 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       assert.equal(outside.code, 1);
     });
 
+    it('refuses ssh-add -s over a forwarded agent connection (remote addition of providers is disabled)', async (t) => {
+      const f = await fixture(t);
+      if (f === undefined) return;
+      const agent = await startDaemon(impl, { env: f.token.env });
+      t.after(() => agent.stop());
+      const fileKey = await generateKey(f.dir, 'ed25519', 'login-key');
+      await runOk(f.bin['ssh-add'], [fileKey.privatePath], { env: clientEnv(f, agent, '') });
+      const sshd = await startSshd({ authorizedKeys: [fileKey.publicLine] }, t);
+      writeFileSync(f.answerFile, `${f.token.pin}\n`, { mode: 0o600 });
+      const remote = `env SSH_ASKPASS=${f.askpass} SSH_ASKPASS_REQUIRE=force ssh-add -s /usr/lib/softhsm/libsofthsm2.so`;
+      const r = await run(f.bin.ssh, sshd.sshArgs(['-A'], [remote]), { env: sshd.clientEnv(agent.socketPath) });
+      assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /Could not add card/);
+      assert.equal((await list(f, agent)).length, 1, 'only the file key');
+    });
+
     it('token keys take part in lock and carry constraints (-c confirm, -t lifetime)', async (t) => {
       const f = await fixture(t);
       if (f === undefined) return;
@@ -221,6 +237,22 @@ describe('PKCS#11 helper process (tsagent)', () => {
     const again = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
     assert.equal(again.code, 0, again.stderr);
     assert.equal((await list(f, agent)).length, 3);
+    // A token that hangs (its helper stopped) holds up only its own request.
+    const [stuckHelper] = await helpers(pid);
+    process.kill(stuckHelper!, 'SIGSTOP');
+    let settled = false;
+    const stuck = run(f.bin['ssh-add'], ['-T', join(f.dir, 'token-rsa.pub')], { env: clientEnv(f, agent, ''), timeoutMs: 60_000 }).finally(() => {
+      settled = true;
+    });
+    try {
+      assert.equal((await list(f, agent)).length, 3);
+      const other = await run(f.bin['ssh-add'], ['-T', fileKey.publicPath], { env: clientEnv(f, agent, '') });
+      assert.equal(other.code, 0, other.stderr);
+      assert.equal(settled, false, 'the token signature waits for its stopped helper');
+    } finally {
+      process.kill(stuckHelper!, 'SIGCONT');
+    }
+    assert.equal((await stuck).code, 0);
     // The daemon's debug log never holds the PIN.
     assert.ok(!agent.stderr().includes(f.token.pin), 'PIN not in the log');
     assert.match(agent.stderr(), /PKCS#11 provider helper exited/);
