@@ -110,6 +110,36 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       assert.equal((await list(f, agent)).length, 2);
     });
 
+    it('an X.509 certificate object gives its key, labelled with the subject; its private key signs', async (t) => {
+      const f = await fixture(t);
+      const tools = requirePeers(t, ['openssl', 'pkcs11-tool'] as const);
+      if (f === undefined || tools === undefined) return;
+      // A P-384 key on the token as a certificate and a private key only (no public-key object).
+      const key = join(f.dir, 'cert.key');
+      const pem = join(f.dir, 'cert.pem');
+      const env = { PATH: process.env.PATH, ...f.token.env };
+      await runOk(tools.openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', key, '-out', pem, '-subj', '/CN=tsagent cert/O=Test', '-days', '2'], { env });
+      await runOk(tools.openssl, ['x509', '-in', pem, '-outform', 'DER', '-out', `${pem}.der`], { env });
+      await runOk(tools.openssl, ['pkey', '-in', key, '-outform', 'DER', '-out', `${key}.der`], { env });
+      const p11 = ['--module', '/usr/lib/softhsm/libsofthsm2.so', '--login', '--pin', f.token.pin];
+      await runOk(tools['pkcs11-tool'], [...p11, '--write-object', `${pem}.der`, '--type', 'cert', '--id', '09', '--label', 'cert-object'], { env });
+      await runOk(tools['pkcs11-tool'], [...p11, '--write-object', `${key}.der`, '--type', 'privkey', '--id', '09', '--label', 'cert-key'], { env });
+
+      const agent = await startDaemon(impl, { env: f.token.env });
+      t.after(() => agent.stop());
+      const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      assert.equal(add.code, 0, add.stderr);
+      const lines = await list(f, agent);
+      assert.equal(lines.length, 3);
+      const certLine = lines.find((l) => l.startsWith('384 '));
+      assert.match(certLine ?? '', /^384 SHA256:\S+ \/CN=tsagent cert\/O=Test \(ECDSA\)$/);
+      const pubs = (await runOk(f.bin['ssh-add'], ['-L'], { env: clientEnv(f, agent, '') })).stdout.split('\n');
+      const p384 = join(f.dir, 'p384.pub');
+      writeFileSync(p384, `${pubs.find((l) => l.startsWith('ecdsa-sha2-nistp384 '))}\n`);
+      const signed = await run(f.bin['ssh-add'], ['-T', p384], { env: clientEnv(f, agent, '') });
+      assert.equal(signed.code, 0, signed.stderr);
+    });
+
     it('a wrong PIN fails and costs one attempt: the right PIN works next', async (t) => {
       const f = await fixture(t);
       if (f === undefined) return;
