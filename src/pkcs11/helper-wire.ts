@@ -24,14 +24,18 @@ export type HelperReply =
   | { readonly type: 'failure'; readonly reason: string };
 
 /** The framed request. A LOAD frame holds the PIN: the caller zeroes it once written. */
-export function encodeHelperRequest(req: HelperRequest): Buffer {
-  const w = new SshWriter(req.type === 'sign' ? req.data.length + req.blob.length + 32 : 512);
-  w.uint32(0);
-  if (req.type === 'load') w.byte(HELPER_MSG.LOAD).string(req.path).string(req.pin);
-  else w.byte(HELPER_MSG.SIGN).string(req.blob).string(req.data).uint32(req.flags);
+/** uint32 length, then the body `write` puts after it. */
+function framed(size: number, write: (w: SshWriter) => void): Buffer {
+  const w = new SshWriter(size).uint32(0);
+  write(w);
   const out = w.finish();
   out.writeUInt32BE(out.length - 4, 0);
   return out;
+}
+
+export function encodeHelperRequest(req: HelperRequest): Buffer {
+  if (req.type === 'load') return framed(512, (w) => w.byte(HELPER_MSG.LOAD).string(req.path).string(req.pin));
+  return framed(req.data.length + req.blob.length + 32, (w) => w.byte(HELPER_MSG.SIGN).string(req.blob).string(req.data).uint32(req.flags));
 }
 
 /** A request body (views into it: a LOAD's pin is the caller's to zero). */
@@ -53,23 +57,20 @@ export function decodeHelperRequest(body: Buffer): HelperRequest {
 }
 
 export function encodeHelperReply(reply: HelperReply): Buffer {
-  const w = new SshWriter(256);
-  w.uint32(0);
-  switch (reply.type) {
-    case 'keys':
-      w.byte(HELPER_MSG.KEYS).uint32(reply.keys.length);
-      for (const k of reply.keys) w.string(k.blob).string(k.label);
-      break;
-    case 'signature':
-      w.byte(HELPER_MSG.SIGNATURE).string(reply.signature);
-      break;
-    case 'failure':
-      w.byte(HELPER_MSG.FAILURE).string(reply.reason);
-      break;
-  }
-  const out = w.finish();
-  out.writeUInt32BE(out.length - 4, 0);
-  return out;
+  return framed(256, (w) => {
+    switch (reply.type) {
+      case 'keys':
+        w.byte(HELPER_MSG.KEYS).uint32(reply.keys.length);
+        for (const k of reply.keys) w.string(k.blob).string(k.label);
+        return;
+      case 'signature':
+        w.byte(HELPER_MSG.SIGNATURE).string(reply.signature);
+        return;
+      case 'failure':
+        w.byte(HELPER_MSG.FAILURE).string(reply.reason);
+        return;
+    }
+  });
 }
 
 export function decodeHelperReply(body: Buffer): HelperReply {
