@@ -56,6 +56,8 @@ export class Cryptoki {
 
   /** dlopen()s the module and fetches its function list; throws when it is not a PKCS#11 module. */
   static open(path: string): Cryptoki {
+    // The struct layouts below are LP64's; Windows (LLP64, packed PKCS#11 structs) differs.
+    if (process.platform === 'win32') throw new Pkcs11Error('C_GetFunctionList (unsupported platform)', -1);
     const koffi = require('koffi') as Koffi;
     const lib = koffi.load(path);
     const getFunctionList = lib.func('unsigned long C_GetFunctionList(_Out_ void **list)');

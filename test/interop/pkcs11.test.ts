@@ -11,10 +11,10 @@ import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import { startDaemon } from '../helpers/daemons';
+import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
 import type { AgentImpl, RunningDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
-import { findPeer, requirePeers } from '../helpers/peers';
+import { findPeer, requirePeer, requirePeers } from '../helpers/peers';
 import { removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
 import { makeSoftToken, requireSoftHsm } from '../helpers/softhsm';
 import type { SoftToken } from '../helpers/softhsm';
@@ -30,10 +30,14 @@ interface Fixture {
   bin: { [K in (typeof PEERS)[number]]: string };
 }
 
-async function fixture(t: TestContext): Promise<Fixture | undefined> {
+/** OpenSSH's agent runs each provider in this helper (Debian's path). */
+const SSH_PKCS11_HELPER = '/usr/lib/openssh/ssh-pkcs11-helper';
+
+async function fixture(t: TestContext, impl: AgentImpl = 'tsagent'): Promise<Fixture | undefined> {
   const bin = requirePeers(t, PEERS);
   const hsm = requireSoftHsm(t);
   if (bin === undefined || hsm === undefined) return undefined;
+  if (impl === 'openssh' && requirePeer(t, SSH_PKCS11_HELPER) === undefined) return undefined;
   const dir = await tempDir('tsagent-p11-');
   t.after(() => removeDir(dir));
   const token = await makeSoftToken(dir, hsm.util);
@@ -63,7 +67,7 @@ function expectedList(token: SoftToken): string[] {
 for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
   describe(`PKCS#11 with SoftHSM2 against ${impl}`, () => {
     it('ssh-add -s adds every token key with its label, ssh logs in with them, ssh-add -e removes them', async (t) => {
-      const f = await fixture(t);
+      const f = await fixture(t, impl);
       if (f === undefined) return;
       const agent = await startDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
@@ -111,7 +115,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
     });
 
     it('an X.509 certificate object gives its key, labelled with the subject; its private key signs', async (t) => {
-      const f = await fixture(t);
+      const f = await fixture(t, impl);
       const tools = requirePeers(t, ['openssl', 'pkcs11-tool'] as const);
       if (f === undefined || tools === undefined) return;
       // A P-384 key on the token as a certificate and a private key only (no public-key object).
@@ -141,7 +145,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
     });
 
     it('a wrong PIN fails and costs one attempt: the right PIN works next', async (t) => {
-      const f = await fixture(t);
+      const f = await fixture(t, impl);
       if (f === undefined) return;
       const agent = await startDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
@@ -155,7 +159,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
     });
 
     it('the provider allowlist: a module outside it is refused, -P admits it (after realpath)', async (t) => {
-      const f = await fixture(t);
+      const f = await fixture(t, impl);
       if (f === undefined) return;
       const copy = join(f.dir, 'libcopied-pkcs11.so');
       copyFileSync(f.token.modulePath, copy);
@@ -178,7 +182,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
     });
 
     it('refuses ssh-add -s over a forwarded agent connection (remote addition of providers is disabled)', async (t) => {
-      const f = await fixture(t);
+      const f = await fixture(t, impl);
       if (f === undefined) return;
       const agent = await startDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
@@ -194,7 +198,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
     });
 
     it('token keys take part in lock and carry constraints (-c confirm, -t lifetime)', async (t) => {
-      const f = await fixture(t);
+      const f = await fixture(t, impl);
       if (f === undefined) return;
       // The agent's confirm prompt runs this askpass: it approves (exit 0, empty output).
       const approve = join(f.dir, 'approve');
@@ -286,5 +290,31 @@ describe('PKCS#11 helper process (tsagent)', () => {
     // The daemon's debug log never holds the PIN.
     assert.ok(!agent.stderr().includes(f.token.pin), 'PIN not in the log');
     assert.match(agent.stderr(), /PKCS#11 provider helper exited/);
+  });
+
+  it('-P and -O reach the background agent; an unknown -O is a usage error', async (t) => {
+    const f = await fixture(t);
+    if (f === undefined) return;
+    const copy = join(f.dir, 'libbg-pkcs11.so');
+    copyFileSync(f.token.modulePath, copy);
+    const sock = join(f.dir, 'bg.sock');
+    const env = { PATH: process.env.PATH, HOME: f.dir, ...f.token.env };
+    const bad = await run(process.execPath, [TSAGENT_BIN, 'start', '-O', 'no-such-option', '-a', sock], { env });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /Unknown -O option/);
+    const started = await runOk(process.execPath, [TSAGENT_BIN, 'start', '-s', '-a', sock, '-P', `${f.dir}/*`, '-O', 'allow-remote-pkcs11'], { env });
+    const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(started.stdout)?.[1]);
+    assert.ok(pid > 0, started.stdout);
+    t.after(() => {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    });
+    const bg = { dir: f.dir, socketPath: sock } as RunningDaemon;
+    const add = await run(f.bin['ssh-add'], ['-s', copy], { env: clientEnv(f, bg, f.token.pin) });
+    assert.equal(add.code, 0, add.stderr);
+    assert.equal((await list(f, bg)).length, 2);
   });
 });
