@@ -197,6 +197,24 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       assert.equal((await list(f, agent)).length, 1, 'only the file key');
     });
 
+    it('ssh-add -h restricts token keys to a destination like any key', async (t) => {
+      const f = await fixture(t, impl);
+      if (f === undefined) return;
+      const lines = f.token.keys.map((k) => k.publicLine);
+      const alpha = await startSshd({ authorizedKeys: lines }, t);
+      const beta = await startSshd({ authorizedKeys: lines }, t);
+      const knownHosts = join(f.dir, 'known_hosts');
+      writeFileSync(knownHosts, `alpha ${alpha.hostKeyPublicLine}\nbeta ${beta.hostKeyPublicLine}\n`);
+      const agent = await startDaemon(impl, { env: f.token.env });
+      t.after(() => agent.stop());
+      const add = await run(f.bin['ssh-add'], ['-H', knownHosts, '-h', 'alpha', '-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      assert.equal(add.code, 0, add.stderr);
+      const ok = await run(f.bin.ssh, alpha.sshArgs([], ['true']), { env: alpha.clientEnv(agent.socketPath) });
+      assert.equal(ok.code, 0, `${ok.stderr}\n--- sshd ---\n${alpha.log().slice(-1500)}`);
+      const refused = await run(f.bin.ssh, beta.sshArgs([], ['true']), { env: beta.clientEnv(agent.socketPath) });
+      assert.equal(refused.code, 255, 'beta is not a permitted destination');
+    });
+
     it('token keys take part in lock and carry constraints (-c confirm, -t lifetime)', async (t) => {
       const f = await fixture(t, impl);
       if (f === undefined) return;
