@@ -1,7 +1,7 @@
 /**
  * The keyring with real PKCS#11 providers (SoftHSM2 through the helper process), driven
  * in-process: every signature algorithm verified against the token's public key (RSA
- * ssh-rsa / rsa-sha2-256 / rsa-sha2-512, ECDSA P-256 and P-384), certificates associated
+ * ssh-rsa / rsa-sha2-256 / rsa-sha2-512, ECDSA P-256, P-384 and P-521), certificates associated
  * with token keys (associated-certs-v00@openssh.com, made by the real ssh-keygen -s),
  * lifetime expiry, remove-all unloading the provider, and adds over a bound connection.
  */
@@ -23,13 +23,15 @@ import { DEFAULT_TOKEN_KEYS, SOFTHSM_MODULE, makeSoftToken, requireSoftHsm } fro
 import type { SoftToken } from '../helpers/softhsm';
 
 const P384 = { name: 'token-p384', args: ['-t', 'ecdsa', '-b', '384'], id: '03', kind: 'ECDSA' as const, bits: 384 };
+/** Its CKA_EC_POINT (133 bytes) takes DER's long length form. */
+const P521 = { name: 'token-p521', args: ['-t', 'ecdsa', '-b', '521'], id: '04', kind: 'ECDSA' as const, bits: 521 };
 
 async function setup(t: TestContext): Promise<{ dir: string; token: SoftToken; keyring: Keyring } | undefined> {
   const hsm = requireSoftHsm(t);
   if (hsm === undefined || requirePeers(t, ['ssh-keygen']) === undefined) return undefined;
   const dir = await tempDir('tsagent-p11k-');
   t.after(() => removeDir(dir));
-  const token = await makeSoftToken(dir, hsm.util, [...DEFAULT_TOKEN_KEYS, P384]);
+  const token = await makeSoftToken(dir, hsm.util, [...DEFAULT_TOKEN_KEYS, P384, P521]);
   // The helper inherits the agent's environment: that is how SoftHSM finds this token.
   process.env.SOFTHSM2_CONF = token.env.SOFTHSM2_CONF;
   const keyring = new Keyring({ smartcards: new Pkcs11Providers() });
@@ -55,7 +57,7 @@ describe('keyring with SoftHSM2 tokens', () => {
     if (s === undefined) return;
     await s.keyring.addSmartcardKey({ provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [] }, local);
     const ids = await s.keyring.list(local);
-    assert.deepEqual(ids.map((i) => i.comment).sort(), ['token-ecdsa', 'token-p384', 'token-rsa']);
+    assert.deepEqual(ids.map((i) => i.comment).sort(), ['token-ecdsa', 'token-p384', 'token-p521', 'token-rsa']);
     const data = Buffer.from('data to sign');
     const rsa = blobOf(s.token.keys[0]!.publicLine);
     for (const [flags, alg] of [
@@ -94,14 +96,14 @@ describe('keyring with SoftHSM2 tokens', () => {
 
     await s.keyring.removeSmartcardKey(SOFTHSM_MODULE, local);
     await s.keyring.addSmartcardKey({ provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [{ type: 'associated-certs', certsOnly: false, certs }] }, local);
-    assert.equal((await s.keyring.list(local)).length, 4, 'the certificate beside the three keys');
+    assert.equal((await s.keyring.list(local)).length, 5, 'the certificate beside the four keys');
   });
 
   it('a lifetime removes the token keys, and the provider with them; remove-all unloads it too', async (t) => {
     const s = await setup(t);
     if (s === undefined) return;
     await s.keyring.addSmartcardKey({ provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [{ type: 'lifetime', seconds: 1 }] }, local);
-    assert.equal((await s.keyring.list(local)).length, 3);
+    assert.equal((await s.keyring.list(local)).length, 4);
     await waitFor(async () => (await s.keyring.list(local)).length === 0, { timeoutMs: 10_000, what: 'token keys to expire' });
     await waitFor(async () => (await children()) === 0, { timeoutMs: 10_000, what: 'the helper to end' });
     // Unloaded: the same provider can be added again.
@@ -121,7 +123,7 @@ describe('keyring with SoftHSM2 tokens', () => {
     const permissive = new Keyring({ smartcards: new Pkcs11Providers({ allowRemoteAdd: true }) });
     t.after(() => permissive.clear());
     await permissive.addSmartcardKey({ provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [] }, ctx);
-    assert.equal((await permissive.list(local)).length, 3);
+    assert.equal((await permissive.list(local)).length, 4);
   });
 
   it('a provider that is not a PKCS#11 module fails cleanly', async (t) => {
@@ -132,6 +134,6 @@ describe('keyring with SoftHSM2 tokens', () => {
     assert.deepEqual(await s.keyring.list(local), []);
     // It did not stay reserved: the real module still loads.
     await s.keyring.addSmartcardKey({ provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [] }, local);
-    assert.equal((await s.keyring.list(local)).length, 3);
+    assert.equal((await s.keyring.list(local)).length, 4);
   });
 });
