@@ -1,0 +1,74 @@
+/**
+ * One audit record as one JSON line (POLICY.md §6). Only the contract's fields are copied,
+ * each checked for its type, so nothing else a caller attaches (a Buffer, a key object)
+ * can reach the file; a second fence redacts anything shaped like key material.
+ */
+import type { AuditRecord } from '../agent/ports';
+import type { Destination, ProcessInfo } from '../context/types';
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+function num(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+function strings(v: unknown): string[] | null {
+  return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : null;
+}
+
+function processFields(p: ProcessInfo | null): object | null {
+  if (p === null || typeof p !== 'object') return null;
+  return { pid: num(p.pid), uid: num(p.uid), exe: str(p.exe), argv: strings(p.argv), unit: str(p.unit), parents: strings(p.parents) };
+}
+
+function destinationFields(d: Destination | null): object | null {
+  if (d === null || typeof d !== 'object') return null;
+  return {
+    host: str(d.host),
+    names: strings(d.names) ?? [],
+    port: num(d.port),
+    hostKey: str(d.hostKey),
+    user: str(d.user),
+    forwarded: d.forwarded === true,
+    via: strings(d.via) ?? [],
+  };
+}
+
+/**
+ * PEM blocks, OpenSSH private key containers ("openssh-key-v1" raw, base64 or hex) and long
+ * base64/hex runs (a private key or a raw secret): none belongs in a record. Peer-supplied
+ * text (argv, comments) is where one could slip in.
+ */
+const SECRET_SHAPES =
+  /-----BEGIN[^-]*-----[\s\S]*?(?:-----END[^-]*-----|$)|openssh-key-v1|b3BlbnNzaC1rZXktdjE|6f70656e7373682d6b65792d7631|[A-Za-z0-9+/=_-]{128,}/g;
+
+export const REDACTED = '[redacted]';
+
+export function redactSecrets(line: string): string {
+  SECRET_SHAPES.lastIndex = 0;
+  return SECRET_SHAPES.test(line) ? line.replace(SECRET_SHAPES, REDACTED) : line;
+}
+
+/** The record's JSON line, newline-terminated. */
+export function serializeRecord(r: AuditRecord): string {
+  const o: Record<string, unknown> = {
+    time: str(r.time),
+    event: str(r.event),
+    decision: str(r.decision),
+    reason: str(r.reason),
+  };
+  if (r.key !== undefined && r.key !== null) {
+    o.key = { fingerprint: str(r.key.fingerprint), comment: str(r.key.comment), name: str(r.key.name), type: str(r.key.type) };
+  }
+  if (r.keys !== undefined) o.keys = strings(r.keys) ?? [];
+  o.process = processFields(r.process);
+  o.destination = destinationFields(r.destination);
+  if (r.purpose !== undefined) o.purpose = str(r.purpose);
+  if (r.ms !== undefined) {
+    const ms = num(r.ms);
+    o.ms = ms === null ? null : Math.round(ms * 1000) / 1000;
+  }
+  return redactSecrets(JSON.stringify(o)) + '\n';
+}
