@@ -24,8 +24,7 @@
  * pid (GetNamedPipeClientProcessId) and nothing here reads it: every field but the given
  * pid/uid is null.
  */
-import { readFile, readlink } from 'node:fs/promises';
-import { closeSync } from 'node:fs';
+import { closeSync, readFileSync, readlinkSync } from 'node:fs';
 import type { ProcessInfo } from './types';
 import { parseCgroupUnit, parseCmdline, parsePidfdInfoPid, parseProcStat } from './proc-files';
 import type { ProcStat } from './proc-files';
@@ -41,7 +40,7 @@ export interface PeerIdentity {
 export interface ReadProcessOptions {
   /**
    * A pidfd for the peer (Libc.peerPidfd on the connection's descriptor). readPeerProcess
-   * takes ownership and closes it before it resolves.
+   * takes ownership and closes it before it returns.
    */
   readonly pidfd?: number;
   /** Default process.platform. */
@@ -55,32 +54,32 @@ export function bareProcessInfo(peer: PeerIdentity | undefined): ProcessInfo {
   return { pid: peer?.pid ?? null, uid: peer?.uid ?? null, exe: null, argv: null, unit: null, parents: null };
 }
 
-async function text(path: string): Promise<string | undefined> {
+function text(path: string): string | undefined {
   try {
-    return await readFile(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
 }
 
-async function bytes(path: string): Promise<Buffer | undefined> {
+function bytes(path: string): Buffer | undefined {
   try {
-    return await readFile(path);
+    return readFileSync(path);
   } catch {
     return undefined;
   }
 }
 
-async function link(path: string): Promise<string | undefined> {
+function link(path: string): string | undefined {
   try {
-    return await readlink(path);
+    return readlinkSync(path);
   } catch {
     return undefined;
   }
 }
 
-async function stat(proc: string, pid: number): Promise<ProcStat | undefined> {
-  const t = await text(`${proc}/${pid}/stat`);
+function stat(proc: string, pid: number): ProcStat | undefined {
+  const t = text(`${proc}/${pid}/stat`);
   return t === undefined ? undefined : parseProcStat(t);
 }
 
@@ -89,12 +88,13 @@ function startedAfter(a: string, b: string): boolean {
   return a.length !== b.length ? a.length > b.length : a > b;
 }
 
-async function parentChain(proc: string, first: ProcStat): Promise<string[]> {
+function parentChain(proc: string, first: ProcStat): string[] {
   const out: string[] = [];
   let child = first;
   while (out.length < MAX_PARENTS && child.ppid > 0) {
     const pid = child.ppid;
-    const [st, exe] = await Promise.all([stat(proc, pid), link(`${proc}/${pid}/exe`)]);
+    const st = stat(proc, pid);
+    const exe = st === undefined ? undefined : link(`${proc}/${pid}/exe`);
     if (st === undefined || exe === undefined || startedAfter(st.startTime, child.startTime)) break;
     out.push(exe);
     child = st;
@@ -102,8 +102,9 @@ async function parentChain(proc: string, first: ProcStat): Promise<string[]> {
   return out;
 }
 
-function pidfdNames(pidfd: number, pid: number, proc: string): Promise<boolean> {
-  return text(`${proc}/self/fdinfo/${pidfd}`).then((t) => t !== undefined && parsePidfdInfoPid(t) === pid);
+function pidfdNames(pidfd: number, pid: number, proc: string): boolean {
+  const t = text(`${proc}/self/fdinfo/${pidfd}`);
+  return t !== undefined && parsePidfdInfoPid(t) === pid;
 }
 
 function closeQuietly(fd: number | undefined): void {
@@ -116,40 +117,79 @@ function closeQuietly(fd: number | undefined): void {
 }
 
 /**
- * Reads the peer's facts. Never rejects: anything unreadable is null. Call it when the
- * connection is accepted and await it before the first reply is sent.
+ * The same process connecting again (a shell loop, a load generator) costs a stat and a
+ * readlink: its facts are kept while pid, start time, parent pid and exe are unchanged.
+ * (exe catches an execve, which keeps the pid and start time.)
  */
-export async function readPeerProcess(peer: PeerIdentity, opts: ReadProcessOptions = {}): Promise<ProcessInfo> {
-  const pidfd = opts.pidfd;
-  try {
-    if ((opts.platform ?? process.platform) !== 'linux' || peer.pid <= 0) return bareProcessInfo(peer);
-    const proc = opts.procRoot ?? '/proc';
-    const dir = `${proc}/${peer.pid}`;
-    // With a pidfd: the peer is alive now, so the pid names it until it exits.
-    if (pidfd !== undefined && !(await pidfdNames(pidfd, peer.pid, proc))) return bareProcessInfo(peer);
-    const st = await stat(proc, peer.pid);
-    if (st === undefined) return bareProcessInfo(peer);
-    const [exe, cmdline, cgroup, parents] = await Promise.all([
-      link(`${dir}/exe`),
-      bytes(`${dir}/cmdline`),
-      text(`${dir}/cgroup`),
-      parentChain(proc, st),
-    ]);
-    // Same start time (or gone: reads after its exit failed and are null): nothing read
-    // belongs to a process that got the pid later.
-    const again = await stat(proc, peer.pid);
-    if (again !== undefined && again.startTime !== st.startTime) return bareProcessInfo(peer);
-    return {
+interface CachedProcess {
+  readonly startTime: string;
+  readonly ppid: number;
+  readonly exe: string | undefined;
+  readonly info: ProcessInfo;
+}
+
+const CACHE_LIMIT = 256;
+const cache = new Map<string, CachedProcess>();
+
+function remember(key: string, entry: CachedProcess): void {
+  cache.delete(key);
+  if (cache.size >= CACHE_LIMIT) {
+    const oldest = cache.keys().next();
+    if (oldest.done !== true) cache.delete(oldest.value);
+  }
+  cache.set(key, entry);
+}
+
+/** Drops the remembered facts (tests measure a first read with it). */
+export function clearProcessCache(): void {
+  cache.clear();
+}
+
+function readFacts(peer: PeerIdentity, proc: string, pidfd: number | undefined): ProcessInfo {
+  const dir = `${proc}/${peer.pid}`;
+  // With a pidfd: the peer is alive now, so the pid names it until it exits.
+  if (pidfd !== undefined && !pidfdNames(pidfd, peer.pid, proc)) return bareProcessInfo(peer);
+  const st = stat(proc, peer.pid);
+  if (st === undefined) return bareProcessInfo(peer);
+  const exe = link(`${dir}/exe`);
+  const key = `${proc}\0${peer.pid}`;
+  const hit = cache.get(key);
+  let info: ProcessInfo;
+  if (hit !== undefined && hit.startTime === st.startTime && hit.ppid === st.ppid && hit.exe === exe && hit.info.uid === peer.uid) {
+    info = hit.info;
+  } else {
+    const cmdline = bytes(`${dir}/cmdline`);
+    const cgroup = text(`${dir}/cgroup`);
+    info = {
       pid: peer.pid,
       uid: peer.uid,
       exe: exe ?? null,
       argv: cmdline === undefined ? null : (parseCmdline(cmdline) ?? null),
       unit: cgroup === undefined ? null : (parseCgroupUnit(cgroup) ?? null),
-      parents,
+      parents: parentChain(proc, st),
     };
+  }
+  // Same start time (or gone: reads after its exit failed and are null): nothing read
+  // belongs to a process that got the pid later.
+  const again = stat(proc, peer.pid);
+  if (again !== undefined && again.startTime !== st.startTime) return bareProcessInfo(peer);
+  if (info !== hit?.info) remember(key, { startTime: st.startTime, ppid: st.ppid, exe, info });
+  return info;
+}
+
+/**
+ * Reads the peer's facts. Never throws: anything unreadable is null. Call it when the
+ * connection is accepted, before the first reply. Synchronous on purpose: /proc is in
+ * memory, the reads are a dozen system calls (a few µs each), and the thread-pool round
+ * trips of fs/promises cost more than they save (measured in test/unit/peer-process.test.ts).
+ */
+export function readPeerProcess(peer: PeerIdentity, opts: ReadProcessOptions = {}): ProcessInfo {
+  try {
+    if ((opts.platform ?? process.platform) !== 'linux' || peer.pid <= 0) return bareProcessInfo(peer);
+    return readFacts(peer, opts.procRoot ?? '/proc', opts.pidfd);
   } catch {
     return bareProcessInfo(peer);
   } finally {
-    closeQuietly(pidfd);
+    closeQuietly(opts.pidfd);
   }
 }

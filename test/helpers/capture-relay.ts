@@ -20,8 +20,8 @@ const SIGN_REQUEST = 13;
 const EXTENSION = 27;
 
 export interface CapturedConnection {
-  /** Resolves with the peer's facts, read when the connection was accepted. */
-  readonly process: Promise<ProcessInfo | null>;
+  /** The peer's facts, read when the connection was accepted. */
+  readonly process: ProcessInfo | null;
   /** Whether a pidfd pinned the peer. */
   pinned: boolean;
   readonly signData: Buffer[];
@@ -70,7 +70,7 @@ export async function startCaptureRelay(upstreamPath: string): Promise<CaptureRe
     const cred = fd !== undefined ? libc?.peerCredentials(fd) : undefined;
     const pidfd = fd !== undefined ? libc?.peerPidfd?.(fd) : undefined;
     const conn: CapturedConnection = {
-      process: cred === undefined ? Promise.resolve(null) : readPeerProcess(cred, pidfd !== undefined ? { pidfd } : {}),
+      process: cred === undefined ? null : readPeerProcess(cred, pidfd !== undefined ? { pidfd } : {}),
       pinned: pidfd !== undefined,
       signData: [],
       sessionBinds: [],
@@ -79,9 +79,6 @@ export async function startCaptureRelay(upstreamPath: string): Promise<CaptureRe
     const upstream = createConnection(upstreamPath);
     sockets.add(upstream);
     let pending: Buffer = Buffer.alloc(0);
-    // Hold the client's bytes until its facts are read: the first reply comes after that.
-    client.pause();
-    void conn.process.then(() => client.resume());
     client.on('data', (d: Buffer) => {
       pending = parseFrames(Buffer.concat([pending, d]), conn);
       upstream.write(d);

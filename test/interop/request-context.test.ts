@@ -41,8 +41,8 @@ function keyField(line: string): string {
   return line.split(/\s+/).slice(0, 2).join(' ');
 }
 
-async function processOf(c: CapturedConnection): Promise<ProcessInfo> {
-  const p = await c.process;
+function processOf(c: CapturedConnection): ProcessInfo {
+  const p = c.process;
   assert.ok(p !== null, 'peer credentials were read');
   return p;
 }
@@ -89,7 +89,7 @@ describe('request context from real peers', () => {
     const signing = conns.find((c) => c.signData.length > 0);
     assert.ok(signing !== undefined, 'ssh-keygen asked for a signature');
     assert.deepEqual(signPurpose(signing.signData[0]!), { purpose: 'sign:git', user: null });
-    const p = await processOf(signing);
+    const p = processOf(signing);
     assert.equal(p.exe, realpathSync('/usr/bin/ssh-keygen'));
     assert.deepEqual(p.argv, ['ssh-keygen', '-Y', 'sign', '-n', 'git', '-f', key.publicPath, msg]);
     assert.equal(p.uid, process.getuid?.());
@@ -127,7 +127,7 @@ describe('request context from real peers', () => {
     const signing = conns.find((c) => c.signData.length > 0);
     assert.ok(signing !== undefined, 'git made ssh-keygen sign');
     assert.equal(signPurpose(signing.signData[0]!).purpose, 'sign:git');
-    const p = await processOf(signing);
+    const p = processOf(signing);
     assert.equal(p.exe?.endsWith('/ssh-keygen'), true);
     assert.ok(p.parents !== null && p.parents.some((x) => x.endsWith('/git')), `parents ${JSON.stringify(p.parents)} show git`);
   });
@@ -177,7 +177,7 @@ describe('request context from real peers', () => {
       assert.ok(c !== undefined, 'ssh signed a login');
       const purpose = signPurpose(c.signData[0]!);
       assert.deepEqual(purpose, { purpose: 'login', user: sshd.user });
-      const p = await processOf(c);
+      const p = processOf(c);
       assert.equal(p.exe, realpathSync('/usr/bin/ssh'));
       assert.deepEqual(p.argv, ['ssh', '-F', cfg, 'gitbox', 'true']);
       const resolver = new KnownHostsResolver({ home, systemDir: join(dir, 'no-etc'), checkIntervalMs: 0 });
@@ -209,13 +209,13 @@ describe('request context from real peers', () => {
     });
     const c = conns.find((x) => x.signData.length > 0)!;
     const resolver = new KnownHostsResolver({ home: join(dir, 'empty-home'), systemDir: join(dir, 'no-etc'), checkIntervalMs: 0 });
-    const dest = buildDestination(bindsOf(c), resolver, peerCandidates(await processOf(c)));
+    const dest = buildDestination(bindsOf(c), resolver, peerCandidates(processOf(c)));
     assert.equal(dest?.host, null);
     assert.deepEqual(dest?.names, []);
     assert.match(dest?.hostKey ?? '', /^SHA256:/);
     // With the sshd's own known_hosts ([127.0.0.1]:port) the argv candidate is confirmed, port included.
     const withFile = new KnownHostsResolver({ home: join(dir, 'empty-home'), systemDir: join(dir, 'no-etc'), extraFiles: [sshd.knownHostsPath], checkIntervalMs: 0 });
-    const named = buildDestination(bindsOf(c), withFile, peerCandidates(await processOf(c)));
+    const named = buildDestination(bindsOf(c), withFile, peerCandidates(processOf(c)));
     assert.equal(named?.host, '127.0.0.1');
     assert.equal(named?.port, sshd.port);
   });
@@ -264,7 +264,7 @@ describe('request context from real peers', () => {
     const fwd = conns.find((c) => c.sessionBinds.length === 2 && c.signData.length > 0);
     assert.ok(fwd !== undefined, `a forwarded connection with two bindings signed (saw ${conns.map((c) => c.sessionBinds.length).join(',')})`);
     const resolver = new KnownHostsResolver({ home: join(dir, 'empty-home'), systemDir: join(dir, 'no-etc'), extraFiles: [names], checkIntervalMs: 0 });
-    const p = await processOf(fwd);
+    const p = processOf(fwd);
     assert.equal(p.exe, realpathSync('/usr/bin/ssh'), 'the peer of a forwarded connection is the local ssh -A');
     const purpose = signPurpose(fwd.signData[0]!);
     assert.equal(purpose.purpose, 'login');
