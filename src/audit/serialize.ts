@@ -39,16 +39,44 @@ function destinationFields(d: Destination | null): object | null {
 /**
  * PEM blocks, OpenSSH private key containers ("openssh-key-v1" raw, base64 or hex) and long
  * base64/hex runs (a private key or a raw secret): none belongs in a record. Peer-supplied
- * text (argv, comments) is where one could slip in.
+ * text (argv, comments) is where one could slip in. The check is a linear scan; the
+ * (slower) replacement only runs on a line that has one.
  */
-const SECRET_SHAPES =
-  /-----BEGIN[^-]*-----[\s\S]*?(?:-----END[^-]*-----|$)|openssh-key-v1|b3BlbnNzaC1rZXktdjE|6f70656e7373682d6b65792d7631|[A-Za-z0-9+/=_-]{128,}/g;
+const LONG_RUN = 128;
+const MARKERS = ['-----BEGIN', 'openssh-key-v1', 'b3BlbnNzaC1rZXktdjE', '6f70656e7373682d6b65792d7631'];
+const RUN = '[A-Za-z0-9+/=_-]';
+const SECRET_SHAPES = new RegExp(
+  [
+    '-----BEGIN[^-]*-----[\\s\\S]*?(?:-----END[^-]*-----|$)',
+    `(?<!${RUN})${RUN}{${LONG_RUN},}`,
+    `${RUN}*(?:openssh-key-v1|b3BlbnNzaC1rZXktdjE|6f70656e7373682d6b65792d7631)${RUN}*`,
+  ].join('|'),
+  'g',
+);
 
 export const REDACTED = '[redacted]';
 
+function isRunChar(c: number): boolean {
+  return (
+    (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f || c === 0x3d || c === 0x5f || c === 0x2d
+  );
+}
+
+function looksSecret(line: string): boolean {
+  let run = 0;
+  for (let i = 0; i < line.length; i++) {
+    if (isRunChar(line.charCodeAt(i))) {
+      if (++run >= LONG_RUN) return true;
+    } else {
+      run = 0;
+    }
+  }
+  for (const m of MARKERS) if (line.includes(m)) return true;
+  return false;
+}
+
 export function redactSecrets(line: string): string {
-  SECRET_SHAPES.lastIndex = 0;
-  return SECRET_SHAPES.test(line) ? line.replace(SECRET_SHAPES, REDACTED) : line;
+  return looksSecret(line) ? line.replace(SECRET_SHAPES, REDACTED) : line;
 }
 
 /** The record's JSON line, newline-terminated. */
