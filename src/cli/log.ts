@@ -4,7 +4,7 @@
  * directly (default $XDG_STATE_HOME/tsagent/audit.jsonl, or --file), so it works whether or
  * not an agent runs.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { AuditRecord } from '../agent/ports';
 import { followAudit } from '../audit/follow';
 import { defaultAuditPath } from '../audit/paths';
@@ -18,7 +18,7 @@ interface LogFlags {
   readonly key?: string;
   readonly host?: string;
   readonly process?: string;
-  readonly since?: string;
+  readonly since?: Date;
   readonly decision?: string;
   readonly follow?: boolean;
   readonly json?: boolean;
@@ -35,7 +35,7 @@ function filterOf(flags: LogFlags): AuditFilter {
     ...(flags.key !== undefined ? { key: flags.key } : {}),
     ...(flags.host !== undefined ? { host: flags.host } : {}),
     ...(flags.process !== undefined ? { process: flags.process } : {}),
-    ...(flags.since !== undefined ? { since: parseSince(flags.since) } : {}),
+    ...(flags.since !== undefined ? { since: flags.since } : {}),
     ...(flags.decision !== undefined ? { decision: flags.decision } : {}),
   };
 }
@@ -63,6 +63,14 @@ export async function runLog(flags: LogFlags, io: Io, run: LogRun = {}): Promise
   );
 }
 
+function sinceArgument(value: string): Date {
+  try {
+    return parseSince(value);
+  } catch (err) {
+    throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+  }
+}
+
 export function logCommand(io: Io): Command {
   return new Command('log')
     .description('show the audit log (newest last): which program used which key, for which host, and what was decided')
@@ -70,7 +78,7 @@ export function logCommand(io: Io): Command {
     .option('--key <key>', 'only records for this key: name, comment or fingerprint (patterns * ?)')
     .option('--host <host>', 'only records for this destination host, name, hop or host key fingerprint (patterns)')
     .option('--process <program>', 'only records from this program: exe path or basename (patterns)')
-    .option('--since <when>', 'only records since a duration ago (90s, 15m, 1h30m, 2d) or an ISO time')
+    .option('--since <when>', 'only records since a duration ago (90s, 15m, 1h30m, 2d) or an ISO time', sinceArgument)
     .addOption(new Option('--decision <decision>', 'only records with this decision').choices(['allow', 'deny', 'fail']))
     .option('-f, --follow', 'keep printing records as they are written')
     .option('--json', 'one JSON record a line')
