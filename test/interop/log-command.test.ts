@@ -10,22 +10,12 @@ import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../../src/agent/ports';
 import { AuditFileSink } from '../../src/audit/audit-file';
 import { defaultAuditPath } from '../../src/audit/paths';
+import { sampleRecord } from '../helpers/audit-records';
 import { TSAGENT_BIN } from '../helpers/daemons';
 import { cleanEnv, removeDir, run, stopChild, tempDir, waitFor } from '../helpers/proc';
 
 function rec(i: number, over: Partial<AuditRecord> = {}): AuditRecord {
-  return {
-    time: new Date(Date.now() - (100 - i) * 60_000).toISOString(),
-    event: 'sign',
-    decision: 'allow',
-    reason: 'default',
-    key: { fingerprint: 'SHA256:Fh0HZnUtrE3pI1CI8pmTn4i6nI6S1Dcr0mGZPHpY9yk', comment: 'me@laptop', name: 'github', type: 'ssh-ed25519' },
-    process: { pid: 4242, uid: 1000, exe: '/usr/bin/ssh', argv: ['ssh', 'gh'], unit: null, parents: ['/usr/bin/bash'] },
-    destination: { host: 'github.com', names: ['github.com'], port: null, hostKey: 'SHA256:hk', user: 'git', forwarded: false, via: [] },
-    purpose: 'login',
-    ms: 0.4,
-    ...over,
-  };
+  return sampleRecord(new Date(Date.now() - (100 - i) * 60_000).toISOString(), { reason: 'default', ...over });
 }
 
 describe('tsagent log', () => {

@@ -15,21 +15,11 @@ import { auditFilesOldestFirst, defaultAuditPath } from '../../src/audit/paths';
 import { matchesFilter, parseRecords, parseSince, readAuditRecords } from '../../src/audit/query';
 import { serializeRecord } from '../../src/audit/serialize';
 import { escapeControls, formatTable } from '../../src/audit/table';
+import { sampleRecord } from '../helpers/audit-records';
 import { removeDir, tempDir, waitFor } from '../helpers/proc';
 
 function rec(i: number, over: Partial<AuditRecord> = {}): AuditRecord {
-  return {
-    time: new Date(Date.UTC(2026, 11, 1, 12, 0, i)).toISOString(),
-    event: 'sign',
-    decision: 'allow',
-    reason: 'rule 2',
-    key: { fingerprint: 'SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG', comment: 'me@laptop', name: 'github', type: 'ssh-ed25519' },
-    process: { pid: 4242, uid: 1000, exe: '/usr/bin/ssh', argv: ['ssh', 'gh'], unit: null, parents: ['/usr/bin/git'] },
-    destination: { host: 'github.com', names: ['github.com'], port: null, hostKey: 'SHA256:hk', user: 'git', forwarded: false, via: [] },
-    purpose: 'login',
-    ms: 0.4,
-    ...over,
-  };
+  return sampleRecord(new Date(Date.UTC(2026, 11, 1, 12, 0, i)).toISOString(), over);
 }
 
 describe('audit log file', () => {
