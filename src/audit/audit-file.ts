@@ -20,11 +20,19 @@ export interface AuditFileOptions {
   readonly maxSize?: number;
   /** Rotated files kept. Default 5. */
   readonly rotations?: number;
+  /** Minimum time between checks that the path still names the open file. Default 100 ms. */
+  readonly pathCheckMs?: number;
   /** Told once per failure streak; never given record contents. */
   readonly warn?: (message: string) => void;
 }
 
 const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
+/**
+ * How often the path is checked for a removed or replaced file: a stat per write would be
+ * a third of a record's cost, and records written in the window after a user removes the
+ * file go where they asked (nowhere).
+ */
+const DEFAULT_PATH_CHECK_MS = 100;
 
 function errorCode(err: unknown): string {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'error';
@@ -38,6 +46,8 @@ export class AuditFileSink implements AuditSink {
   private queue: AuditRecord[] = [];
   private fd: number | undefined;
   private ino = -1;
+  private checkedAt = 0;
+  private readonly pathCheckMs: number;
   private size = 0;
   private scheduled: NodeJS.Immediate | undefined;
   private failing = false;
@@ -48,6 +58,7 @@ export class AuditFileSink implements AuditSink {
     this.maxSize = opts.maxSize ?? DEFAULT_AUDIT_MAX_SIZE;
     this.rotations = opts.rotations ?? AUDIT_ROTATIONS;
     this.warn = opts.warn ?? (() => undefined);
+    this.pathCheckMs = opts.pathCheckMs ?? DEFAULT_PATH_CHECK_MS;
   }
 
   record(r: AuditRecord): void {
@@ -108,6 +119,9 @@ export class AuditFileSink implements AuditSink {
   /** Opens the file if it is not open, or reopens it when it was removed or replaced. */
   private ensureOpen(): void {
     if (this.fd !== undefined) {
+      const now = Date.now();
+      if (now - this.checkedAt < this.pathCheckMs) return;
+      this.checkedAt = now;
       const st = statSync(this.path, { throwIfNoEntry: false });
       if (st !== undefined && st.ino === this.ino) return;
       this.closeFd();
@@ -127,6 +141,7 @@ export class AuditFileSink implements AuditSink {
       throw err;
     }
     this.fd = fd;
+    this.checkedAt = Date.now();
   }
 
   private rotate(): void {

@@ -1,7 +1,8 @@
 /**
  * One audit record as one JSON line (POLICY.md §6). Only the contract's fields are copied,
  * each checked for its type, so nothing else a caller attaches (a Buffer, a key object)
- * can reach the file; a second fence redacts anything shaped like key material.
+ * can reach the file; a second fence redacts anything shaped like key material. Field
+ * order is §6's: time, event, decision, reason, key|keys, process, destination, purpose, ms.
  */
 import type { AuditRecord } from '../agent/ports';
 import type { Destination, ProcessInfo } from '../context/types';
@@ -18,13 +19,11 @@ function strings(v: unknown): string[] | null {
   return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : null;
 }
 
-function processFields(p: ProcessInfo | null): object | null {
-  if (p === null || typeof p !== 'object') return null;
+function processFields(p: ProcessInfo): object {
   return { pid: num(p.pid), uid: num(p.uid), exe: str(p.exe), argv: strings(p.argv), unit: str(p.unit), parents: strings(p.parents) };
 }
 
-function destinationFields(d: Destination | null): object | null {
-  if (d === null || typeof d !== 'object') return null;
+function destinationFields(d: Destination): object {
   return {
     host: str(d.host),
     names: strings(d.names) ?? [],
@@ -79,24 +78,43 @@ export function redactSecrets(line: string): string {
   return looksSecret(line) ? line.replace(SECRET_SHAPES, REDACTED) : line;
 }
 
+/**
+ * A record's process and destination are the same objects for every request of a
+ * connection (and its key view for every use of a key): their checked, redacted JSON is
+ * made once per object and reused, so a record costs little more than its own few fields.
+ */
+const fragments = new WeakMap<object, string>();
+
+function fragment<T extends object>(v: T | null | undefined, fields: (v: T) => object): string {
+  if (v === null || v === undefined || typeof v !== 'object') return 'null';
+  let f = fragments.get(v);
+  if (f === undefined) {
+    f = redactSecrets(JSON.stringify(fields(v)));
+    fragments.set(v, f);
+  }
+  return f;
+}
+
+type KeyFields = NonNullable<AuditRecord['key']>;
+
+function keyFields(k: KeyFields): object {
+  return { fingerprint: str(k.fingerprint), comment: str(k.comment), name: str(k.name), type: str(k.type) };
+}
+
+function text(v: unknown): string {
+  return typeof v === 'string' ? redactSecrets(JSON.stringify(v)) : 'null';
+}
+
 /** The record's JSON line, newline-terminated. */
 export function serializeRecord(r: AuditRecord): string {
-  const o: Record<string, unknown> = {
-    time: str(r.time),
-    event: str(r.event),
-    decision: str(r.decision),
-    reason: str(r.reason),
-  };
-  if (r.key !== undefined && r.key !== null) {
-    o.key = { fingerprint: str(r.key.fingerprint), comment: str(r.key.comment), name: str(r.key.name), type: str(r.key.type) };
-  }
-  if (r.keys !== undefined) o.keys = strings(r.keys) ?? [];
-  o.process = processFields(r.process);
-  o.destination = destinationFields(r.destination);
-  if (r.purpose !== undefined) o.purpose = str(r.purpose);
+  let line = `{"time":${text(r.time)},"event":${text(r.event)},"decision":${text(r.decision)},"reason":${text(r.reason)}`;
+  if (r.key !== undefined && r.key !== null) line += `,"key":${fragment(r.key, keyFields)}`;
+  if (r.keys !== undefined) line += `,"keys":${redactSecrets(JSON.stringify(strings(r.keys) ?? []))}`;
+  line += `,"process":${fragment(r.process, processFields)},"destination":${fragment(r.destination, destinationFields)}`;
+  if (r.purpose !== undefined) line += `,"purpose":${text(r.purpose)}`;
   if (r.ms !== undefined) {
     const ms = num(r.ms);
-    o.ms = ms === null ? null : Math.round(ms * 1000) / 1000;
+    line += `,"ms":${ms === null ? 'null' : String(Math.round(ms * 1000) / 1000)}`;
   }
-  return redactSecrets(JSON.stringify(o)) + '\n';
+  return `${line}}\n`;
 }

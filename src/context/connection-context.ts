@@ -24,6 +24,8 @@ export class ConnectionContext {
   private readonly candidates: readonly HostCandidate[];
   private boundCount = -1;
   private dest: Destination | null = null;
+  /** The last per-user destination: the same object while nothing changes, so the audit log can reuse its JSON. */
+  private withUserCache: { base: Destination | null; user: string | null; dest: Destination | null } | undefined;
 
   /**
    * Reads the peer at accept. `peer` is SO_PEERCRED's (undefined when the platform gave
@@ -50,6 +52,12 @@ export class ConnectionContext {
   /** Purpose and destination (with the login's remote user) of one sign request. Never throws. */
   signRequest(bindings: readonly BoundHop[], data: Buffer): { purpose: Purpose; destination: Destination | null } {
     const p = signPurpose(data);
-    return { purpose: p.purpose, destination: withUser(this.destination(bindings), p.user) };
+    const base = this.destination(bindings);
+    let c = this.withUserCache;
+    if (c === undefined || c.base !== base || c.user !== p.user) {
+      c = { base, user: p.user, dest: withUser(base, p.user) };
+      this.withUserCache = c;
+    }
+    return { purpose: p.purpose, destination: c.dest };
   }
 }

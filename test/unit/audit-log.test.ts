@@ -105,7 +105,7 @@ describe('audit log file', () => {
     const base = join(dir, 'robust');
     const path = join(base, 'audit.jsonl');
     const warnings: string[] = [];
-    const sink = new AuditFileSink({ path, warn: (m) => warnings.push(m) });
+    const sink = new AuditFileSink({ path, warn: (m) => warnings.push(m), pathCheckMs: 0 });
     sink.record(rec(1));
     sink.flush();
     unlinkSync(path);
@@ -133,7 +133,7 @@ describe('audit log file', () => {
 
   it('a file moved away (logrotate) is followed by a new file at the path', () => {
     const path = join(dir, 'moved', 'audit.jsonl');
-    const sink = new AuditFileSink({ path });
+    const sink = new AuditFileSink({ path, pathCheckMs: 0 });
     sink.record(rec(1));
     sink.flush();
     renameSync(path, `${path}.old`);
@@ -165,35 +165,43 @@ describe('audit log file', () => {
     assert.equal(o.process?.argv?.[0], 'prog');
   });
 
-  it('costs (diagnostic, not asserted): µs per record, flushed each time and batched', (t) => {
+  it('costs (diagnostic, not asserted): µs per record, best of 20 rounds on a shared machine', (t) => {
     const path = join(dir, 'perf', 'audit.jsonl');
     const sink = new AuditFileSink({ path, maxSize: 1 << 30 });
     const r = rec(1);
-    const n = 5000;
-    let t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) sink.record(r);
-    const recordOnly = Number(process.hrtime.bigint() - t0) / n / 1000;
-    sink.flush();
-    t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) {
-      sink.record(r);
-      sink.flush();
+    const best = new Map<string, number>();
+    const measure = (name: string, n: number, fn: () => void): void => {
+      const t0 = process.hrtime.bigint();
+      fn();
+      const us = Number(process.hrtime.bigint() - t0) / n / 1000;
+      best.set(name, Math.min(best.get(name) ?? Infinity, us));
+    };
+    const n = 250;
+    let written = 0;
+    for (let round = 0; round < 20; round++) {
+      measure('serialize (same connection)', n, () => {
+        for (let i = 0; i < n; i++) serializeRecord(r);
+      });
+      measure('serialize (fresh objects)', n, () => {
+        for (let i = 0; i < n; i++) serializeRecord({ ...r, process: { ...r.process! }, destination: { ...r.destination! }, key: { ...r.key! } });
+      });
+      measure('record() + flush() (one write each)', n, () => {
+        for (let i = 0; i < n; i++) {
+          sink.record(r);
+          sink.flush();
+        }
+      });
+      measure('in batches of 50', n, () => {
+        for (let b = 0; b < n / 50; b++) {
+          for (let i = 0; i < 50; i++) sink.record(r);
+          sink.flush();
+        }
+      });
+      written += 2 * n;
     }
-    const eachFlushed = Number(process.hrtime.bigint() - t0) / n / 1000;
-    t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) serializeRecord(r);
-    const serialize = Number(process.hrtime.bigint() - t0) / n / 1000;
-    t0 = process.hrtime.bigint();
-    for (let b = 0; b < n / 50; b++) {
-      for (let i = 0; i < 50; i++) sink.record(r);
-      sink.flush();
-    }
-    const batched = Number(process.hrtime.bigint() - t0) / n / 1000;
     sink.close();
-    t.diagnostic(
-      `audit: record() ${recordOnly.toFixed(2)} µs, serialize ${serialize.toFixed(2)} µs, record+flush (one write each) ${eachFlushed.toFixed(2)} µs, in batches of 50 ${batched.toFixed(2)} µs per record`,
-    );
-    assert.equal(readAuditRecords(path).length, 3 * n);
+    t.diagnostic(`audit per record: ${[...best].map(([k, v]) => `${k} ${v.toFixed(2)} µs`).join(', ')}`);
+    assert.equal(readAuditRecords(path).length, written);
   });
 });
 
