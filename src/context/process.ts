@@ -18,6 +18,10 @@
  * reparented) and ends the chain. The chain also ends at the first ancestor whose exe cannot
  * be read (another user's process), so `parents` is always a true prefix.
  *
+ * exe is the kernel's link as is: a binary replaced since the process started (a package
+ * upgrade) reads `/usr/bin/ssh (deleted)`, which rules naming `/usr/bin/ssh` do not match —
+ * the file running is not the one there now.
+ *
  * Other platforms: macOS gives the peer's uid/gid (getpeereid / LOCAL_PEERCRED) and pid
  * (LOCAL_PEERPID), but no /proc: exe, argv, unit and parents are null there (proc_pidpath
  * and KERN_PROCARGS2 would give them; not implemented). Windows named pipes give the client
