@@ -28,6 +28,11 @@ interface LogFlags {
 export interface LogRun {
   /** Aborts `-f`. */
   readonly signal?: AbortSignal;
+  /**
+   * The audit file when --file is not given: the config's `[audit] file` once a config
+   * reader exists (POLICY.md §2). Default: defaultAuditPath (XDG_STATE_HOME).
+   */
+  readonly auditPath?: (env: NodeJS.ProcessEnv) => string;
 }
 
 function filterOf(flags: LogFlags): AuditFilter {
@@ -41,7 +46,7 @@ function filterOf(flags: LogFlags): AuditFilter {
 }
 
 export async function runLog(flags: LogFlags, io: Io, run: LogRun = {}): Promise<void> {
-  const path = flags.file ?? defaultAuditPath(io.env);
+  const path = flags.file ?? (run.auditPath ?? defaultAuditPath)(io.env);
   const filter = filterOf(flags);
   const records = readAuditRecords(path).filter((r) => matchesFilter(r, filter));
   const line = (r: AuditRecord): string => `${JSON.stringify(r)}\n`;
@@ -71,7 +76,7 @@ function sinceArgument(value: string): Date {
   }
 }
 
-export function logCommand(io: Io): Command {
+export function logCommand(io: Io, run: Omit<LogRun, 'signal'> = {}): Command {
   return new Command('log')
     .description('show the audit log (newest last): which program used which key, for which host, and what was decided')
     .option('--file <path>', 'the audit file (default: $XDG_STATE_HOME/tsagent/audit.jsonl)')
@@ -86,6 +91,6 @@ export function logCommand(io: Io): Command {
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .action(async (flags: LogFlags) => {
-      await runLog(flags, io);
+      await runLog(flags, io, run);
     });
 }
