@@ -28,7 +28,7 @@
  * pid (GetNamedPipeClientProcessId) and nothing here reads it: every field but the given
  * pid/uid is null.
  */
-import { closeSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readSync, readlinkSync } from 'node:fs';
 import type { ProcessInfo } from './types';
 import { parseCgroupUnit, parseCmdline, parsePidfdInfoPid, parseProcStat } from './proc-files';
 import type { ProcStat } from './proc-files';
@@ -58,20 +58,59 @@ export function bareProcessInfo(peer: PeerIdentity | undefined): ProcessInfo {
   return { pid: peer?.pid ?? null, uid: peer?.uid ?? null, exe: null, argv: null, unit: null, parents: null };
 }
 
-function text(path: string): string | undefined {
+/**
+ * /proc files report size 0, so readFileSync probes and re-reads; one open, reads into a
+ * scratch buffer until EOF, and one close is the least a read can cost.
+ */
+const SCRATCH_SIZE = 4096;
+let scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
+
+/** Reads the whole file into `scratch`; its length, or undefined when it cannot be read. */
+function readIntoScratch(path: string): number | undefined {
+  let fd: number;
   try {
-    return readFileSync(path, 'utf8');
+    fd = openSync(path, 'r');
   } catch {
     return undefined;
+  }
+  try {
+    let len = 0;
+    for (;;) {
+      if (len === scratch.length) {
+        const bigger = Buffer.allocUnsafe(scratch.length * 2);
+        scratch.copy(bigger, 0, 0, len);
+        scratch = bigger;
+      }
+      const n = readSync(fd, scratch, len, scratch.length - len, null);
+      if (n <= 0) return len;
+      len += n;
+    }
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 
+function shrinkScratch(): void {
+  // A huge command line grew it: do not keep megabytes for the next small read.
+  if (scratch.length > 16 * SCRATCH_SIZE) scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
+}
+
 function bytes(path: string): Buffer | undefined {
-  try {
-    return readFileSync(path);
-  } catch {
-    return undefined;
-  }
+  const len = readIntoScratch(path);
+  if (len === undefined) return undefined;
+  const out = Buffer.from(scratch.subarray(0, len));
+  shrinkScratch();
+  return out;
+}
+
+function text(path: string): string | undefined {
+  const len = readIntoScratch(path);
+  if (len === undefined) return undefined;
+  const out = scratch.toString('utf8', 0, len);
+  shrinkScratch();
+  return out;
 }
 
 function link(path: string): string | undefined {

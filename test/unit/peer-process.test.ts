@@ -154,18 +154,22 @@ describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () =
     });
   });
 
-  it('reading costs (diagnostic, not asserted)', (t) => {
-    const n = 500;
+  it('reading costs (diagnostic, not asserted; best of 20 rounds on a shared machine)', (t) => {
     const parents = readPeerProcess({ pid: process.pid, uid: 0 }).parents?.length;
-    let t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) {
-      clearProcessCache();
-      readPeerProcess({ pid: process.pid, uid: 0 });
+    const n = 25;
+    let first = Infinity;
+    let again = Infinity;
+    for (let round = 0; round < 20; round++) {
+      let t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) {
+        clearProcessCache();
+        readPeerProcess({ pid: process.pid, uid: 0 });
+      }
+      first = Math.min(first, Number(process.hrtime.bigint() - t0) / n / 1000);
+      t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) readPeerProcess({ pid: process.pid, uid: 0 });
+      again = Math.min(again, Number(process.hrtime.bigint() - t0) / n / 1000);
     }
-    const first = Number(process.hrtime.bigint() - t0) / n / 1000;
-    t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) readPeerProcess({ pid: process.pid, uid: 0 });
-    const again = Number(process.hrtime.bigint() - t0) / n / 1000;
     t.diagnostic(`readPeerProcess (${parents} parents): ${first.toFixed(1)} µs first connection, ${again.toFixed(1)} µs same process again`);
   });
 });
