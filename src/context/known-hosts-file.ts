@@ -11,9 +11,11 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export type KnownHostsMarker = 'cert-authority' | 'revoked' | null;
 
+/** A hashed name, kept as written; decoded on its first comparison (most lines never are: only lines carrying the bound key). */
 export interface HashedName {
-  readonly salt: Buffer;
-  readonly hash: Buffer;
+  readonly salt: string;
+  readonly hash: string;
+  decoded?: { readonly salt: Buffer; readonly hash: Buffer } | null;
 }
 
 export interface KnownHostsEntry {
@@ -32,17 +34,37 @@ const SHA1_LENGTH = 20;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 function parseHashed(field: string): HashedName | undefined {
-  const parts = field.slice(HASH_MAGIC.length).split('|');
-  if (parts.length !== 2 || !BASE64.test(parts[0]!) || !BASE64.test(parts[1]!)) return undefined;
-  const salt = Buffer.from(parts[0]!, 'base64');
-  const hash = Buffer.from(parts[1]!, 'base64');
-  return salt.length === SHA1_LENGTH && hash.length === SHA1_LENGTH ? { salt, hash } : undefined;
+  const bar = field.indexOf('|', HASH_MAGIC.length);
+  if (bar < 0) return undefined;
+  return { salt: field.slice(HASH_MAGIC.length, bar), hash: field.slice(bar + 1) };
+}
+
+function decodeHashed(h: HashedName): { readonly salt: Buffer; readonly hash: Buffer } | null {
+  if (h.decoded !== undefined) return h.decoded;
+  let decoded: { salt: Buffer; hash: Buffer } | null = null;
+  if (BASE64.test(h.salt) && BASE64.test(h.hash)) {
+    const salt = Buffer.from(h.salt, 'base64');
+    const hash = Buffer.from(h.hash, 'base64');
+    if (salt.length === SHA1_LENGTH && hash.length === SHA1_LENGTH) decoded = { salt, hash };
+  }
+  h.decoded = decoded;
+  return decoded;
 }
 
 /** True when `lookup` (see host-patterns.ts lookupName) hashes to this entry's name. */
 export function hashedNameMatches(h: HashedName, lookup: string): boolean {
-  const mac = createHmac('sha1', h.salt).update(lookup).digest();
-  return timingSafeEqual(mac, h.hash);
+  const d = decodeHashed(h);
+  if (d === null) return false;
+  const mac = createHmac('sha1', d.salt).update(lookup).digest();
+  return timingSafeEqual(mac, d.hash);
+}
+
+/** The key field as the index keys it: canonical base64 (what Buffer#toString('base64') gives). */
+function canonicalKey(b64: string): string | undefined {
+  if (!BASE64.test(b64)) return undefined;
+  if (b64.length % 4 === 0) return b64;
+  const key = Buffer.from(b64, 'base64');
+  return key.length === 0 ? undefined : key.toString('base64');
 }
 
 export function parseKnownHosts(text: string, file: string): KnownHostsEntry[] {
@@ -59,7 +81,8 @@ export function parseKnownHosts(text: string, file: string): KnownHostsEntry[] {
       fields.shift();
     }
     const [hosts, , b64] = fields;
-    if (hosts === undefined || b64 === undefined || !BASE64.test(b64)) continue;
+    const key = b64 === undefined ? undefined : canonicalKey(b64);
+    if (hosts === undefined || key === undefined) continue;
     let hashed: HashedName | null = null;
     let patterns: string[] = [];
     if (hosts.startsWith(HASH_MAGIC)) {
@@ -70,9 +93,7 @@ export function parseKnownHosts(text: string, file: string): KnownHostsEntry[] {
       patterns = hosts.split(',').filter((p) => p !== '');
       if (patterns.length === 0) continue;
     }
-    const key = Buffer.from(b64, 'base64');
-    if (key.length === 0) continue;
-    out.push({ marker, patterns, hashed, key: key.toString('base64'), file, line: i + 1 });
+    out.push({ marker, patterns, hashed, key, file, line: i + 1 });
   }
   return out;
 }

@@ -4,6 +4,7 @@
  * signed with `ssh-keygen -s -h`; every name lookup is checked against `ssh-keygen -F`.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +12,7 @@ import { buildDestination, hostKeyFingerprint, withUser } from '../../src/contex
 import { lookupName } from '../../src/context/host-patterns';
 import { KnownHostsResolver, knownHostsFiles } from '../../src/context/known-hosts';
 import { configCandidates, peerCandidates, sshArgvCandidates } from '../../src/context/ssh-argv';
+import { SshWriter } from '../../src/protocol/wire';
 import { generateKey, makeCA, parsePublicLine, signHostCert } from '../helpers/keys';
 import type { GeneratedKey } from '../helpers/keys';
 import { findPeerOrFail } from '../helpers/peers';
@@ -180,6 +182,32 @@ describe('known_hosts resolver (real ssh-keygen files)', () => {
     } finally {
       process.env.HOME = saved;
     }
+  });
+
+  it('costs with a 2000-line hashed file (diagnostic, not asserted)', async (t) => {
+    const file = join(dir, 'big_known_hosts');
+    const lines: string[] = [];
+    for (let i = 0; i < 1999; i++) {
+      const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+      const blob = new SshWriter().string('ssh-ed25519').string(raw).finish();
+      lines.push(`host${i}.example ssh-ed25519 ${blob.toString('base64')}`);
+    }
+    lines.push(`target.example ${keyField(alpha)}`);
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    await runOk(keygen(), ['-H', '-f', file], { env: cleanEnv() });
+    const r = new KnownHostsResolver({ home: join(dir, 'nohome'), systemDir: join(dir, 'no-etc'), extraFiles: [file] });
+    let t0 = process.hrtime.bigint();
+    const first = r.namesFor(alpha.blob, [{ name: 'target.example', port: null }]);
+    const parse = Number(process.hrtime.bigint() - t0) / 1000;
+    assert.deepEqual(first.names, ['target.example']);
+    const n = 2000;
+    t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) r.namesFor(alpha.blob, [{ name: 'target.example', port: null }]);
+    const cached = Number(process.hrtime.bigint() - t0) / n / 1000;
+    t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) r.nameHasKey(`name${i}.example`, null, alpha.blob);
+    const uncached = Number(process.hrtime.bigint() - t0) / n / 1000;
+    t.diagnostic(`known_hosts 2000 hashed lines: first lookup (read+parse) ${parse.toFixed(0)} µs, cached namesFor ${cached.toFixed(2)} µs, new name nameHasKey ${uncached.toFixed(2)} µs`);
   });
 
   it('buildDestination: last hop names, forwarded flag, via hops by name or fingerprint', () => {
