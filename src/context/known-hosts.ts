@@ -118,6 +118,12 @@ export class KnownHostsResolver implements NameResolver {
     return this.files.map((f) => f.path);
   }
 
+  /** Reads the files now (at start and reload), so the first session-bind does not pay for the parse. */
+  preload(): void {
+    this.lastCheck = -Infinity;
+    this.refresh();
+  }
+
   namesFor(hostKeyBlob: Buffer, candidates: readonly HostCandidate[] = []): ProvenNames {
     this.refresh();
     const b64 = hostKeyBlob.toString('base64');
