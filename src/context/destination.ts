@@ -5,9 +5,11 @@
  */
 import { fingerprint } from '../keys/fingerprint';
 import { encodePlainPublicKey, parsePublicKeyBlob, plainKeyOf } from '../protocol/public-key';
-import type { HostCandidate } from './host-patterns';
-import type { NameResolver } from './known-hosts';
+import type { ProvenNames } from './known-hosts';
 import type { Destination } from './types';
+
+/** Names for one bound host key blob (a KnownHostsResolver with the connection's candidates). */
+export type HostKeyNamer = (hostKeyBlob: Buffer) => ProvenNames;
 
 /** One binding as the agent records it (agent/session.ts SessionBinding satisfies this). */
 export interface BoundHop {
@@ -31,19 +33,14 @@ export function hostKeyFingerprint(blob: Buffer): string {
  * request reached us through `ssh -A`). `via`: each earlier hop's first proven name, else
  * its fingerprint. `user` is per request (withUser).
  */
-export function buildDestination(
-  bindings: readonly BoundHop[],
-  resolver: Pick<NameResolver, 'namesFor'>,
-  candidates: readonly HostCandidate[] = [],
-  user: string | null = null,
-): Destination | null {
+export function buildDestination(bindings: readonly BoundHop[], nameOf: HostKeyNamer, user: string | null = null): Destination | null {
   const last = bindings[bindings.length - 1];
   if (last === undefined) return null;
-  const { names, port } = resolver.namesFor(last.hostKey.blob, candidates);
+  const { names, port } = nameOf(last.hostKey.blob);
   const via: string[] = [];
   for (let i = 0; i < bindings.length - 1; i++) {
     const blob = bindings[i]!.hostKey.blob;
-    via.push(resolver.namesFor(blob, candidates).names[0] ?? hostKeyFingerprint(blob));
+    via.push(nameOf(blob).names[0] ?? hostKeyFingerprint(blob));
   }
   return {
     hostKey: hostKeyFingerprint(last.hostKey.blob),

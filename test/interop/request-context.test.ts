@@ -13,8 +13,9 @@ import type { TestContext } from 'node:test';
 import { Client } from 'ssh2';
 import { buildDestination } from '../../src/context/destination';
 import { KnownHostsResolver } from '../../src/context/known-hosts';
+import { knownHostsNamer } from '../../src/context/namer';
 import { signPurpose } from '../../src/context/purpose';
-import { configCandidates, peerCandidates } from '../../src/context/ssh-argv';
+import { peerCandidates } from '../../src/context/ssh-argv';
 import type { ProcessInfo } from '../../src/context/types';
 import { decodeSessionBind } from '../../src/protocol/session-bind';
 import { startCaptureRelay } from '../helpers/capture-relay';
@@ -182,8 +183,8 @@ describe('request context from real peers', () => {
       assert.deepEqual(p.argv, ['ssh', '-F', cfg, 'gitbox', 'true']);
       const resolver = new KnownHostsResolver({ home, systemDir: join(dir, 'no-etc'), checkIntervalMs: 0 });
       // The argv names the alias; only the config's literal names can reveal a hashed entry.
-      const candidates = [...peerCandidates(p), ...configCandidates(['box.test', '*.prod'])];
-      const dest = buildDestination(bindsOf(c), resolver, candidates, purpose.user);
+      const namer = knownHostsNamer(resolver, ['box.test', '*.prod']);
+      const dest = buildDestination(bindsOf(c), (b) => namer(b, p), purpose.user);
       assert.ok(dest !== null);
       assert.equal(dest.host, 'box.test');
       assert.deepEqual(dest.names, ['box.test']);
@@ -193,7 +194,7 @@ describe('request context from real peers', () => {
       assert.equal(resolver.nameHasKey('box.test', null, bindsOf(c)[0]!.hostKey.blob), true);
       if (hashed) {
         // Without the config's name the hashed entry cannot be read: hostKey set, host null.
-        const bare = buildDestination(bindsOf(c), resolver, peerCandidates(p));
+        const bare = buildDestination(bindsOf(c), (b) => resolver.namesFor(b, peerCandidates(p)));
         assert.equal(bare?.host, null);
         assert.match(bare?.hostKey ?? '', /^SHA256:/);
       }
@@ -209,13 +210,13 @@ describe('request context from real peers', () => {
     });
     const c = conns.find((x) => x.signData.length > 0)!;
     const resolver = new KnownHostsResolver({ home: join(dir, 'empty-home'), systemDir: join(dir, 'no-etc'), checkIntervalMs: 0 });
-    const dest = buildDestination(bindsOf(c), resolver, peerCandidates(processOf(c)));
+    const dest = buildDestination(bindsOf(c), (b) => resolver.namesFor(b, peerCandidates(processOf(c))));
     assert.equal(dest?.host, null);
     assert.deepEqual(dest?.names, []);
     assert.match(dest?.hostKey ?? '', /^SHA256:/);
     // With the sshd's own known_hosts ([127.0.0.1]:port) the argv candidate is confirmed, port included.
     const withFile = new KnownHostsResolver({ home: join(dir, 'empty-home'), systemDir: join(dir, 'no-etc'), extraFiles: [sshd.knownHostsPath], checkIntervalMs: 0 });
-    const named = buildDestination(bindsOf(c), withFile, peerCandidates(processOf(c)));
+    const named = buildDestination(bindsOf(c), (b) => withFile.namesFor(b, peerCandidates(processOf(c))));
     assert.equal(named?.host, '127.0.0.1');
     assert.equal(named?.port, sshd.port);
   });
@@ -248,7 +249,7 @@ describe('request context from real peers', () => {
     assert.ok(c !== undefined, 'ssh2 asked for a signature');
     assert.deepEqual(signPurpose(c.signData[0]!), { purpose: 'login', user: sshd.user });
     assert.equal(c.sessionBinds.length, 0, 'ssh2 does not bind: destination null');
-    assert.equal(buildDestination(bindsOf(c), new KnownHostsResolver({ home: dir }), []), null);
+    assert.equal(buildDestination(bindsOf(c), (b) => new KnownHostsResolver({ home: dir }).namesFor(b)), null);
   });
 
   it('ssh -A through one sshd to a second: the second login is forwarded, via names the first', async (t) => {
@@ -268,7 +269,8 @@ describe('request context from real peers', () => {
     assert.equal(p.exe, realpathSync('/usr/bin/ssh'), 'the peer of a forwarded connection is the local ssh -A');
     const purpose = signPurpose(fwd.signData[0]!);
     assert.equal(purpose.purpose, 'login');
-    const dest = buildDestination(bindsOf(fwd), resolver, peerCandidates(p), purpose.user);
+    const namer = knownHostsNamer(resolver);
+    const dest = buildDestination(bindsOf(fwd), (b) => namer(b, p), purpose.user);
     assert.deepEqual(dest, {
       hostKey: dest?.hostKey,
       names: ['inner.test'],
@@ -280,7 +282,7 @@ describe('request context from real peers', () => {
     });
     // The direct first login on its own connection: not forwarded.
     const direct = conns.find((c) => c.sessionBinds.length === 1 && c.signData.length > 0)!;
-    assert.equal(buildDestination(bindsOf(direct), resolver, [])?.host, 'bastion.test');
-    assert.equal(buildDestination(bindsOf(direct), resolver, [])?.forwarded, false);
+    assert.equal(buildDestination(bindsOf(direct), (b) => namer(b, processOf(direct)))?.host, 'bastion.test');
+    assert.equal(buildDestination(bindsOf(direct), (b) => namer(b, processOf(direct)))?.forwarded, false);
   });
 });

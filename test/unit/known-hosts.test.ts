@@ -215,8 +215,8 @@ describe('known_hosts resolver (real ssh-keygen files)', () => {
     const file = join(dir, 'dest_known_hosts');
     writeFileSync(file, `bastion.example ${keyField(alpha)}\n[inner.example]:2200 ${keyField(beta)}\n`);
     const r = new KnownHostsResolver({ home: join(dir, 'nohome'), systemDir: sys, extraFiles: [file], checkIntervalMs: 0 });
-    assert.equal(buildDestination([], r), null);
-    const direct = buildDestination([{ hostKey: { blob: beta.blob }, forwarded: false }], r);
+    assert.equal(buildDestination([], (b) => r.namesFor(b)), null);
+    const direct = buildDestination([{ hostKey: { blob: beta.blob }, forwarded: false }], (b) => r.namesFor(b));
     assert.deepEqual(direct, {
       hostKey: beta.fingerprint,
       names: ['inner.example'],
@@ -231,7 +231,7 @@ describe('known_hosts resolver (real ssh-keygen files)', () => {
       { hostKey: { blob: alpha.blob }, forwarded: true },
       { hostKey: { blob: unknown.blob }, forwarded: false },
     ];
-    const fwd = buildDestination(hops, r, [], 'root');
+    const fwd = buildDestination(hops, (b) => r.namesFor(b), 'root');
     assert.deepEqual(fwd, {
       hostKey: unknown.fingerprint,
       names: [],

@@ -10,9 +10,6 @@ import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ConnectionContext } from '../../src/context/connection-context';
-import { KnownHostsResolver } from '../../src/context/known-hosts';
-import { sshsigSignedData } from '../helpers/sshsig';
 import { parseCgroupUnit, parseCmdline, parseProcStat } from '../../src/context/proc-files';
 import { bareProcessInfo, clearProcessCache, readPeerProcess } from '../../src/context/process';
 import type { ProcessInfo } from '../../src/context/types';
@@ -85,17 +82,6 @@ describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () =
     assert.equal(p.parents?.[1], realpathSync(process.execPath));
     assert.ok(p.parents!.length <= 4);
     assert.equal(p.unit, parseCgroupUnit(readFileSync('/proc/self/cgroup', 'utf8')) ?? null, 'same cgroup as its ancestor, this test');
-  });
-
-  it('ConnectionContext: the peer at accept, purpose and destination per request', async () => {
-    const { a, exited } = await connectChild();
-    const ctx = new ConnectionContext({ pid: a.pid, uid: a.uid }, { resolver: new KnownHostsResolver({ home: dir, systemDir: dir }) }, a.pidfd);
-    a.sock.end(EMPTY_LIST);
-    await exited;
-    assert.deepEqual(ctx.process?.argv, ['ssh-add', '-l']);
-    assert.equal(ctx.destination([]), null);
-    assert.deepEqual(ctx.signRequest([], sshsigSignedData('git', Buffer.from('x'))), { purpose: 'sign:git', destination: null });
-    assert.equal(new ConnectionContext(undefined, { resolver: new KnownHostsResolver({ home: dir }) }).process, null);
   });
 
   it('without a pidfd the start time guards the reads', async () => {
