@@ -3,6 +3,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { AgentError } from '../errors';
+import { logCommand } from './log';
 import { serviceCommand } from './service';
 import { start } from './start';
 import type { Io, StartFlags } from './start';
@@ -47,6 +48,7 @@ export function buildProgram(io: Io): Command {
     });
 
   program.addCommand(serviceCommand(io));
+  program.addCommand(logCommand(io));
 
   return program;
 }
