@@ -1,0 +1,203 @@
+/**
+ * One connection to the D-Bus session bus, made with @homebridge/dbus-native (pure JS, no
+ * install scripts, maintained, runs on Node 20). The library is required only when the first
+ * prompt needs the bus, so agent startup never loads it.
+ *
+ * We open the socket ourselves from DBUS_SESSION_BUS_ADDRESS (unix:path= and unix:abstract=
+ * only) and hand the library the stream: its own address parser would also follow `unixexec:`
+ * (run a program) and `tcp:` addresses, which an agent has no business doing.
+ *
+ * Every call is bounded by a timeout; when the socket ends or errs, every waiting call fails
+ * and the session reports itself closed, so the owner simply opens a new one next time.
+ */
+import { createConnection } from 'node:net';
+import type { Socket } from 'node:net';
+
+/** A D-Bus message as the library represents it (only the fields we read or write). */
+export interface DbusMessage {
+  readonly type: number;
+  readonly serial?: number;
+  readonly sender?: string;
+  readonly destination?: string;
+  readonly path?: string;
+  readonly interface?: string;
+  readonly member?: string;
+  readonly signature?: string;
+  readonly body?: readonly unknown[];
+}
+
+interface DbusError {
+  readonly name?: string;
+  readonly message?: string;
+}
+
+/** What we use of the library's MessageBus. Its bundled typings type these as `any`. */
+interface LibBus {
+  readonly connection: {
+    on(event: 'message', listener: (msg: DbusMessage) => void): void;
+    on(event: 'error' | 'end', listener: (err?: unknown) => void): void;
+  };
+  invoke(
+    msg: { destination: string; path: string; interface: string; member: string; signature?: string; body?: readonly unknown[] },
+    callback: (this: { message?: DbusMessage }, err: DbusError | Error | null, ...values: unknown[]) => void,
+  ): void;
+}
+
+interface LibModule {
+  createClient(options: { stream: Socket }): LibBus;
+}
+
+const SIGNAL = 4;
+
+let lib: LibModule | undefined;
+function loadLib(): LibModule {
+  // Lazy on purpose (see the module comment): ~30 ms of require time on first use only.
+  lib ??= require('@homebridge/dbus-native') as LibModule;
+  return lib;
+}
+
+/**
+ * The socket path a session bus address names (D-Bus spec "Server Addresses"): the first
+ * `unix:path=` or `unix:abstract=` entry of a `;`-separated list, values %-decoded; an
+ * abstract name becomes Node's "\0name" path. Null when there is none we will use.
+ */
+export function busSocketPath(address: string | undefined): string | null {
+  if (address === undefined || address === '') return null;
+  for (const entry of address.split(';')) {
+    const colon = entry.indexOf(':');
+    if (colon < 0 || entry.slice(0, colon) !== 'unix') continue;
+    const params = new Map<string, string>();
+    for (const kv of entry.slice(colon + 1).split(',')) {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) continue;
+      try {
+        params.set(kv.slice(0, eq), decodeURIComponent(kv.slice(eq + 1)));
+      } catch {
+        /* a bad %-escape: not an address we can use */
+      }
+    }
+    const path = params.get('path');
+    if (path !== undefined && path !== '') return path;
+    const abstract = params.get('abstract');
+    if (abstract !== undefined && abstract !== '') return `\0${abstract}`;
+  }
+  return null;
+}
+
+export class DbusCallError extends Error {
+  constructor(
+    message: string,
+    readonly dbusName: string | null,
+  ) {
+    super(message);
+    this.name = 'DbusCallError';
+  }
+}
+
+export interface CallTarget {
+  readonly destination: string;
+  readonly path: string;
+  readonly interface: string;
+}
+
+export interface CallReply {
+  readonly body: readonly unknown[];
+  /** Unique name of the replying connection (":1.42"): the only sender its signals may have. */
+  readonly sender: string | null;
+}
+
+export class DbusSession {
+  private readonly socket: Socket;
+  private readonly bus: LibBus;
+  private readonly waiting = new Set<(err: Error) => void>();
+  private readonly signalListeners = new Set<(msg: DbusMessage) => void>();
+  private closedFlag = false;
+
+  /** Opens the bus at `socketPath`; the handshake runs in the background (calls wait for it). */
+  constructor(
+    socketPath: string,
+    private readonly callTimeoutMs: number,
+    private readonly onClose: () => void,
+  ) {
+    this.socket = createConnection(socketPath);
+    // An idle bus connection must not keep the process (a test, a CLI) alive.
+    this.socket.unref();
+    this.socket.once('close', () => this.close());
+    this.socket.on('error', () => this.close());
+    this.bus = loadLib().createClient({ stream: this.socket });
+    this.bus.connection.on('error', () => this.close());
+    this.bus.connection.on('end', () => this.close());
+    this.bus.connection.on('message', (msg) => {
+      if (msg.type !== SIGNAL) return;
+      for (const listener of this.signalListeners) listener(msg);
+    });
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  onSignal(listener: (msg: DbusMessage) => void): () => void {
+    this.signalListeners.add(listener);
+    return () => this.signalListeners.delete(listener);
+  }
+
+  /**
+   * Calls a method; resolves with the reply. `onReply` runs synchronously as the reply is
+   * dispatched, before any later message (e.g. a signal about what the call created) is.
+   */
+  call(
+    target: CallTarget,
+    member: string,
+    signature: string | undefined,
+    body: readonly unknown[],
+    onReply?: (reply: CallReply) => void,
+  ): Promise<CallReply> {
+    if (this.closedFlag) return Promise.reject(new DbusCallError('the session bus connection is closed', null));
+    return new Promise<CallReply>((resolve, reject) => {
+      let done = false;
+      const fail = (err: Error): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.waiting.delete(fail);
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        fail(new DbusCallError(`${member}: no reply within ${this.callTimeoutMs} ms`, null));
+        // A bus that does not answer is as good as gone; start afresh next time.
+        this.close();
+      }, this.callTimeoutMs);
+      timer.unref();
+      this.waiting.add(fail);
+      const msg = { ...target, member, body, ...(signature !== undefined ? { signature } : {}) };
+      const waiting = this.waiting;
+      this.bus.invoke(msg, function (this: { message?: DbusMessage }, err: DbusError | Error | null, ...values: unknown[]) {
+        if (done) return;
+        if (err !== null && err !== undefined) {
+          fail(new DbusCallError(`${member}: ${err.message ?? 'error reply'}`, 'name' in err && typeof err.name === 'string' ? err.name : null));
+          return;
+        }
+        done = true;
+        clearTimeout(timer);
+        waiting.delete(fail);
+        const reply: CallReply = { body: values, sender: this.message?.sender ?? null };
+        try {
+          onReply?.(reply);
+        } finally {
+          resolve(reply);
+        }
+      });
+    });
+  }
+
+  close(): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    this.socket.destroy();
+    const err = new DbusCallError('the session bus connection closed', null);
+    for (const fail of [...this.waiting]) fail(err);
+    this.signalListeners.clear();
+    this.onClose();
+  }
+}
