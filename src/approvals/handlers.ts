@@ -1,0 +1,37 @@
+/**
+ * The control-socket commands of POLICY.md §4/§5 for approvals and grants, as plain-JSON
+ * functions for the command registry: `tsagent approvals`, `approve ID [--remember]`,
+ * `deny ID`, `grants`, `revoke ID|--all`. An unknown id is a UsageError (the command exits 1
+ * with its message).
+ */
+import { UsageError } from '../errors';
+import type { PendingApprovals, TerminalAnswerResult } from './pending';
+import type { ApprovalJson, GrantJson } from './records';
+
+export interface ApprovalHandlers {
+  approvals(): ApprovalJson[];
+  approve(id: string, remember?: boolean): TerminalAnswerResult;
+  deny(id: string): TerminalAnswerResult;
+  grants(): GrantJson[];
+  /** `target` is a grant id, or "all" (`tsagent revoke --all`). */
+  revoke(target: string): { revoked: number };
+}
+
+export function approvalHandlers(approvals: PendingApprovals): ApprovalHandlers {
+  const answer = (id: string, allowed: boolean, remember: boolean): TerminalAnswerResult => {
+    const result = approvals.answer(String(id), allowed, remember);
+    if (result === null) throw new UsageError(`no pending approval ${JSON.stringify(String(id))}`);
+    return result;
+  };
+  return {
+    approvals: () => approvals.list(),
+    approve: (id, remember = false) => answer(id, true, remember === true),
+    deny: (id) => answer(id, false, false),
+    grants: () => approvals.grants.list(),
+    revoke: (target) => {
+      if (target === 'all' || target === '--all') return { revoked: approvals.grants.revokeAll() };
+      if (!approvals.grants.revoke(String(target))) throw new UsageError(`no grant ${JSON.stringify(String(target))}`);
+      return { revoked: 1 };
+    },
+  };
+}
