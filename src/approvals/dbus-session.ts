@@ -84,6 +84,18 @@ export function busSocketPath(address: string | undefined): string | null {
   return null;
 }
 
+/**
+ * The session bus socket: DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus, where a
+ * systemd user manager's bus lives (sd-bus looks there too) — so a `tsagent` user service
+ * reaches the bus even when its unit's environment lacks the address.
+ */
+export function sessionBusPath(env: NodeJS.ProcessEnv): string | null {
+  const address = env.DBUS_SESSION_BUS_ADDRESS;
+  if (address !== undefined && address !== '') return busSocketPath(address);
+  const runtime = env.XDG_RUNTIME_DIR;
+  return runtime !== undefined && runtime.startsWith('/') ? `${runtime.replace(/\/+$/, '')}/bus` : null;
+}
+
 export class DbusCallError extends Error {
   constructor(
     message: string,

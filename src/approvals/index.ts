@@ -9,7 +9,7 @@ export { AskpassChannel, runAskpass } from './askpass';
 export type { AskpassOptions, AskpassShown } from './askpass';
 export { NotificationChannel, escapeMarkup } from './notification';
 export type { NotificationAction, NotificationOptions } from './notification';
-export { busSocketPath } from './dbus-session';
+export { busSocketPath, sessionBusPath } from './dbus-session';
 export { DEFAULT_PROMPT_METHODS } from './channel';
 export type { PromptChannel, PromptMethod, PromptRequest, ShownPrompt, UserAnswer } from './channel';
 export { promptText, escapePeerText, describeProgram, describeDestination, describePurpose, describeKey, MAX_PROMPT_BYTES } from './prompt-text';

@@ -2,8 +2,9 @@
  * The notification method (POLICY.md §4): a desktop notification over the D-Bus session bus
  * (Desktop Notifications Specification: GetCapabilities, Notify with actions, ActionInvoked,
  * NotificationClosed, CloseNotification). It needs no DISPLAY: a systemd user service has the
- * bus. Used only when DBUS_SESSION_BUS_ADDRESS reaches a server that reports the `actions`
- * capability; otherwise the method is simply unavailable, never an error.
+ * bus. Used only when the session bus (DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus)
+ * reaches a server that reports the `actions` capability; otherwise the method is simply
+ * unavailable, never an error.
  *
  * The connection is made on the first prompt and kept; when it breaks, the next prompt makes
  * a new one. Signals are believed only from the connection that answered our Notify call (the
@@ -11,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import type { PromptChannel, PromptRequest, ShownPrompt, UserAnswer } from './channel';
-import { DbusSession, busSocketPath } from './dbus-session';
+import { DbusSession, sessionBusPath } from './dbus-session';
 import type { CallTarget, DbusMessage } from './dbus-session';
 
 const NOTIFICATIONS: CallTarget = {
@@ -126,7 +127,7 @@ export class NotificationChannel implements PromptChannel {
   /** The live session, or a new one; null when there is no usable session bus address. */
   private connect(): DbusSession | null {
     if (this.session !== null && !this.session.closed) return this.session;
-    const path = busSocketPath(this.env.DBUS_SESSION_BUS_ADDRESS);
+    const path = sessionBusPath(this.env);
     if (path === null) return null;
     const session = new DbusSession(path, this.callTimeoutMs, () => this.onSessionClosed(session));
     session.onSignal((msg) => this.onSignal(msg));

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { AskpassChannel } from '../../src/approvals/askpass';
 import type { PromptChannel } from '../../src/approvals/channel';
@@ -48,13 +48,25 @@ function approvalsWith(t: TestContext, channels: PromptChannel[], extra: Approva
   return approvals;
 }
 
+function notificationChannel(bus: SessionBus): NotificationChannel {
+  return new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: bus.address } });
+}
+
+/** A bus, a notification server, and approvals shown only by notification (and the terminal). */
+async function notifying(t: TestContext, extra: ApprovalsOptions = {}) {
+  const env = await withBus(t);
+  if (env === undefined) return undefined;
+  const approvals = approvalsWith(t, [notificationChannel(env.bus)], extra);
+  return { ...env, approvals, h: approvalHandlers(approvals) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // notifications
 
 test('notification: the text names program, destination, purpose; allow approves', async (t) => {
-  const env = await withBus(t);
+  const env = await notifying(t);
   if (env === undefined) return;
-  const approvals = approvalsWith(t, [new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: env.bus.address } })]);
+  const { approvals } = env;
   const key = keyView({ name: 'deploy' });
   const asked = approvals.ask(loginQuestion(key), never());
   const n = await env.server.waitForNotify();
@@ -72,9 +84,9 @@ test('notification: the text names program, destination, purpose; allow approves
 });
 
 test('notification: allow-remember makes a grant; the second request asks nothing', async (t) => {
-  const env = await withBus(t);
+  const env = await notifying(t);
   if (env === undefined) return;
-  const approvals = approvalsWith(t, [new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: env.bus.address } })]);
+  const { approvals, h } = env;
   const key = keyView();
   const first = approvals.ask(loginQuestion(key), never());
   const n = await env.server.waitForNotify();
@@ -82,7 +94,7 @@ test('notification: allow-remember makes a grant; the second request asks nothin
   const a = await first;
   assert.equal(a.allowed, true);
   assert.match(a.reason, /^approved by notification, remembered as grant \w{6}$/);
-  const grants = approvalHandlers(approvals).grants();
+  const grants = h.grants();
   assert.equal(grants.length, 1);
   assert.equal(grants[0]?.host, 'build.example.com');
   const second = await approvals.ask(loginQuestion(key), never());
@@ -92,9 +104,9 @@ test('notification: allow-remember makes a grant; the second request asks nothin
 });
 
 test('notification: deny refuses; no answer times out and closes the notification', async (t) => {
-  const env = await withBus(t);
+  const env = await notifying(t, { promptTimeoutMs: 1500 });
   if (env === undefined) return;
-  const approvals = approvalsWith(t, [new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: env.bus.address } })], { promptTimeoutMs: 1500 });
+  const { approvals } = env;
   const denied = approvals.ask(loginQuestion(keyView()), never());
   const n1 = await env.server.waitForNotify(1);
   env.server.invoke(n1.id, 'deny');
@@ -108,10 +120,9 @@ test('notification: deny refuses; no answer times out and closes the notificatio
 });
 
 test('notification: the terminal answers first, the abort signal fires: the notification is closed', async (t) => {
-  const env = await withBus(t);
+  const env = await notifying(t);
   if (env === undefined) return;
-  const approvals = approvalsWith(t, [new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: env.bus.address } })]);
-  const h = approvalHandlers(approvals);
+  const { approvals, h } = env;
   const p1 = approvals.ask(loginQuestion(keyView()), never());
   const n1 = await env.server.waitForNotify(1);
   h.approve(h.approvals()[0]?.id ?? '');
@@ -129,10 +140,9 @@ test('notification: the terminal answers first, the abort signal fires: the noti
 });
 
 test('notification: dismissed without an answer leaves the request to the other methods', async (t) => {
-  const env = await withBus(t);
+  const env = await notifying(t);
   if (env === undefined) return;
-  const approvals = approvalsWith(t, [new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: env.bus.address } })]);
-  const h = approvalHandlers(approvals);
+  const { approvals, h } = env;
   const p = approvals.ask(loginQuestion(keyView()), never());
   const n = await env.server.waitForNotify();
   env.server.dismiss(n.id);
@@ -140,6 +150,16 @@ test('notification: dismissed without an answer leaves the request to the other 
   await waitFor(() => h.approvals().length === 1, { what: 'the approval to stay pending' });
   h.deny(h.approvals()[0]?.id ?? '');
   assert.deepEqual(await p, { allowed: false, reason: 'denied by terminal' });
+});
+
+test('notification: found through XDG_RUNTIME_DIR/bus when the address is not set', async (t) => {
+  const env = await withBus(t);
+  if (env === undefined) return;
+  const approvals = approvalsWith(t, [new NotificationChannel({ env: { XDG_RUNTIME_DIR: dirname(env.bus.socketPath) } })]);
+  const p = approvals.ask(loginQuestion(keyView()), never());
+  const n = await env.server.waitForNotify();
+  env.server.invoke(n.id, 'allow');
+  assert.deepEqual(await p, { allowed: true, reason: 'approved by notification' });
 });
 
 test('notification: a server without actions, or no bus, is simply not used', async (t) => {
@@ -243,7 +263,7 @@ test('askpass and notification together: the notification answers, askpass is ki
   if (env === undefined) return;
   const s = await askpassScripts(t);
   const spawned: number[] = [];
-  const approvals = approvalsWith(t, [new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: env.bus.address } }), askpassChannel(s.wait, spawned)]);
+  const approvals = approvalsWith(t, [notificationChannel(env.bus), askpassChannel(s.wait, spawned)]);
   const p = approvals.ask(loginQuestion(keyView()), never());
   const n = await env.server.waitForNotify();
   const pid = spawned[0] ?? 0;
