@@ -35,3 +35,29 @@ export function approvalHandlers(approvals: PendingApprovals): ApprovalHandlers 
     },
   };
 }
+
+/** A command's JSON arguments, as the control socket decodes them. */
+export type CommandArgs = { readonly [k: string]: unknown };
+
+function idArg(args: CommandArgs): string {
+  const id = args.id;
+  if (typeof id !== 'string' || id === '') throw new UsageError('argument id must be a non-empty string');
+  return id;
+}
+
+/**
+ * The same commands keyed by name, taking the control request's `args` object, for
+ * `ControlServer.register(name, handler)`: `approvals {}`, `approve {id, remember?}`,
+ * `deny {id}`, `grants {}`, `revoke {id}` or `revoke {all: true}`. Bad arguments are
+ * UsageErrors.
+ */
+export function approvalCommands(approvals: PendingApprovals): Readonly<Record<string, (args: CommandArgs) => unknown>> {
+  const h = approvalHandlers(approvals);
+  return {
+    approvals: () => h.approvals(),
+    approve: (args) => h.approve(idArg(args), args.remember === true),
+    deny: (args) => h.deny(idArg(args)),
+    grants: () => h.grants(),
+    revoke: (args) => (args.all === true ? h.revoke('all') : h.revoke(idArg(args))),
+  };
+}

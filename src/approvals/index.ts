@@ -3,8 +3,8 @@ export { PendingApprovals, DEFAULT_MAX_PENDING, DEFAULT_MAX_SHOWN, DEFAULT_PROMP
 export type { ApprovalsOptions, TerminalAnswerResult } from './pending';
 export { GrantStore, DEFAULT_REMEMBER_MS } from './grants';
 export type { GrantStoreOptions } from './grants';
-export { approvalHandlers } from './handlers';
-export type { ApprovalHandlers } from './handlers';
+export { approvalCommands, approvalHandlers } from './handlers';
+export type { ApprovalHandlers, CommandArgs } from './handlers';
 export { AskpassChannel, runAskpass } from './askpass';
 export type { AskpassOptions, AskpassShown } from './askpass';
 export { NotificationChannel, escapeMarkup } from './notification';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AuditRecord, AuditSink } from '../../src/agent/ports';
-import { approvalHandlers } from '../../src/approvals/handlers';
+import { approvalCommands, approvalHandlers } from '../../src/approvals/handlers';
 import { PendingApprovals } from '../../src/approvals/pending';
 import { UsageError } from '../../src/errors';
 import { waitFor } from '../helpers/proc';
@@ -223,4 +223,22 @@ test('a grant past its time is not used even before its timer runs', async (t) =
   assert.deepEqual(h.grants(), []);
   h.deny(h.approvals()[0]?.id ?? '');
   await again;
+});
+
+test('the commands by name take the control request args and refuse bad ones', async (t) => {
+  const { approvals } = terminalOnly();
+  t.after(() => approvals.close());
+  const cmd = approvalCommands(approvals);
+  assert.deepEqual(Object.keys(cmd).sort(), ['approvals', 'approve', 'deny', 'grants', 'revoke']);
+  const p = approvals.ask(loginQuestion(keyView()), new AbortController().signal);
+  const listed = cmd.approvals?.({}) as { id: string }[];
+  assert.throws(() => cmd.approve?.({}), UsageError);
+  assert.throws(() => cmd.approve?.({ id: 7 }), UsageError);
+  assert.throws(() => cmd.deny?.({ id: 'zzzzzz' }), UsageError);
+  const r = cmd.approve?.({ id: listed[0]?.id, remember: true }) as { grant: { id: string } | null };
+  assert.equal((await p).allowed, true);
+  assert.equal((cmd.grants?.({}) as unknown[]).length, 1);
+  assert.deepEqual(cmd.revoke?.({ all: true }), { revoked: 1 });
+  assert.ok(r.grant !== null);
+  assert.throws(() => cmd.revoke?.({ id: r.grant?.id }), UsageError);
 });
