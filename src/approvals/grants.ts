@@ -106,13 +106,20 @@ export class GrantStore {
     return ids.length;
   }
 
+  /** Ends the grants of one key (it was removed or expired); returns how many. */
+  revokeForKey(fingerprint: string, why = 'key removed'): number {
+    const ids = [...this.grants.values()].filter((g) => g.fingerprint === fingerprint).map((g) => g.id);
+    for (const id of ids) this.end(id, why);
+    return ids.length;
+  }
+
   /** Drops every grant without audit records (agent shutdown). */
   close(): void {
     for (const g of this.grants.values()) clearTimeout(g.timer);
     this.grants.clear();
   }
 
-  private end(id: string, why: 'expired' | 'revoked'): boolean {
+  private end(id: string, why: string): boolean {
     const g = this.grants.get(id);
     if (g === undefined) return false;
     clearTimeout(g.timer);

@@ -144,6 +144,24 @@ test('remember creates a grant: the next request is allowed without asking, unti
   assert.ok(audit.reasons().includes(`deny grant ${grant.id} revoked`));
 });
 
+test('grants of a removed key end with it', async (t) => {
+  const { approvals, audit } = terminalOnly();
+  t.after(() => approvals.close());
+  const h = approvalHandlers(approvals);
+  const [k1, k2] = [keyView(), keyView()];
+  for (const k of [k1, k2]) {
+    const p = approvals.ask(loginQuestion(k), new AbortController().signal);
+    h.approve(h.approvals()[0]?.id ?? '', true);
+    await p;
+  }
+  assert.equal(approvals.grants.revokeForKey(k1.fingerprint), 1);
+  assert.deepEqual(
+    h.grants().map((g) => g.key.fingerprint),
+    [k2.fingerprint],
+  );
+  assert.ok(audit.reasons().some((r) => /^deny grant \w+ key removed$/.test(r)));
+});
+
 test('unbound connections: the grant is scoped by purpose; an unknown program gets no grant', async (t) => {
   const { approvals } = terminalOnly();
   t.after(() => approvals.close());
