@@ -7,9 +7,12 @@
  * only) and hand the library the stream: its own address parser would also follow `unixexec:`
  * (run a program) and `tcp:` addresses, which an agent has no business doing.
  *
- * Every call is bounded by a timeout; when the socket ends or errs, every waiting call fails
- * and the session reports itself closed, so the owner simply opens a new one next time.
+ * Every call is bounded by a timeout; when the socket ends or errs, or what arrives on it does
+ * not parse, every waiting call fails and the session reports itself closed, so the owner
+ * simply opens a new one next time. Nothing the other end sends can throw out of an event
+ * handler (see GuardedStream).
  */
+import { EventEmitter } from 'node:events';
 import { createConnection } from 'node:net';
 import type { Socket } from 'node:net';
 
@@ -35,7 +38,7 @@ interface DbusError {
 interface LibBus {
   readonly connection: {
     on(event: 'message', listener: (msg: DbusMessage) => void): void;
-    on(event: 'error' | 'end', listener: (err?: unknown) => void): void;
+    on(event: 'error' | 'end' | 'connect', listener: (err?: unknown) => void): void;
   };
   invoke(
     msg: { destination: string; path: string; interface: string; member: string; signature?: string; body?: readonly unknown[] },
@@ -44,7 +47,71 @@ interface LibBus {
 }
 
 interface LibModule {
-  createClient(options: { stream: Socket }): LibBus;
+  createClient(options: { stream: GuardedStream }): LibBus;
+}
+
+/**
+ * Notification traffic is a few hundred bytes a message. A peer on the other end of the
+ * socket that claims more (the library would try to allocate whatever a header says) or
+ * that never ends a handshake line is not a bus we want.
+ */
+const MAX_BUFFERED_BYTES = 1 << 20;
+/** The authentication exchange is a few short lines (the library keeps a line without bound). */
+const MAX_HANDSHAKE_BYTES = 16 << 10;
+
+/**
+ * The stream the library reads, fed by us from the socket. The library parses inside its
+ * 'readable' listener, so a malformed message would throw out of an event handler and take
+ * the agent down; here every 'readable' is emitted inside a try, a parse error closes the
+ * session instead, and nothing buffered or requested can exceed MAX_BUFFERED_BYTES.
+ */
+class GuardedStream extends EventEmitter {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  /** Bytes received in all. */
+  received = 0;
+
+  constructor(private readonly socket: Socket) {
+    super();
+  }
+
+  /** Adds bytes from the socket and lets the library parse them; false when it failed. */
+  feed(chunk: Buffer): boolean {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    this.received += chunk.length;
+    if (this.size > MAX_BUFFERED_BYTES) return false;
+    try {
+      this.emit('readable');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** stream.Readable#read(n) as the library uses it: n bytes, or null until there are n. */
+  read(n: number): Buffer | null {
+    if (!Number.isSafeInteger(n) || n < 0 || n > MAX_BUFFERED_BYTES) throw new RangeError('D-Bus message too large');
+    if (this.size < n) return null;
+    const all = this.chunks.length === 1 ? (this.chunks[0] ?? Buffer.alloc(0)) : Buffer.concat(this.chunks);
+    const rest = all.subarray(n);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.size = rest.length;
+    return all.subarray(0, n);
+  }
+
+  write(data: Buffer | string): boolean {
+    return this.socket.write(data);
+  }
+
+  end(): this {
+    this.socket.end();
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
 }
 
 const SIGNAL = 4;
@@ -136,7 +203,14 @@ export class DbusSession {
     this.socket.unref();
     this.socket.once('close', () => this.close());
     this.socket.on('error', () => this.close());
-    this.bus = loadLib().createClient({ stream: this.socket });
+    const stream = new GuardedStream(this.socket);
+    let authenticated = false;
+    this.socket.on('data', (chunk: Buffer) => {
+      if (this.closedFlag) return;
+      if (!stream.feed(chunk) || (!authenticated && stream.received > MAX_HANDSHAKE_BYTES)) this.close();
+    });
+    this.bus = loadLib().createClient({ stream });
+    this.bus.connection.on('connect', () => (authenticated = true));
     this.bus.connection.on('error', () => this.close());
     this.bus.connection.on('end', () => this.close());
     this.bus.connection.on('message', (msg) => {
