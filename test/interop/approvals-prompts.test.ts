@@ -4,7 +4,7 @@
  * program. Everything through the ApprovalPort interface and the terminal handlers.
  */
 import assert from 'node:assert/strict';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { AskpassChannel } from '../../src/approvals/askpass';
@@ -15,7 +15,8 @@ import { PendingApprovals } from '../../src/approvals/pending';
 import type { ApprovalsOptions } from '../../src/approvals/pending';
 import { startNotificationServer, startSessionBus } from '../helpers/notification-server';
 import type { NotificationServer, SessionBus } from '../helpers/notification-server';
-import { cleanEnv, removeDir, tempDir, waitFor } from '../helpers/proc';
+import { askpassScripts } from '../helpers/askpass-scripts';
+import { cleanEnv, waitFor } from '../helpers/proc';
 import { keyView, loginQuestion } from '../helpers/sign-questions';
 import type { TestContext } from 'node:test';
 
@@ -205,22 +206,6 @@ test('notification: the bus going away ends the prompt without an answer; the ne
 
 // ---------------------------------------------------------------------------------------------
 // askpass
-
-/** Test askpass programs: record prompt and SSH_ASKPASS_PROMPT by pid, then answer or wait. */
-async function askpassScripts(t: TestContext): Promise<{ dir: string; yes: string; no: string; wait: string }> {
-  const dir = await tempDir('tsagent-askpass-');
-  t.after(() => removeDir(dir));
-  const head = ['#!/bin/sh', 'd=$(dirname "$0")', `printf '%s' "$1" > "$d/prompt.$$"`, `printf '%s' "$SSH_ASKPASS_PROMPT" > "$d/mode.$$"`];
-  const scripts = { yes: [...head, 'exit 0'], no: [...head, 'exit 1'], wait: [...head, 'exec sleep 600'] };
-  const out = { dir, yes: '', no: '', wait: '' };
-  for (const [name, lines] of Object.entries(scripts)) {
-    const path = join(dir, `askpass-${name}`);
-    await writeFile(path, `${lines.join('\n')}\n`);
-    await chmod(path, 0o700);
-    out[name as 'yes' | 'no' | 'wait'] = path;
-  }
-  return out;
-}
 
 function askpassChannel(program: string, spawned: number[]): AskpassChannel {
   return new AskpassChannel({ env: cleanEnv({ SSH_ASKPASS: program, SSH_ASKPASS_REQUIRE: 'force' }), onSpawn: (pid) => spawned.push(pid) });
