@@ -65,27 +65,43 @@ export function describeProgram(peer: ProcessInfo | null): string {
   return `${name}${args}${pid !== null ? ` pid ${pid}` : ''}`;
 }
 
+/**
+ * argv joined by spaces, escaped. Too long, it keeps its head (the program and options) and
+ * its tail (for ssh, the destination and command), with an ellipsis for the middle.
+ */
 function joinArgv(argv: readonly string[]): string {
-  let out = '';
-  for (const arg of argv) {
-    const piece = escapePeerText(arg);
-    const next = out === '' ? piece : `${out} ${piece}`;
-    if (next.length > MAX_ARGV_CHARS) return `${out} ${ELLIPSIS}`;
-    out = next;
+  const pieces = argv.map((a) => escapePeerText(a));
+  const all = pieces.join(' ');
+  if (all.length <= MAX_ARGV_CHARS) return all;
+  const half = Math.floor(MAX_ARGV_CHARS / 2);
+  let head = (pieces[0] ?? '').slice(0, half);
+  let next = 1;
+  for (; next < pieces.length; next++) {
+    const piece = pieces[next] ?? '';
+    if (head.length + 1 + piece.length > half) break;
+    head += ` ${piece}`;
   }
-  return out;
+  let tail = '';
+  for (let i = pieces.length - 1; i >= next; i--) {
+    const piece = pieces[i] ?? '';
+    const longer = tail === '' ? piece : `${piece} ${tail}`;
+    if (longer.length > half) break;
+    tail = longer;
+  }
+  return tail === '' ? `${head} ${ELLIPSIS}` : `${head} ${ELLIPSIS} ${tail}`;
 }
 
 /**
- * "git@github.com", "git@github.com port 2222, forwarded via bastion", or "host key SHA256:…"
- * when no known_hosts line names the key; "no destination (connection not bound to a host)"
- * for an unbound connection (ssh-keygen -Y sign, libraries, old clients).
+ * "git@github.com", "git@github.com port 2222, forwarded via bastion", or, when no known_hosts
+ * line names the key, "user git on the host with key SHA256:…"; "no destination (connection
+ * not bound to a host)" for an unbound connection (ssh-keygen -Y sign, libraries, old clients).
  */
 export function describeDestination(destination: Destination | null): string {
   if (destination === null) return 'no destination (connection not bound to a host)';
-  const host = destination.host !== null ? escapePeerText(destination.host) : `host key ${destination.hostKey}`;
-  const user = destination.user !== null ? `${escapePeerText(destination.user)}@` : '';
-  let out = `${user}${host}`;
+  const user = destination.user !== null ? escapePeerText(destination.user) : null;
+  let out: string;
+  if (destination.host !== null) out = `${user !== null ? `${user}@` : ''}${escapePeerText(destination.host)}`;
+  else out = `${user !== null ? `user ${user} on ` : ''}the host with key ${destination.hostKey}`;
   if (destination.port !== null) out += ` port ${destination.port}`;
   if (destination.forwarded) {
     const via = destination.via.length > 0 ? destination.via.map((v) => escapePeerText(v)).join(', ') : 'an unknown host';

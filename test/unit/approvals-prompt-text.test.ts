@@ -23,7 +23,11 @@ test('destinations: forwarded via, no name (host key), unbound', () => {
   );
   assert.equal(
     describeDestination(destination({ host: null, names: [], user: null, port: null })),
-    'host key SHA256:AAAAhostkeyfingerprintAAAAAAAAAAAAAAAAAAAAAA',
+    'the host with key SHA256:AAAAhostkeyfingerprintAAAAAAAAAAAAAAAAAAAAAA',
+  );
+  assert.equal(
+    describeDestination(destination({ host: null, names: [], port: null })),
+    'user git on the host with key SHA256:AAAAhostkeyfingerprintAAAAAAAAAAAAAAAAAAAAAA',
   );
   assert.match(describeDestination(null), /not bound/);
 });
@@ -50,6 +54,15 @@ test('text from the peer cannot forge lines or hide characters', () => {
   assert.equal(text.split('\n').length, 5, 'summary + four lines, nothing injected');
   assert.ok(!/[\x00-\x08\x0b-\x1f\x7f]/.test(text));
   assert.equal(lines[1], 'Destination: u\\x00@h\\x09x port 2222');
+});
+
+test('a long argv keeps its head and its tail (where ssh has the destination)', () => {
+  const argv = ['/usr/bin/ssh', ...Array.from({ length: 40 }, (_, i) => `-oOption${i}=value`), 'git@far.example.com', 'echo', 'hi'];
+  const line = promptText(loginQuestion(keyView(), { process: sshProcess({ argv }) }), 'x').lines[0] ?? '';
+  assert.match(line, /^Program: ssh \(\/usr\/bin\/ssh -oOption0=value .* … .*git@far\.example\.com echo hi\) pid 4242$/);
+  assert.ok(line.length < 360);
+  const one = promptText(loginQuestion(keyView(), { process: sshProcess({ argv: ['x'.repeat(1000)] }) }), 'x').lines[0] ?? '';
+  assert.ok(one.length < 200 && one.includes('…'));
 });
 
 test('long argv and comments are capped, the whole text fits in 1023 bytes', () => {
