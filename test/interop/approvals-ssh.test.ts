@@ -3,7 +3,8 @@
  * a confirm-constrained key (`ssh-add -c`) held by tsagent's keyring behind its socket.
  * - approved from the terminal handlers with --remember; a second login inside the grant
  *   asks nothing; after revoke it asks again (denied: the login fails);
- * - approved by clicking a desktop notification on a real dbus-daemon.
+ * - approved by clicking a desktop notification on a real dbus-daemon;
+ * - withdrawn (notification closed, login refused) when `ssh-add -D` removes the key.
  * Until the control socket and the /proc reader are integrated, the terminal answers come
  * from the handlers in this process and the peer's exe/argv are read here (describePeer).
  */
@@ -65,7 +66,7 @@ async function setUp(t: TestContext, channels: PromptChannel[]) {
   const sshd = await startSshd({ authorizedKeys: [key.publicLine] }, t);
   const login = (): Promise<{ code: number | null; stdout: string; stderr: string }> =>
     run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), { env: sshd.clientEnv(sock), timeoutMs: 30_000 });
-  return { bin, approvals, h: approvalHandlers(approvals), login };
+  return { bin, sock, approvals, h: approvalHandlers(approvals), login };
 }
 
 test('ssh login through a confirm key: approve --remember, grant, revoke', async (t) => {
@@ -122,4 +123,22 @@ test('ssh login approved by a desktop notification on a real session bus', async
   const r = await login;
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /logged-in/);
+});
+
+test('removing the key while its prompt is open refuses the login and closes the notification', async (t) => {
+  const bus = await startSessionBus(t);
+  if (bus === undefined) return;
+  t.after(() => bus.stop());
+  const server = await startNotificationServer(t, bus);
+  if (server === undefined) return;
+  t.after(() => server.stop());
+  const env = await setUp(t, [new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: bus.address } })]);
+  if (env === undefined) return;
+  const login = env.login();
+  const n = await server.waitForNotify(1, 20_000);
+  await runOk(env.bin['ssh-add'], ['-D'], { env: { PATH: process.env.PATH, SSH_AUTH_SOCK: env.sock } });
+  await server.waitForClose(n.id);
+  const r = await login;
+  assert.notEqual(r.code, 0);
+  assert.deepEqual(env.h.approvals(), []);
 });
