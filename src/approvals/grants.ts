@@ -11,7 +11,7 @@
 import type { AuditSink, SignQuestion } from '../agent/ports';
 import type { Purpose } from '../context/types';
 import { newId } from './ids';
-import { approvalRecord, keyJson } from './records';
+import { approvalRecord, approvalKeyJson } from './records';
 import type { GrantJson } from './records';
 
 export const DEFAULT_REMEMBER_MS = 15 * 60_000;
@@ -131,7 +131,7 @@ export class GrantStore {
   private toJson(g: Grant): GrantJson {
     return {
       id: g.id,
-      key: keyJson(g.origin.key),
+      key: approvalKeyJson(g.origin.key),
       exe: g.exe,
       host: g.host,
       purpose: g.purpose,

@@ -14,4 +14,4 @@ export { DEFAULT_PROMPT_METHODS } from './channel';
 export type { PromptChannel, PromptMethod, PromptRequest, ShownPrompt, UserAnswer } from './channel';
 export { promptText, escapePeerText, describeProgram, describeDestination, describePurpose, describeKey, MAX_PROMPT_BYTES } from './prompt-text';
 export type { PromptText } from './prompt-text';
-export type { ApprovalJson, GrantJson, KeyJson } from './records';
+export type { ApprovalJson, GrantJson, ApprovalKeyJson } from './records';

@@ -27,7 +27,7 @@ import { GrantStore } from './grants';
 import { newId } from './ids';
 import { NotificationChannel } from './notification';
 import { promptText } from './prompt-text';
-import { approvalRecord, keyJson } from './records';
+import { approvalRecord, approvalKeyJson } from './records';
 import type { ApprovalJson, GrantJson } from './records';
 
 export const DEFAULT_PROMPT_TIMEOUT_MS = 60_000;
@@ -163,7 +163,7 @@ export class PendingApprovals implements ApprovalPort {
   list(): ApprovalJson[] {
     return [...this.pending.values()].map((p) => ({
       id: p.id,
-      key: keyJson(p.q.key),
+      key: approvalKeyJson(p.q.key),
       process: p.q.process,
       destination: p.q.destination,
       purpose: p.q.purpose,

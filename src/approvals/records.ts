@@ -6,7 +6,7 @@ import type { AuditDecision, AuditRecord, KeyView, SignQuestion } from '../agent
 import type { Destination, ProcessInfo, Purpose } from '../context/types';
 
 /** A key as the audit log shows it: public facts only. */
-export interface KeyJson {
+export interface ApprovalKeyJson {
   readonly fingerprint: string;
   readonly comment: string;
   readonly name: string | null;
@@ -16,7 +16,7 @@ export interface KeyJson {
 /** One pending approval, `tsagent approvals --json` (POLICY.md §5). */
 export interface ApprovalJson {
   readonly id: string;
-  readonly key: KeyJson;
+  readonly key: ApprovalKeyJson;
   readonly process: ProcessInfo | null;
   readonly destination: Destination | null;
   readonly purpose: Purpose;
@@ -27,7 +27,7 @@ export interface ApprovalJson {
 /** One grant, `tsagent grants --json` (POLICY.md §5). */
 export interface GrantJson {
   readonly id: string;
-  readonly key: KeyJson;
+  readonly key: ApprovalKeyJson;
   readonly exe: string;
   /** The destination's host name, or its host key fingerprint when no name is proven; null when unbound. */
   readonly host: string | null;
@@ -37,7 +37,7 @@ export interface GrantJson {
   readonly expires: string;
 }
 
-export function keyJson(key: KeyView): KeyJson {
+export function approvalKeyJson(key: KeyView): ApprovalKeyJson {
   return { fingerprint: key.fingerprint, comment: key.comment, name: key.name, type: key.type };
 }
 
@@ -47,7 +47,7 @@ export function approvalRecord(q: SignQuestion, decision: AuditDecision, reason:
     event: 'approval',
     decision,
     reason,
-    key: keyJson(q.key),
+    key: approvalKeyJson(q.key),
     process: q.process,
     destination: q.destination,
     purpose: q.purpose,
