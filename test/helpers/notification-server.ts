@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { TestContext } from 'node:test';
 import type { SkipContext } from './peers';
 import { PYTHON3, requirePeer, requirePython } from './peers';
 import { cleanEnv, removeDir, startDaemon, stopChild, tempDir, waitFor, waitForSocket } from './proc';
@@ -171,4 +172,21 @@ export async function startNotificationServer(
     dismiss: (id) => order({ cmd: 'dismiss', id }),
     stop,
   };
+}
+
+/**
+ * A private bus with the notification server on it, both stopped after the test `t`;
+ * undefined (after a skip) when a peer is missing.
+ */
+export async function busWithNotifications(
+  t: SkipContext & Pick<TestContext, 'after'>,
+  opts: { actions?: boolean } = {},
+): Promise<{ bus: SessionBus; server: NotificationServer } | undefined> {
+  const bus = await startSessionBus(t);
+  if (bus === undefined) return undefined;
+  t.after(() => bus.stop());
+  const server = await startNotificationServer(t, bus, opts);
+  if (server === undefined) return undefined;
+  t.after(() => server.stop());
+  return { bus, server };
 }

@@ -13,7 +13,7 @@ import { approvalHandlers } from '../../src/approvals/handlers';
 import { NotificationChannel } from '../../src/approvals/notification';
 import { PendingApprovals } from '../../src/approvals/pending';
 import type { ApprovalsOptions } from '../../src/approvals/pending';
-import { startNotificationServer, startSessionBus } from '../helpers/notification-server';
+import { busWithNotifications } from '../helpers/notification-server';
 import type { NotificationServer, SessionBus } from '../helpers/notification-server';
 import { askpassScripts } from '../helpers/askpass-scripts';
 import { cleanEnv, waitFor } from '../helpers/proc';
@@ -33,14 +33,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function withBus(t: TestContext, opts: { actions?: boolean } = {}): Promise<{ bus: SessionBus; server: NotificationServer } | undefined> {
-  const bus = await startSessionBus(t);
-  if (bus === undefined) return undefined;
-  t.after(() => bus.stop());
-  const server = await startNotificationServer(t, bus, opts);
-  if (server === undefined) return undefined;
-  t.after(() => server.stop());
-  return { bus, server };
+function withBus(t: TestContext, opts: { actions?: boolean } = {}): Promise<{ bus: SessionBus; server: NotificationServer } | undefined> {
+  return busWithNotifications(t, opts);
 }
 
 function approvalsWith(t: TestContext, channels: PromptChannel[], extra: ApprovalsOptions = {}): PendingApprovals {

@@ -25,7 +25,7 @@ import { uidPeerCheck } from '../../src/server/peer-check';
 import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
 import { removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
-import { startNotificationServer, startSessionBus } from '../helpers/notification-server';
+import { busWithNotifications } from '../helpers/notification-server';
 import { startSshd } from '../helpers/sshd';
 
 function describe(pid: number, uid: number): ProcessInfo {
@@ -69,6 +69,15 @@ async function setUp(t: TestContext, channels: PromptChannel[]) {
   return { bin, sock, approvals, h: approvalHandlers(approvals), login };
 }
 
+/** setUp, with approvals shown as desktop notifications on a private bus. */
+async function notifyingSetUp(t: TestContext) {
+  const notifications = await busWithNotifications(t);
+  if (notifications === undefined) return undefined;
+  const { bus, server } = notifications;
+  const env = await setUp(t, [new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: bus.address } })]);
+  return env === undefined ? undefined : { ...env, server };
+}
+
 test('ssh login through a confirm key: approve --remember, grant, revoke', async (t) => {
   const env = await setUp(t, []);
   if (env === undefined) return;
@@ -103,14 +112,9 @@ test('ssh login through a confirm key: approve --remember, grant, revoke', async
 });
 
 test('ssh login approved by a desktop notification on a real session bus', async (t) => {
-  const bus = await startSessionBus(t);
-  if (bus === undefined) return;
-  t.after(() => bus.stop());
-  const server = await startNotificationServer(t, bus);
-  if (server === undefined) return;
-  t.after(() => server.stop());
-  const env = await setUp(t, [new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: bus.address } })]);
+  const env = await notifyingSetUp(t);
   if (env === undefined) return;
+  const { server } = env;
   const login = env.login();
   const n = await server.waitForNotify(1, 20_000);
   // The long harness argv keeps its head and its tail (the destination and command).
@@ -126,14 +130,9 @@ test('ssh login approved by a desktop notification on a real session bus', async
 });
 
 test('removing the key while its prompt is open refuses the login and closes the notification', async (t) => {
-  const bus = await startSessionBus(t);
-  if (bus === undefined) return;
-  t.after(() => bus.stop());
-  const server = await startNotificationServer(t, bus);
-  if (server === undefined) return;
-  t.after(() => server.stop());
-  const env = await setUp(t, [new NotificationChannel({ env: { DBUS_SESSION_BUS_ADDRESS: bus.address } })]);
+  const env = await notifyingSetUp(t);
   if (env === undefined) return;
+  const { server } = env;
   const login = env.login();
   const n = await server.waitForNotify(1, 20_000);
   await runOk(env.bin['ssh-add'], ['-D'], { env: { PATH: process.env.PATH, SSH_AUTH_SOCK: env.sock } });
