@@ -152,6 +152,12 @@ export class Keyring implements Agent, SyncAnswering {
     return this.entries.size;
   }
 
+  /** Every key's public view, in insertion order, unfiltered (for `tsagent keys`; no audit record). */
+  keyViews(): readonly KeyView[] {
+    if (this.views === undefined) this.views = Array.from(this.entries.values(), (e) => e.view);
+    return this.views;
+  }
+
   async list(session: AgentSession): Promise<Identity[]> {
     return this.listFor(session);
   }

@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { AgentError } from '../errors';
 import { logCommand } from './log';
+import { controlCommands } from './control-commands';
 import { serviceCommand } from './service';
 import { start } from './start';
 import type { Io, StartFlags } from './start';
@@ -36,6 +37,7 @@ export function buildProgram(io: Io): Command {
     .option('-t <life>', 'default lifetime of added keys (seconds, or 1h30m style)')
     .option('-P <allowed_providers>', 'pattern-list of PKCS#11 provider paths ssh-add -s may load (default "/usr/lib*/*,/usr/local/lib*/*")')
     .option('-O <option>', 'agent option: allow-remote-pkcs11 (others of ssh-agent are accepted and ignored)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--config <file>', 'the configuration file (default: $XDG_CONFIG_HOME/tsagent/config.toml)')
     .addOption(new Option('--daemon-child').hideHelp())
     .addOption(new Option('--owned-dir <dir>').hideHelp())
     .argument('[command...]', 'run this command with SSH_AUTH_SOCK and SSH_AGENT_PID set; stop the agent when it exits')
@@ -49,6 +51,7 @@ export function buildProgram(io: Io): Command {
 
   program.addCommand(serviceCommand(io));
   program.addCommand(logCommand(io));
+  for (const c of controlCommands(io)) program.addCommand(c);
 
   return program;
 }

@@ -9,13 +9,17 @@ import { Pkcs11Providers } from '../pkcs11/provider-host';
 import { AgentServer } from '../server/agent-server';
 import type { ListenTarget } from '../server/agent-server';
 import { uidPeerCheck } from '../server/peer-check';
+import { ControlServer, registerCoreCommands } from '../server/control-socket';
+import { ensurePrivateDir, isWindowsPipe } from '../server/socket-path';
+import { DaemonControl } from './daemon-control';
+import type { PolicyState } from './daemon-control';
 import { hardenProcess } from './harden';
 
 export interface RunAgentOptions {
   readonly target: ListenTarget;
   /**
    * Where the control socket (POLICY.md §5) belongs: the fd systemd passed as "control", or
-   * AGENT_SOCKET.ctl. Handed through to RunningAgent.control; nothing listens on it here yet.
+   * AGENT_SOCKET.ctl. The control server listens there when `policy` is given too.
    */
   readonly control?: ListenTarget;
   readonly defaultLifetimeSeconds?: number;
@@ -25,11 +29,15 @@ export interface RunAgentOptions {
   readonly stopOnSigint: boolean;
   /** `-P` / `-O allow-remote-pkcs11`: how PKCS#11 providers may be added (`ssh-add -s`). */
   readonly pkcs11?: { readonly allowedProviders?: string; readonly allowRemoteAdd?: boolean };
+  /** The validated config and its registered keys (POLICY.md §2, §3); `path` is `--config`. */
+  readonly policy?: { readonly path: string | undefined; readonly state: PolicyState; readonly env: NodeJS.ProcessEnv };
 }
 
 export interface RunningAgent {
   readonly keyring: Keyring;
   readonly server: AgentServer;
+  /** The control socket's commands and the policy state, when a control socket listens. */
+  readonly commands: DaemonControl | undefined;
   /** Protections that could not be applied (also logged once at warn level). */
   readonly warnings: readonly string[];
   /** Where the control server should listen (RunAgentOptions.control), if anywhere. */
@@ -51,13 +59,41 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
   const peerCheck = protections.libc !== undefined && uid !== undefined ? uidPeerCheck(protections.libc, uid) : undefined;
   const server = new AgentServer(peerCheck === undefined ? { agent: keyring, logger } : { agent: keyring, logger, peerCheck });
-  await server.listen(opts.target);
+  let controlServer: ControlServer | undefined;
+  let commands: DaemonControl | undefined;
+  const ctl = opts.control;
+  if (ctl !== undefined && opts.policy !== undefined && !(ctl.kind === 'path' && isWindowsPipe(ctl.path))) {
+    controlServer = new ControlServer(peerCheck === undefined ? { logger } : { logger, peerCheck });
+    const at = (t: ListenTarget): string => (t.kind === 'fd' ? `fd ${t.fd}` : t.path);
+    commands = new DaemonControl({
+      keyring,
+      socket: at(opts.target),
+      control: at(ctl),
+      configPath: opts.policy.path,
+      env: opts.policy.env,
+      initial: opts.policy.state,
+      logger,
+    });
+    registerCoreCommands(controlServer, commands);
+    // The control socket first: whoever sees the agent socket can rely on its .ctl being there.
+    if (opts.target.kind === 'path' && opts.target.ownedDir !== undefined) ensurePrivateDir(opts.target.ownedDir);
+    await controlServer.listen(ctl);
+    for (const w of opts.policy.state.warnings) logger.warn({ reason: w }, 'registered key not loaded');
+  }
+  try {
+    await server.listen(opts.target);
+  } catch (err) {
+    await controlServer?.close();
+    throw err;
+  }
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       for (const [sig, fn] of handlers) process.off(sig, fn);
       keyring.clear();
+      commands?.state.registered.dropAll();
+      await controlServer?.close();
       await server.close();
     })();
     return stopping;
@@ -82,5 +118,5 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   for (const [sig, fn] of handlers) process.on(sig, fn);
   const where = (t: ListenTarget): string => (t.kind === 'fd' ? `fd ${t.fd}` : t.path);
   logger.info({ socket: where(opts.target), control: opts.control === undefined ? undefined : where(opts.control) }, 'listening');
-  return { keyring, server, stop, warnings: protections.warnings, control: opts.control };
+  return { keyring, server, stop, warnings: protections.warnings, control: opts.control, commands };
 }

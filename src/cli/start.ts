@@ -15,6 +15,9 @@ import type { ListenTarget } from '../server/agent-server';
 import { ACTIVATION_VARIABLES, activatedSockets, controlSocketPath } from '../server/activation';
 import { defaultSocketLocation } from '../server/socket-path';
 import type { SocketLocation } from '../server/socket-path';
+import { expandPath } from '../policy/config';
+import { loadPolicyState } from './daemon-control';
+import type { PolicyState } from './daemon-control';
 import { parseLifetime } from './lifetime';
 import { runAgent } from './run-agent';
 import type { RunningAgent } from './run-agent';
@@ -34,6 +37,8 @@ export interface StartFlags {
   readonly P?: string;
   /** ssh-agent -O options. */
   readonly O?: readonly string[];
+  /** `--config FILE` (POLICY.md §2); default: the XDG path, when it exists. */
+  readonly config?: string;
   /** Internal: this process is the detached background child. */
   readonly daemonChild?: boolean;
   /** Internal: directory the parent created for the socket, to remove at exit. */
@@ -58,6 +63,8 @@ interface Settings {
   readonly hash: FingerprintHash;
   readonly allowedProviders: string | undefined;
   readonly allowRemotePkcs11: boolean;
+  /** The validated config, loaded before any socket exists (an invalid file exits 1 first). */
+  readonly policy?: { readonly path: string | undefined; readonly state: PolicyState; readonly env: NodeJS.ProcessEnv };
 }
 
 /** ssh-agent's -O options: only allow-remote-pkcs11 means something here (the rest is FIDO). */
@@ -100,6 +107,13 @@ function kill(settings: Settings, io: Io): void {
 export async function start(flags: StartFlags, command: readonly string[], io: Io): Promise<void> {
   const settings = settingsFrom(flags, io.env);
   if (flags.k) return kill(settings, io);
+  const policy = { path: flags.config, state: loadPolicyState(flags.config, io.env), env: io.env };
+  // `-t` wins over the config's `[agent] lifetime` ("0" there means forever, as no -t).
+  const lifetime = settings.lifetime ?? (policy.state.config.agent.lifetimeSeconds || undefined);
+  return startWith(flags, { ...settings, lifetime, policy }, command, io);
+}
+
+function startWith(flags: StartFlags, settings: Settings, command: readonly string[], io: Io): Promise<void> {
   if (flags.daemonChild) return runDaemonChild(flags, settings, io);
   if (command.length > 0) return runCommand(flags, settings, command, io);
   if (flags.D || flags.d) return runForeground(flags, settings, io);
@@ -157,6 +171,7 @@ async function serve(
         logger,
         stopOnSigint,
         pkcs11: { allowedProviders: settings.allowedProviders, allowRemoteAdd: settings.allowRemotePkcs11 },
+        ...(settings.policy === undefined ? {} : { policy: settings.policy }),
       },
       io.exit,
     );
@@ -220,6 +235,7 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   if (settings.lifetime !== undefined) args.push('-t', String(settings.lifetime));
   if (settings.allowedProviders !== undefined) args.push('-P', settings.allowedProviders);
   if (settings.allowRemotePkcs11) args.push('-O', 'allow-remote-pkcs11');
+  if (flags.config !== undefined) args.push('--config', expandPath(flags.config, io.env, process.cwd()));
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: io.env });
   const outcome = await new Promise<{ pid: number; warnings: readonly string[] } | { error: string }>((resolve) => {
     const timer = setTimeout(() => resolve({ error: 'agent did not start in time' }), CHILD_READY_TIMEOUT_MS);
