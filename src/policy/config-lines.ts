@@ -7,8 +7,8 @@
  * its table's line.
  */
 
-const ARRAY_HEADER = /^\[\[\s*([A-Za-z0-9_-]+)\s*\]\]/;
-const TABLE_HEADER = /^\[\s*([A-Za-z0-9_-]+)\s*\]/;
+const ARRAY_HEADER = /^\[\[\s*([A-Za-z0-9_.-]+)\s*\]\]/;
+const TABLE_HEADER = /^\[\s*([A-Za-z0-9_.-]+)\s*\]/;
 const KEY_LINE = /^([A-Za-z0-9_-]+|"[^"\\]*"|'[^']*')\s*[=.]/;
 
 export class SourceLines {
