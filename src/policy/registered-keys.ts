@@ -13,7 +13,7 @@
  * are zeroed after the attempt, and appear in no message or log.
  */
 import { basename } from 'node:path';
-import { KeyFileError, InvalidKeyError, UnsupportedKeyError } from '../errors';
+import { KeyFileError, UnsupportedKeyError } from '../errors';
 import type { KeyView } from '../agent/ports';
 import { fingerprint as fingerprintOf } from '../keys/fingerprint';
 import type { HeldKey } from '../keys/held-key';
@@ -23,6 +23,7 @@ import type { PrivateKeyBody } from '../protocol/private-key';
 import { parsePublicKeyBlob } from '../protocol/public-key';
 import { describeProblem, readBounded } from './bounded-read';
 import type { KeySpec } from './config-types';
+import { parsePrivateKeyInWorker } from './decrypt';
 import { openSshKeyHeader, parsePublicLine } from './key-file-public';
 
 /** Key files are a few KiB (an RSA-16384 PEM is under 13 KiB). */
@@ -144,14 +145,19 @@ export class RegisteredKeys {
    * the passphrase up to three times when it is encrypted. Concurrent calls share one attempt.
    */
   unlock(name: string, ask: PassphraseAsker): Promise<HeldKey> {
+    return this.unlockAsking(name, ask, PASSPHRASE_ATTEMPTS);
+  }
+
+  private unlockAsking(name: string, ask: PassphraseAsker, attempts: number): Promise<HeldKey> {
     const have = this.unlocked.get(name);
     if (have !== undefined) return Promise.resolve(have.key);
     const running = this.pending.get(name);
     if (running !== undefined) return running;
-    const k = this.requireKey(name);
+    const k = this.byNameMap.get(name);
+    if (k === undefined) return Promise.reject(new KeyFileError('no registered key has this name', name));
     const gen = this.generation;
     const p = (async () => {
-      const body = await readPrivate(k, ask, PASSPHRASE_ATTEMPTS);
+      const body = await readPrivate(k, ask, attempts);
       const held = importMatching(k, body);
       if (gen === this.generation) this.keep(k, held);
       return held;
@@ -164,11 +170,15 @@ export class RegisteredKeys {
   async unlockWith(name: string, passphrase: Buffer): Promise<void> {
     let given = false;
     try {
-      await this.unlock(name, async () => {
-        if (given) return null;
-        given = true;
-        return passphrase;
-      });
+      await this.unlockAsking(
+        name,
+        async () => {
+          if (given) return null;
+          given = true;
+          return passphrase;
+        },
+        1,
+      );
     } finally {
       passphrase.fill(0);
     }
@@ -301,30 +311,34 @@ function publicFromUnencrypted(data: Buffer, file: string): Buffer {
   }
 }
 
-/** Reads the file again (it may have been fixed or replaced since load) and decrypts it. */
+/** Reads the file again (it may have been fixed or replaced since load) and decrypts it off the event loop. */
 async function readPrivate(k: RegisteredKey, ask: PassphraseAsker, attempts: number): Promise<PrivateKeyBody> {
   const data = readKeyFile(k.file, typeof process.getuid === 'function' ? process.getuid() : undefined);
   try {
-    try {
-      return parsePrivateKeyFile(data, { filename: k.file }).body;
-    } catch (err) {
-      if (!(err instanceof InvalidKeyError && err.cause === 'KeyEncryptedError')) throw asKeyFileError(err, k.file);
-    }
+    const first = await parsePrivateKeyInWorker(data, null, k.file);
+    if (first.ok) return first.body;
+    if (first.kind !== 'encrypted') throw outcomeError(first, k.file);
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const pass = await ask(passphrasePrompt(k), attempt);
       if (pass === null) throw new KeyFileError('no passphrase given', k.file);
+      let got;
       try {
-        return parsePrivateKeyFile(data, { filename: k.file, passphrase: pass }).body;
-      } catch {
-        /* wrong passphrase (or a damaged file): ask again */
+        got = await parsePrivateKeyInWorker(data, pass, k.file);
       } finally {
         pass.fill(0);
       }
+      if (got.ok) return got.body;
+      if (got.kind === 'unsupported') throw outcomeError(got, k.file);
+      // Otherwise a wrong passphrase (or a damaged file): ask again.
     }
-    throw new KeyFileError(`wrong passphrase (${attempts} attempt${attempts === 1 ? '' : 's'})`, k.file);
+    throw new KeyFileError(attempts === 1 ? 'wrong passphrase' : `wrong passphrase (${attempts} attempts)`, k.file);
   } finally {
     data.fill(0);
   }
+}
+
+function outcomeError(o: { readonly kind: string; readonly message: string }, file: string): KeyFileError {
+  return new KeyFileError(o.kind === 'unsupported' ? o.message : 'not a private key this agent can read', file);
 }
 
 function asKeyFileError(err: unknown, file: string): KeyFileError {
