@@ -112,7 +112,7 @@ export class DaemonControl implements ControlTarget {
   reload(): readonly string[] {
     const next = loadPolicyState(this.options.configPath, this.options.env);
     const previous = this.current;
-    previous.registered.dropAll();
+    next.registered.adoptFrom(previous.registered);
     this.current = next;
     this.options.onReload?.(next, previous);
     this.options.logger?.info({ config: next.config.file, registered: next.registered.list().length }, 'configuration reloaded');

@@ -202,6 +202,23 @@ export class RegisteredKeys {
     this.unlocked.delete(name);
   }
 
+  /**
+   * After a reload: keeps the decrypted halves of keys that are still registered from the
+   * same file with the same public key (their expiry unchanged), so a reload asks for no
+   * passphrase again; `previous` is left empty.
+   */
+  adoptFrom(previous: RegisteredKeys): void {
+    for (const k of this.keys) {
+      const old = previous.byFp.get(k.fingerprint);
+      const u = old === undefined ? undefined : previous.unlocked.get(old.name);
+      if (old === undefined || u === undefined || old.file !== k.file) continue;
+      const moved: Unlocked = { key: u.key, expiresAt: k.spec.unlockForSeconds > 0 ? u.expiresAt ?? Date.now() + k.spec.unlockForSeconds * 1000 : null, timer: undefined };
+      this.unlocked.set(k.name, moved);
+      if (moved.expiresAt !== null) this.arm(k.name, moved);
+    }
+    previous.dropAll();
+  }
+
   /** Lock (ssh-add -x), ssh-add -D, stop: every decrypted half goes at once (POLICY.md §3). */
   dropAll(): void {
     this.generation++;

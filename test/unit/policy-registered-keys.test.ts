@@ -85,6 +85,16 @@ test('registered key files: listed at once, decrypted on first use, dropped on l
   await keys.unlock('work', again.ask);
   assert.deepEqual(again.prompts, []);
 
+  // A reload keeps decrypted halves of keys still registered from the same file.
+  const reloaded = RegisteredKeys.load(specs(dir, `[[key]]\nfile = "~/enc"\nname = "work"\nunlock-for = "8h"\n[[key]]\nfile = "~/rsa"\n`)).keys;
+  reloaded.adoptFrom(keys);
+  assert.equal(reloaded.isLoaded('work'), true);
+  assert.equal(reloaded.isLoaded('rsa@test'), false);
+  assert.equal(keys.isLoaded('work'), false);
+  reloaded.dropAll();
+  assert.equal(reloaded.isLoaded('work'), false);
+  await keys.unlock('work', answers('correct horse').ask);
+
   // Lock drops every decrypted half.
   keys.dropAll();
   assert.equal(keys.isLoaded('work'), false);
