@@ -74,15 +74,21 @@ function isObject(v: unknown): v is { readonly [k: string]: unknown } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** A request line, or a message saying why it is not one. */
-export function decodeControlRequest(line: Buffer): ControlRequest | string {
+/** The line's JSON object, or a message saying why there is none. */
+function jsonObject(line: Buffer): { readonly [k: string]: unknown } | string {
   let v: unknown;
   try {
     v = JSON.parse(line.toString('utf8'));
   } catch {
     return 'not a JSON line';
   }
-  if (!isObject(v)) return 'not a JSON object';
+  return isObject(v) ? v : 'not a JSON object';
+}
+
+/** A request line, or a message saying why it is not one. */
+export function decodeControlRequest(line: Buffer): ControlRequest | string {
+  const v = jsonObject(line);
+  if (typeof v === 'string') return v;
   if (v.v !== CONTROL_PROTOCOL_VERSION) return `unsupported protocol version ${JSON.stringify(v.v)}`;
   if (typeof v.id !== 'number' || !Number.isSafeInteger(v.id)) return 'id must be an integer';
   if (typeof v.command !== 'string' || !/^[a-z][a-z-]{0,31}$/.test(v.command)) return 'command must be a short lowercase word';
@@ -92,13 +98,9 @@ export function decodeControlRequest(line: Buffer): ControlRequest | string {
 }
 
 export function decodeControlResponse(line: Buffer): ControlResponse | string {
-  let v: unknown;
-  try {
-    v = JSON.parse(line.toString('utf8'));
-  } catch {
-    return 'not a JSON line';
-  }
-  if (!isObject(v) || typeof v.id !== 'number' || typeof v.ok !== 'boolean') return 'not a control response';
+  const v = jsonObject(line);
+  if (typeof v === 'string') return v;
+  if (typeof v.id !== 'number' || typeof v.ok !== 'boolean') return 'not a control response';
   if (v.ok) return { v: CONTROL_PROTOCOL_VERSION, id: v.id, ok: true, result: (v.result ?? null) as JsonValue };
   const e = v.error;
   if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string') return 'not a control response';
