@@ -182,6 +182,8 @@ test('the file: default path, missing, directory, FIFO, too large, ~ expansion',
   // Must return at once (non-blocking open), not wait for a writer.
   assert.throws(() => loadConfig(fifo, { HOME: dir }), (e: unknown) => e instanceof ConfigError && /is a FIFO/.test(e.message));
 
+  assert.throws(() => loadConfig('/dev/zero', { HOME: dir }), (e: unknown) => e instanceof ConfigError && /is a device/.test(e.message));
+
   const big = join(dir, 'big.toml');
   const fd = openSync(big, 'w');
   ftruncateSync(fd, 100 * 1024 * 1024);

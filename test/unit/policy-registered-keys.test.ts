@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { KeyFileError } from '../../src/errors';
+import { askpassPassphrase } from '../../src/policy/askpass-passphrase';
 import { parseConfig } from '../../src/policy/config';
 import { RegisteredKeys } from '../../src/policy/registered-keys';
 import type { PassphraseAsker } from '../../src/policy/registered-keys';
@@ -169,4 +170,24 @@ test('bad key files give an error naming the file; the other keys still load', a
   chmodSync(pem.privatePath, 0o640);
   again.keys.dropAll();
   await assert.rejects(again.keys.unlock('pem@test', answers('pw-pem').ask), /too open/);
+});
+
+test('askpass asks for the passphrase as ssh does: prompt naming the key, SSH_ASKPASS_PROMPT unset', async (t) => {
+  if (requirePeer(t, 'ssh-keygen') === undefined) return;
+  const dir = await tempDir('tsagent-askpass-');
+  t.after(() => removeDir(dir));
+  const enc = await generateKey(dir, 'ed25519', 'ask@test', { name: 'ask', passphrase: 'via-askpass' });
+  // A stand-in for the user's askpass program: records what it was given, answers on stdout.
+  const script = join(dir, 'askpass.sh');
+  writeFileSync(script, `#!/bin/sh\nprintf '%s|%s\\n' "$1" "\${SSH_ASKPASS_PROMPT-unset}" >> "${join(dir, 'asked')}"\nprintf 'via-askpass\\n'\n`, { mode: 0o700 });
+  const { keys } = RegisteredKeys.load(specs(dir, '[[key]]\nfile = "~/ask"\nname = "deploy"\n'));
+  const ask = askpassPassphrase({ PATH: process.env.PATH, SSH_ASKPASS: script, SSH_ASKPASS_REQUIRE: 'force', SSH_ASKPASS_PROMPT: 'confirm' });
+  const held = await keys.unlock('deploy', ask);
+  assert.ok(held.publicBlob.equals(enc.blob));
+  const asked = readFileSync(join(dir, 'asked'), 'utf8');
+  assert.ok(asked.startsWith(`Enter passphrase for key "deploy" (${enc.privatePath})`), asked);
+  assert.match(asked, /\|unset\n$/);
+  // No display and no force: askpass is not run, the request fails without a prompt.
+  keys.dropAll();
+  await assert.rejects(keys.unlock('deploy', askpassPassphrase({ PATH: process.env.PATH, SSH_ASKPASS: script })), /no passphrase given/);
 });
