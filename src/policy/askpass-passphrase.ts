@@ -6,17 +6,22 @@
  * Buffers, which are zeroed once copied; it never reaches argv, the environment or a log.
  */
 import { spawn } from 'node:child_process';
-import { askpassAllowed } from '../agent/confirm';
 import type { PassphraseAsker } from './registered-keys';
 
 const DEFAULT_ASKPASS = '/usr/bin/ssh-askpass';
 const ASKPASS_TIMEOUT_MS = 120_000;
 const MAX_PASSPHRASE_BYTES = 1024;
 
+/** readpass.c's rule: askpass needs a display unless SSH_ASKPASS_REQUIRE=force; "never" forbids it. */
+function mayRunAskpass(env: NodeJS.ProcessEnv): boolean {
+  const mode = (env.SSH_ASKPASS_REQUIRE ?? '').toLowerCase();
+  return mode === 'force' || (mode !== 'never' && Boolean(env.DISPLAY || env.WAYLAND_DISPLAY));
+}
+
 export function askpassPassphrase(env: NodeJS.ProcessEnv = process.env): PassphraseAsker {
   return (prompt) =>
     new Promise<Buffer | null>((resolve) => {
-      if (!askpassAllowed(env)) {
+      if (!mayRunAskpass(env)) {
         resolve(null);
         return;
       }
