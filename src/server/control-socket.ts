@@ -42,6 +42,8 @@ export interface ControlServerOptions {
   readonly peerCheck?: PeerCheck;
 }
 
+const MAX_PENDING_REQUESTS = 16;
+
 class BadArgs extends AgentError {
   readonly code = 'USAGE';
 }
@@ -111,17 +113,26 @@ export class ControlServer {
     const peer = verdict?.peer === undefined ? undefined : { pid: verdict.peer.pid, uid: verdict.peer.uid };
     this.connections.add(sock);
     const lines = new LineSplitter();
-    // Requests on one connection are answered in order, one at a time.
+    // Requests on one connection are answered in order, one at a time; a client that piles
+    // up more than a few unanswered ones is not a `tsagent` command, and is dropped.
     let queue = Promise.resolve();
+    let waiting = 0;
     sock.on('data', (chunk: Buffer) => {
       const got = lines.push(chunk);
       chunk.fill(0);
-      if (got === undefined) {
+      if (got === undefined || waiting + got.length > MAX_PENDING_REQUESTS) {
         lines.clear();
+        for (const l of got ?? []) l.fill(0);
         sock.destroy();
         return;
       }
-      for (const line of got) queue = queue.then(() => this.answer(sock, line, peer));
+      waiting += got.length;
+      for (const line of got) {
+        queue = queue.then(async () => {
+          await this.answer(sock, line, peer);
+          waiting--;
+        });
+      }
     });
     sock.on('error', () => undefined);
     sock.on('close', () => {
