@@ -1,7 +1,7 @@
 /**
- * Socket activation with both sockets of tsagent.socket (POLICY.md §5): systemd passes the
- * agent socket as fd 3 and the control socket as fd 4; `tsagent status` reaches the daemon
- * through the second. Driven by the real systemd-socket-activate.
+ * Socket activation with both sockets (POLICY.md §5): systemd passes the agent socket and
+ * the control socket, named "agent" and "control" in LISTEN_FDNAMES; `tsagent status`
+ * reaches the daemon through the second. Driven by the real systemd-socket-activate.
  */
 import assert from 'node:assert/strict';
 import { lstatSync } from 'node:fs';
@@ -20,7 +20,7 @@ function isSocket(p: string): boolean {
   }
 }
 
-test('socket activation passes the control socket as fd 4', async (t) => {
+test('socket activation passes the control socket, picked by its name', async (t) => {
   const peers = requirePeers(t, ['systemd-socket-activate', 'ssh-add']);
   if (peers === undefined) return;
   const dir = await tempDir('tsagent-act-');
@@ -30,7 +30,7 @@ test('socket activation passes the control socket as fd 4', async (t) => {
   const ctl = `${sock}.ctl`;
   const d = await startDaemon(
     peers['systemd-socket-activate'],
-    ['-l', sock, '-l', ctl, '-E', 'HOME', process.execPath, TSAGENT_BIN, 'start', '-D', '-a', sock],
+    ['-l', sock, '-l', ctl, '--fdname=agent:control', '-E', 'HOME', process.execPath, TSAGENT_BIN, 'start', '-D', '-a', sock],
     { env: cleanEnv({ HOME: dir }), name: 'systemd-socket-activate tsagent' },
   );
   t.after(() => d.stop());
