@@ -13,6 +13,7 @@ import { ControlServer, registerCoreCommands } from '../server/control-socket';
 import { ensurePrivateDir, isWindowsPipe } from '../server/socket-path';
 import { DaemonControl } from './daemon-control';
 import type { PolicyState } from './daemon-control';
+import { SwappablePolicy } from '../policy/swappable-policy';
 import { hardenProcess } from './harden';
 
 export interface RunAgentOptions {
@@ -48,11 +49,14 @@ export interface RunningAgent {
 
 export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => void): Promise<RunningAgent> {
   const { logger } = opts;
+  // With a config, its rules judge every list and signature (POLICY.md §2); reload swaps them.
+  const policy = opts.policy === undefined ? undefined : new SwappablePolicy(opts.policy.state.policy);
   const keyring = new Keyring({
     defaultLifetimeSeconds: opts.defaultLifetimeSeconds,
     fingerprintHash: opts.fingerprintHash,
     logger,
     smartcards: new Pkcs11Providers({ ...opts.pkcs11, logger }),
+    ...(policy === undefined ? {} : { policy }),
   });
   const protections = hardenProcess();
   for (const w of protections.warnings) logger.warn(w);
@@ -73,6 +77,7 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
       env: opts.policy.env,
       initial: opts.policy.state,
       logger,
+      ...(policy === undefined ? {} : { onReload: (next: PolicyState) => policy.swap(next.policy) }),
     });
     registerCoreCommands(controlServer, commands);
     // The control socket first: whoever sees the agent socket can rely on its .ctl being there.

@@ -59,9 +59,12 @@ export function keySettingsByFingerprint(keys: readonly KeySpec[], fileFingerpri
 
 export class RulePolicy implements PolicyPort {
   private readonly decisions: readonly PolicyDecision[];
+  /** No key has `hosts` and no cap: every list is shown as it is (the keyring keeps its cached reply). */
+  private readonly listAsIs: boolean;
 
   constructor(private readonly options: RulePolicyOptions) {
     this.decisions = options.rules.map((r) => Object.freeze({ action: r.action, reason: `rule ${r.number}` }));
+    this.listAsIs = options.agent.maxOffered === null && [...options.keySettings.values()].every((k) => k.hosts === null);
   }
 
   static fromConfig(config: Config, fileFingerprints: ReadonlyMap<string, string>, hostKeys?: HostKeyOracle): RulePolicy {
@@ -75,7 +78,7 @@ export class RulePolicy implements PolicyPort {
 
   /** POLICY.md §2: hosts filter, `offer` order and `max-offered` on bound connections; everything when unbound. */
   selectForList(keys: readonly KeyView[], _process: ProcessInfo | null, destination: Destination | null): readonly KeyView[] {
-    if (destination === null) return keys;
+    if (destination === null || this.listAsIs) return keys;
     const { offer, maxOffered } = this.options.agent;
     const matching: KeyView[] = [];
     const plain: KeyView[] = offer === 'all' ? matching : [];
