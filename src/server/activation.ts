@@ -50,7 +50,5 @@ export function activatedSockets(env: NodeJS.ProcessEnv, pid: number): Activated
   return { agent, control };
 }
 
-/** The control socket next to an agent socket path: AGENT_SOCKET.ctl (POLICY.md §5). */
-export function controlSocketPath(agentPath: string): string {
-  return `${agentPath}.ctl`;
-}
+/** The control socket next to an agent socket path: AGENT_SOCKET.ctl (POLICY.md §5); shared with the client. */
+export { controlSocketPath } from '../protocol/control';
