@@ -116,6 +116,7 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
       'SIGUSR1',
       () => {
         keyring.clear();
+        commands?.state.registered.dropAll();
         logger.info('SIGUSR1: all identities removed');
       },
     ],
