@@ -13,6 +13,12 @@ import { ControlServer, registerCoreCommands } from '../server/control-socket';
 import { ensurePrivateDir, isWindowsPipe } from '../server/socket-path';
 import { DaemonControl } from './daemon-control';
 import type { PolicyState } from './daemon-control';
+import { KnownHostsResolver } from '../context/known-hosts';
+import { knownHostsNamer } from '../context/namer';
+import { readPeerProcess } from '../context/process';
+import type { PeerIdentity } from '../context/process';
+import type { DestinationNamer, ProcessInfo } from '../context/types';
+import { literalHostNames } from '../policy/rules';
 import { SwappablePolicy } from '../policy/swappable-policy';
 import { hardenProcess } from './harden';
 
@@ -47,6 +53,12 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+function destinationNamer(state: PolicyState, env: NodeJS.ProcessEnv): DestinationNamer {
+  const resolver = new KnownHostsResolver({ extraFiles: state.config.agent.knownHosts, ...(env.HOME ? { home: env.HOME } : {}) });
+  resolver.preload();
+  return knownHostsNamer(resolver, literalHostNames(state.config));
+}
+
 export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => void): Promise<RunningAgent> {
   const { logger } = opts;
   // With a config, its rules judge every list and signature (POLICY.md §2); reload swaps them.
@@ -62,7 +74,17 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   for (const w of protections.warnings) logger.warn(w);
   const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
   const peerCheck = protections.libc !== undefined && uid !== undefined ? uidPeerCheck(protections.libc, uid) : undefined;
-  const server = new AgentServer(peerCheck === undefined ? { agent: keyring, logger } : { agent: keyring, logger, peerCheck });
+  // With a config: who asks (/proc) and where to (known_hosts, with the config's literal host
+  // names as candidates for hashed lines), POLICY.md §1; the namer is rebuilt on reload.
+  let namer: DestinationNamer | undefined = opts.policy === undefined ? undefined : destinationNamer(opts.policy.state, opts.policy.env);
+  const context =
+    namer === undefined
+      ? {}
+      : {
+          namer: (hostKey: Buffer, process: ProcessInfo | null) => namer!(hostKey, process),
+          describePeer: (peer: PeerIdentity | null) => (peer === null ? null : readPeerProcess(peer)),
+        };
+  const server = new AgentServer({ agent: keyring, logger, ...context, ...(peerCheck === undefined ? {} : { peerCheck }) });
   let controlServer: ControlServer | undefined;
   let commands: DaemonControl | undefined;
   const ctl = opts.control;
@@ -77,7 +99,10 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
       env: opts.policy.env,
       initial: opts.policy.state,
       logger,
-      ...(policy === undefined ? {} : { onReload: (next: PolicyState) => policy.swap(next.policy) }),
+      onReload: (next: PolicyState) => {
+        policy?.swap(next.policy);
+        namer = destinationNamer(next, opts.policy!.env);
+      },
     });
     registerCoreCommands(controlServer, commands);
     // The control socket first: whoever sees the agent socket can rely on its .ctl being there.

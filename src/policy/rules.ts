@@ -57,6 +57,21 @@ export function keySettingsByFingerprint(keys: readonly KeySpec[], fileFingerpri
   return m;
 }
 
+/**
+ * Every literal name in the config's `hosts` lists (`name`, or `[name]:port`), negated or not:
+ * the candidates the known_hosts namer (context/namer.ts) tests hashed lines against, so a
+ * name the config speaks of is proven for the bound key whenever a line says so (POLICY.md §1).
+ */
+export function literalHostNames(config: Pick<Config, 'keys' | 'rules'>): string[] {
+  const out = new Set<string>();
+  const add = (list: HostPatternList | null): void => {
+    for (const i of list?.items ?? []) if (!i.wildcard) out.add(i.port === null ? i.host : `[${i.host}]:${i.port}`);
+  };
+  for (const k of config.keys) add(k.hosts);
+  for (const r of config.rules) add(r.hosts);
+  return [...out];
+}
+
 export class RulePolicy implements PolicyPort {
   private readonly decisions: readonly PolicyDecision[];
   /** No key has `hosts` and no cap: every list is shown as it is (the keyring keeps its cached reply). */
