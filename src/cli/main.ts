@@ -35,6 +35,7 @@ export function buildProgram(io: Io): Command {
     .option('-t <life>', 'default lifetime of added keys (seconds, or 1h30m style)')
     .addOption(new Option('--daemon-child').hideHelp())
     .addOption(new Option('--owned-dir <dir>').hideHelp())
+    .addOption(new Option('--dir-created').hideHelp())
     .argument('[command...]', 'run this command with SSH_AUTH_SOCK and SSH_AGENT_PID set; stop the agent when it exits')
     .passThroughOptions()
     .exitOverride()

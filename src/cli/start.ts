@@ -31,8 +31,10 @@ export interface StartFlags {
   readonly k?: boolean;
   /** Internal: this process is the detached background child. */
   readonly daemonChild?: boolean;
-  /** Internal: directory the parent created for the socket, to remove at exit. */
+  /** Internal: the socket's directory, to make private (and create if missing). */
   readonly ownedDir?: string;
+  /** Internal: the parent created `ownedDir` (mkdtemp), so it is removed at exit. */
+  readonly dirCreated?: boolean;
 }
 
 export interface Io {
@@ -63,7 +65,7 @@ function settingsFrom(flags: StartFlags, env: NodeJS.ProcessEnv): Settings {
 }
 
 function location(flags: StartFlags, env: NodeJS.ProcessEnv): SocketLocation {
-  if (flags.a !== undefined) return { path: flags.a, ownedDir: flags.ownedDir };
+  if (flags.a !== undefined) return { path: flags.a, ownedDir: flags.ownedDir, dirCreated: flags.dirCreated };
   return defaultSocketLocation(env, process.pid);
 }
 
@@ -163,6 +165,7 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   // path stays as the user wrote it, as ssh-agent prints it.
   const args = [io.script, 'start', '--daemon-child', '-a', resolve(loc.path), '-E', settings.hash];
   if (loc.ownedDir !== undefined) args.push('--owned-dir', resolve(loc.ownedDir));
+  if (loc.dirCreated === true) args.push('--dir-created');
   if (settings.lifetime !== undefined) args.push('-t', String(settings.lifetime));
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: io.env });
   const outcome = await new Promise<{ pid: number; warnings: readonly string[] } | { error: string }>((resolve) => {
@@ -194,8 +197,9 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   io.out(startLines(settings.shell, loc.path, outcome.pid, false));
 }
 
+/** Removes the socket directory if this start created it (mkdtemp); never one it found. */
 function cleanupDir(loc: SocketLocation | undefined): void {
-  if (loc?.ownedDir === undefined) return;
+  if (loc?.ownedDir === undefined || loc.dirCreated !== true) return;
   try {
     rmdirSync(loc.ownedDir);
   } catch {
