@@ -30,6 +30,7 @@ import type { DestinationRule } from './destination-policy';
 import { handleExtension } from './extensions';
 import { sealPrivateKey, unsealPrivateKey } from './key-sealing';
 import { PassphraseLock } from './passphrase-lock';
+import type { BackoffSleep } from './passphrase-lock';
 
 export interface KeyringOptions {
   /** `tsagent start -t`: lifetime for keys added without one (seconds; 0 = none). */
@@ -39,6 +40,8 @@ export interface KeyringOptions {
   /** Fingerprint hash for prompts and logs (`-E`). */
   readonly fingerprintHash?: FingerprintHash;
   readonly logger?: Logger;
+  /** How a wrong unlock's back-off waits (tests step through it); default: a timer. */
+  readonly unlockBackoff?: BackoffSleep;
 }
 
 interface Entry {
@@ -107,7 +110,7 @@ function parseConstraints(constraints: readonly Constraint[]): ParsedConstraints
 
 export class Keyring implements Agent, SyncAnswering {
   private readonly entries = new Map<string, Entry>();
-  private readonly passphraseLock = new PassphraseLock();
+  private readonly passphraseLock: PassphraseLock;
   private readonly confirmer: Confirmer;
   private readonly hash: FingerprintHash;
   private identities: Identity[] | undefined;
@@ -116,6 +119,7 @@ export class Keyring implements Agent, SyncAnswering {
 
   constructor(private readonly options: KeyringOptions = {}) {
     this.confirmer = options.confirmer ?? askpassConfirmer();
+    this.passphraseLock = new PassphraseLock(options.unlockBackoff);
     this.hash = options.fingerprintHash ?? 'sha256';
   }
 
