@@ -34,7 +34,9 @@ export class OrderedReplies {
     limits: ReplyLimits = {},
   ) {
     this.maxInFlight = Math.max(1, limits.maxInFlight ?? MAX_IN_FLIGHT);
-    this.maxUnsentBytes = limits.maxUnsentBytes ?? MAX_UNSENT_BYTES;
+    // 'drain' only follows a write() that returned false (past the stream's highWaterMark):
+    // a bound below that could stop reading with no drain to come.
+    this.maxUnsentBytes = Math.max(limits.maxUnsentBytes ?? MAX_UNSENT_BYTES, out.writableHighWaterMark);
     out.on('drain', this.drained);
   }
 
