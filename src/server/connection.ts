@@ -2,7 +2,9 @@
  * One agent connection: frames in, dispatch, frames out. Requests on a connection are
  * worked on concurrently (a slow RSA signature or a confirm prompt does not hold up a list
  * queued behind it), but replies leave strictly in request order (RFC 9987 §3: one reply
- * per request, in order). Broken framing closes this connection only.
+ * per request, in order) through the shared ordered-reply pipeline (src/stream/), which
+ * also stops reading a client that does not take its replies. Broken framing closes this
+ * connection only; a closed connection drops its unread frames and queued replies.
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
