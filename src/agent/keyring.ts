@@ -31,6 +31,7 @@ import type { AgentSession } from './session';
 import { publicKeyInfo } from '../keys/public-info';
 import { ProviderTable, smartcardConstraints, smartcardIdentities } from './smartcard';
 import type { LoadedProvider, SmartcardPort } from './smartcard';
+import type { BackoffSleep } from './passphrase-lock';
 
 export interface KeyringOptions {
   /** `tsagent start -t`: lifetime for keys added without one (seconds; 0 = none). */
@@ -48,6 +49,8 @@ export interface KeyringOptions {
   readonly audit?: AuditSink;
   /** [pkcs11] Loads PKCS#11 providers (`ssh-add -s`); absent: smartcard requests fail. */
   readonly smartcards?: SmartcardPort;
+  /** How a wrong unlock's back-off waits (tests step through it); default: a timer. */
+  readonly unlockBackoff?: BackoffSleep;
 }
 
 interface Entry extends GateKey {
@@ -121,7 +124,7 @@ function parseConstraints(constraints: readonly Constraint[]): ParsedConstraints
 
 export class Keyring implements Agent, SyncAnswering {
   private readonly entries = new Map<string, Entry>();
-  private readonly passphraseLock = new PassphraseLock();
+  private readonly passphraseLock: PassphraseLock;
   private readonly gate: Gate;
   private readonly hash: FingerprintHash;
   /** Every key's view in insertion order, and the list reply built from it: cached until the keyring changes. */
@@ -134,6 +137,7 @@ export class Keyring implements Agent, SyncAnswering {
   private readonly providers = new ProviderTable();
 
   constructor(private readonly options: KeyringOptions = {}) {
+    this.passphraseLock = new PassphraseLock(options.unlockBackoff);
     this.hash = options.fingerprintHash ?? 'sha256';
     this.gate = new Gate({
       policy: options.policy,

@@ -40,6 +40,7 @@ export function buildProgram(io: Io): Command {
     .option('--config <file>', 'the configuration file (default: $XDG_CONFIG_HOME/tsagent/config.toml)')
     .addOption(new Option('--daemon-child').hideHelp())
     .addOption(new Option('--owned-dir <dir>').hideHelp())
+    .addOption(new Option('--dir-created').hideHelp())
     .argument('[command...]', 'run this command with SSH_AUTH_SOCK and SSH_AGENT_PID set; stop the agent when it exits')
     .passThroughOptions()
     .exitOverride()

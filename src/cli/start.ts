@@ -41,8 +41,10 @@ export interface StartFlags {
   readonly config?: string;
   /** Internal: this process is the detached background child. */
   readonly daemonChild?: boolean;
-  /** Internal: directory the parent created for the socket, to remove at exit. */
+  /** Internal: the socket's directory, to make private (and create if missing). */
   readonly ownedDir?: string;
+  /** Internal: the parent created `ownedDir` (mkdtemp), so it is removed at exit. */
+  readonly dirCreated?: boolean;
 }
 
 export interface Io {
@@ -87,7 +89,7 @@ function settingsFrom(flags: StartFlags, env: NodeJS.ProcessEnv): Settings {
 }
 
 function location(flags: StartFlags, env: NodeJS.ProcessEnv): SocketLocation {
-  if (flags.a !== undefined) return { path: flags.a, ownedDir: flags.ownedDir };
+  if (flags.a !== undefined) return { path: flags.a, ownedDir: flags.ownedDir, dirCreated: flags.dirCreated };
   return defaultSocketLocation(env, process.pid);
 }
 
@@ -232,6 +234,7 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   // path stays as the user wrote it, as ssh-agent prints it.
   const args = [io.script, 'start', '--daemon-child', '-a', resolve(loc.path), '-E', settings.hash];
   if (loc.ownedDir !== undefined) args.push('--owned-dir', resolve(loc.ownedDir));
+  if (loc.dirCreated === true) args.push('--dir-created');
   if (settings.lifetime !== undefined) args.push('-t', String(settings.lifetime));
   if (settings.allowedProviders !== undefined) args.push('-P', settings.allowedProviders);
   if (settings.allowRemotePkcs11) args.push('-O', 'allow-remote-pkcs11');
@@ -266,8 +269,9 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   io.out(startLines(settings.shell, loc.path, outcome.pid, false));
 }
 
+/** Removes the socket directory if this start created it (mkdtemp); never one it found. */
 function cleanupDir(loc: SocketLocation | undefined): void {
-  if (loc?.ownedDir === undefined) return;
+  if (loc?.ownedDir === undefined || loc.dirCreated !== true) return;
   try {
     rmdirSync(loc.ownedDir);
   } catch {

@@ -43,7 +43,7 @@ export function decodeRequest(body: Buffer): Request {
     case MSG.ADD_IDENTITY:
     case MSG.ADD_ID_CONSTRAINED: {
       const key = readPrivateKeyBody(r);
-      const comment = r.text();
+      const comment = r.cstring();
       const constrained = messageType === MSG.ADD_ID_CONSTRAINED;
       const constraints = constrained ? readConstraints(r) : [];
       req = { type: 'add-identity', key, comment, constraints, constrained };

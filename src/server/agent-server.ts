@@ -35,6 +35,8 @@ export class AgentServer {
   private readonly connections = new Set<Socket>();
   private nextId = 1;
   private target: ListenTarget | undefined;
+  /** The socket directory to remove at close: only one the agent created. */
+  private createdDir: string | undefined;
 
   constructor(private readonly options: AgentServerOptions) {
     this.server = createServer({ pauseOnConnect: false }, (sock) => this.accept(sock));
@@ -82,11 +84,17 @@ export class AgentServer {
     } else if (isWindowsPipe(target.path)) {
       await this.bind({ path: target.path });
     } else {
-      if (target.ownedDir !== undefined) ensurePrivateDir(target.ownedDir);
-      await claimSocketPath(target.path);
+      const dir = target.ownedDir;
+      // A directory refused here (foreign-owned, 0777...) was not ours and is left alone.
+      if (dir !== undefined && (ensurePrivateDir(dir) || target.dirCreated === true) && dirname(target.path) === dir) {
+        this.createdDir = dir;
+      }
       try {
+        await claimSocketPath(target.path);
         await listenPrivate(this.server, target.path);
       } catch (err) {
+        this.removeCreatedDir();
+        if (err instanceof SocketError) throw err;
         throw new SocketError(`cannot listen: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
       }
     }
@@ -119,13 +127,18 @@ export class AgentServer {
       } catch {
         /* already gone */
       }
-      if (t.ownedDir !== undefined && dirname(t.path) === t.ownedDir) {
-        try {
-          rmdirSync(t.ownedDir);
-        } catch {
-          /* not empty or gone: leave it */
-        }
-      }
+      this.removeCreatedDir();
+    }
+  }
+
+  private removeCreatedDir(): void {
+    const dir = this.createdDir;
+    this.createdDir = undefined;
+    if (dir === undefined) return;
+    try {
+      rmdirSync(dir);
+    } catch {
+      /* not empty or gone: leave it */
     }
   }
 }
