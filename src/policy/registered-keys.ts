@@ -15,6 +15,7 @@
 import { basename } from 'node:path';
 import { KeyFileError, UnsupportedKeyError } from '../errors';
 import type { KeyView } from '../agent/ports';
+import type { AddedKeySettings, PassphraseAsker, RegisteredKeySource } from '../agent/registered';
 import { fingerprint as fingerprintOf } from '../keys/fingerprint';
 import type { HeldKey } from '../keys/held-key';
 import { importPrivateKey } from '../keys/import-private';
@@ -33,11 +34,7 @@ export const PASSPHRASE_ATTEMPTS = 3;
 /** setTimeout's ceiling; longer unlock-for periods re-arm. */
 const MAX_TIMER_MS = 0x7fffffff;
 
-/**
- * Asks for the passphrase of a registered key. Resolves with it (the caller zeroes it after
- * use) or null when the user cancels or no method can ask.
- */
-export type PassphraseAsker = (prompt: string, attempt: number) => Promise<Buffer | null>;
+export type { PassphraseAsker };
 
 export interface RegisteredKey {
   readonly spec: KeySpec;
@@ -69,7 +66,7 @@ export function passphrasePrompt(k: Pick<RegisteredKey, 'name' | 'file'>): strin
   return `Enter passphrase for key "${k.name}" (${k.file}) to use it through tsagent: `;
 }
 
-export class RegisteredKeys {
+export class RegisteredKeys implements RegisteredKeySource {
   private readonly byNameMap = new Map<string, RegisteredKey>();
   private readonly byFp = new Map<string, RegisteredKey>();
   private readonly unlocked = new Map<string, Unlocked>();
@@ -77,7 +74,16 @@ export class RegisteredKeys {
   /** Bumped by dropAll, so a decryption that finishes after a lock is not kept. */
   private generation = 0;
 
-  private constructor(private readonly keys: readonly RegisteredKey[]) {
+  /** `[[key]] fingerprint=` settings, for keys added later with ssh-add. */
+  private readonly addedSettings = new Map<string, AddedKeySettings>();
+
+  private constructor(
+    private readonly keys: readonly RegisteredKey[],
+    specs: readonly KeySpec[] = [],
+  ) {
+    for (const spec of specs) {
+      if (spec.fingerprint !== null) this.addedSettings.set(spec.fingerprint, { name: spec.name, confirm: spec.confirm });
+    }
     for (const k of keys) {
       this.byNameMap.set(k.name, k);
       this.byFp.set(k.fingerprint, k);
@@ -103,7 +109,7 @@ export class RegisteredKeys {
         errors.push(err instanceof KeyFileError ? err : new KeyFileError('cannot be registered', spec.file, { cause: err }));
       }
     }
-    return { keys: new RegisteredKeys(keys), errors };
+    return { keys: new RegisteredKeys(keys, specs), errors };
   }
 
   list(): readonly RegisteredKey[] {
@@ -116,6 +122,10 @@ export class RegisteredKeys {
 
   byFingerprint(fp: string): RegisteredKey | undefined {
     return this.byFp.get(fp);
+  }
+
+  addedKeySettings(fingerprint: string): AddedKeySettings | undefined {
+    return this.addedSettings.get(fingerprint);
   }
 
   /** file path -> fingerprint, for RulePolicy's key settings. */
