@@ -8,9 +8,10 @@ import type { KeyView } from './ports';
 
 /**
  * Asks for the passphrase of a registered key. Resolves with it (the caller zeroes it after
- * use) or null when the user cancels or no method can ask.
+ * use) or null when the user cancels or no method can ask. `signal` withdraws the question
+ * (another method, `tsagent unlock-key`, answered first).
  */
-export type PassphraseAsker = (prompt: string, attempt: number) => Promise<Buffer | null>;
+export type PassphraseAsker = (prompt: string, attempt: number, signal?: AbortSignal) => Promise<Buffer | null>;
 
 export interface RegisteredKeyView {
   /** Unique among the registered keys: `tsagent unlock-key NAME`. */
@@ -32,7 +33,10 @@ export interface RegisteredKeySource {
   held(name: string): HeldKey | undefined;
   /** Reads and decrypts off the event loop, asking `ask` up to three times; rejects on failure. */
   unlock(name: string, ask: PassphraseAsker): Promise<HeldKey>;
-  /** `tsagent unlock-key`: one passphrase (zeroed), one attempt. */
+  /**
+   * `tsagent unlock-key`: one passphrase (zeroed), one attempt; or, while a signature waits
+   * for this key's passphrase, the answer to that question.
+   */
   unlockWith(name: string, passphrase: Buffer): Promise<void>;
   drop(name: string): void;
   /** Lock, stop: every decrypted half at once. */

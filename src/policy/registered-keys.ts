@@ -71,6 +71,8 @@ export class RegisteredKeys implements RegisteredKeySource {
   private readonly byFp = new Map<string, RegisteredKey>();
   private readonly unlocked = new Map<string, Unlocked>();
   private readonly pending = new Map<string, Promise<HeldKey>>();
+  /** Keys whose passphrase is being asked now: `tsagent unlock-key` may answer instead. */
+  private readonly waiting = new Map<string, (passphrase: Buffer) => void>();
   /** Bumped by dropAll, so a decryption that finishes after a lock is not kept. */
   private generation = 0;
 
@@ -167,7 +169,7 @@ export class RegisteredKeys implements RegisteredKeySource {
     if (k === undefined) return Promise.reject(new KeyFileError('no registered key has this name', name));
     const gen = this.generation;
     const p = (async () => {
-      const body = await readPrivate(k, ask, attempts);
+      const body = await readPrivate(k, this.answerable(name, ask), attempts);
       const held = importMatching(k, body);
       if (gen === this.generation) this.keep(k, held);
       return held;
@@ -176,8 +178,47 @@ export class RegisteredKeys implements RegisteredKeySource {
     return p;
   }
 
-  /** `tsagent unlock-key NAME`: one passphrase, one attempt. The passphrase is zeroed. */
+  /**
+   * `ask`, except that unlockWith may answer while it waits (POLICY.md §3: askpass or
+   * `tsagent unlock-key`, first answer wins; the other question is withdrawn).
+   */
+  private answerable(name: string, ask: PassphraseAsker): PassphraseAsker {
+    return (prompt, attempt) =>
+      new Promise<Buffer | null>((resolve) => {
+        const withdraw = new AbortController();
+        let settled = false;
+        const settle = (answer: Buffer | null): void => {
+          if (settled) {
+            answer?.fill(0);
+            return;
+          }
+          settled = true;
+          if (this.waiting.get(name) === offer) this.waiting.delete(name);
+          resolve(answer);
+        };
+        const offer = (answer: Buffer): void => {
+          settle(answer);
+          withdraw.abort();
+        };
+        this.waiting.set(name, offer);
+        ask(prompt, attempt, withdraw.signal).then(settle, () => settle(null));
+      });
+  }
+
+  /**
+   * `tsagent unlock-key NAME`: one passphrase, one attempt. The passphrase is zeroed. While a
+   * signature waits for this key's passphrase, it answers that question instead and resolves
+   * when that decryption ends (a wrong answer there counts as one of its three attempts).
+   */
   async unlockWith(name: string, passphrase: Buffer): Promise<void> {
+    const offer = this.waiting.get(name);
+    const running = this.pending.get(name);
+    if (offer !== undefined && running !== undefined) {
+      offer(Buffer.from(passphrase));
+      passphrase.fill(0);
+      await running;
+      return;
+    }
     let given = false;
     try {
       await this.unlockAsking(

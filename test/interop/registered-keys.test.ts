@@ -13,7 +13,7 @@ import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
 import type { RunningDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
-import { cleanEnv, removeDir, run, tempDir } from '../helpers/proc';
+import { cleanEnv, removeDir, run, tempDir, waitFor } from '../helpers/proc';
 import { startSshd } from '../helpers/sshd';
 
 const PASSPHRASE = 'sesame-42';
@@ -188,4 +188,61 @@ test('git signing only from git: a rule for sign:git with parents = ["git"], the
   assert.equal(commit.code, 0, commit.stderr);
   const shown = await run(bin.git, ['-C', repo, 'cat-file', 'commit', 'HEAD'], { env });
   assert.match(shown.stdout, /-----BEGIN SSH SIGNATURE-----/);
+});
+
+test('tsagent unlock-key answers a passphrase question a signature is waiting on; the askpass prompt is withdrawn', { timeout: 240_000 }, async (t) => {
+  const bin = requirePeers(t, ['ssh', 'sshd', 'ssh-keygen'] as const);
+  if (bin === undefined) return;
+  const dir = await tempDir('tsagent-regwait-');
+  const askDir = join(dir, 'ask');
+  mkdirSync(askDir, { mode: 0o700 });
+  // Records its pid, then waits (bounded) for a release that never comes in this test.
+  const askpass = join(askDir, 'askpass-wait');
+  writeFileSync(
+    askpass,
+    '#!/bin/sh\nd=$(dirname "$0")\nprintf \'%s\\n\' "$$" >> "$d/waiting"\ni=0\nwhile [ $i -lt 600 ] && [ ! -e "$d/release" ]; do sleep 0.1; i=$((i+1)); done\necho wrong\n',
+  );
+  chmodSync(askpass, 0o700);
+  const pids = (): number[] => {
+    try {
+      return readFileSync(join(askDir, 'waiting'), 'utf8').split('\n').filter((l) => l !== '').map(Number);
+    } catch {
+      return [];
+    }
+  };
+  t.after(() => {
+    for (const pid of pids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+  // After the askpass processes are killed (after hooks run in order).
+  t.after(() => removeDir(dir));
+  const work = await generateKey(dir, 'ed25519', 'work@test', { name: 'work', passphrase: PASSPHRASE });
+  const config = join(dir, 'config.toml');
+  writeFileSync(config, `[[key]]\nfile = "${work.privatePath}"\nname = "work"\n`);
+  const agent = await startDaemon('tsagent', { args: ['--config', config], env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' } });
+  t.after(() => agent.stop());
+  const sshd = await startSshd({ authorizedKeys: [work.publicLine] }, t);
+  const login = run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), { env: sshd.clientEnv(agent.socketPath), timeoutMs: 60_000 });
+  await waitFor(() => pids().length > 0, { timeoutMs: 30_000 });
+  const unlocked = await cli(['unlock-key', 'work'], cleanEnv({ SSH_AUTH_SOCK: agent.socketPath }), `${PASSPHRASE}\n`);
+  assert.equal(unlocked.code, 0, unlocked.stderr);
+  const done = await login;
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(done.stdout.trim(), 'logged-in');
+  assert.equal(pids().length, 1, 'asked once');
+  // The agent killed the askpass it no longer needs (the script itself would wait a minute).
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(() => !alive(pids()[0]!), { timeoutMs: 20_000, what: 'the withdrawn askpass to exit' });
 });
