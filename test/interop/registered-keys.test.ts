@@ -54,8 +54,13 @@ test('registered keys: listed across restarts, decrypted by askpass or unlock-ke
   const askpass = answeringAskpass(askDir);
   const work = await generateKey(dir, 'ed25519', 'work@test', { name: 'work', passphrase: PASSPHRASE });
   const plain = await generateKey(dir, 'ed25519', 'plain@test', { name: 'plain' });
+  const laptop = await generateKey(dir, 'ed25519', 'laptop@test', { name: 'laptop' });
   const config = join(dir, 'config.toml');
-  writeFileSync(config, `[[key]]\nfile = "${work.privatePath}"\nname = "work"\n[[key]]\nfile = "${plain.privatePath}"\n`);
+  writeFileSync(
+    config,
+    `[[key]]\nfile = "${work.privatePath}"\nname = "work"\n[[key]]\nfile = "${plain.privatePath}"\n` +
+      `[[key]]\nfingerprint = "${laptop.fingerprint}"\nname = "laptop-key"\nconfirm = true\nhosts = ["laptop.example"]\n`,
+  );
   const daemonEnv = { SSH_ASKPASS: askpass.path, SSH_ASKPASS_REQUIRE: 'force' };
   const start = (): Promise<RunningDaemon> => startDaemon('tsagent', { args: ['--config', config], env: daemonEnv });
 
@@ -87,6 +92,11 @@ test('registered keys: listed across restarts, decrypted by askpass or unlock-ke
     ['work', 'config', false],
     ['plain@test', 'config', false],
   ]);
+  // A [[key]] fingerprint= table names a key added later with ssh-add (nothing registered).
+  const addLaptop = await run(bin['ssh-add'], [laptop.privatePath], { env });
+  assert.equal(addLaptop.code, 0, addLaptop.stderr);
+  const added = (await keys())[2] as KeyJson & { confirm: boolean; hosts: string[] | null };
+  assert.deepEqual([added.name, added.source, added.loaded, added.confirm, added.hosts], ['laptop-key', 'added', true, true, ['laptop.example']]);
 
   const sshd = await startSshd({ authorizedKeys: [work.publicLine] }, t);
   const login = () => run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), { env: sshd.clientEnv(sock), timeoutMs: 60_000 });
