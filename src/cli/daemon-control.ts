@@ -87,7 +87,7 @@ export class DaemonControl implements ControlTarget {
         fingerprint: view.fingerprint,
         type: view.type,
         // POLICY.md §5 knows "config" and "added"; a PKCS#11 key was added with ssh-add -s.
-        source: view.source === 'config' ? 'config' : 'added',
+        source: view.source,
         loaded,
         hosts: spec?.hosts == null ? null : [...spec.hosts.source],
         confirm: view.confirm,
