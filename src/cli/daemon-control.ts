@@ -86,7 +86,7 @@ export class DaemonControl implements ControlTarget {
         comment: view.comment,
         fingerprint: view.fingerprint,
         type: view.type,
-        // POLICY.md §5 knows "config" and "added"; a PKCS#11 key was added with ssh-add -s.
+        // "config", "added" (POLICY.md §5) or "pkcs11" for token keys (`ssh-add -s`, issue 15).
         source: view.source,
         loaded,
         hosts: spec?.hosts == null ? null : [...spec.hosts.source],
