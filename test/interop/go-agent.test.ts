@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { startDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
 import type { AgentImpl } from '../helpers/daemons';
 import { requirePeers, underCI } from '../helpers/peers';
 import { cleanEnv, removeDir, run, runOk, tempDir } from '../helpers/proc';
@@ -69,7 +69,7 @@ function parseLines(stdout: string, impl: AgentImpl): Line[] {
 
 /** Starts `impl`, runs the scripted conversation against it, stops it; the parsed lines. */
 async function converse(impl: AgentImpl, bin: string, keys: string, work: string): Promise<{ lines: Line[]; ms: number }> {
-  const daemon = await startDaemon(impl);
+  const daemon = await startAgentDaemon(impl);
   try {
     const t0 = Date.now();
     const r = await run(bin, ['-keys', keys, 'script'], {
