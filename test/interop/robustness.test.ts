@@ -33,7 +33,7 @@ import type { PrivateKeyBody } from '../../src/protocol/private-key';
 import { startAgentDaemon } from '../helpers/daemons';
 import type { AgentDaemon } from '../helpers/daemons';
 import { requirePeer } from '../helpers/peers';
-import { certifiedKey, publicBlobOf, testKey } from '../helpers/test-keys';
+import { certifiedKey, publicBlobOf, testKey } from '../helpers/keys';
 
 /** PROTOCOL.md: requests over 256 KiB, and zero-length ones, close the connection. */
 const MAX_LEN = 256 * 1024;

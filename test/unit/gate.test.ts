@@ -30,8 +30,8 @@ import { encodeSessionBind, SESSION_BIND } from '../../src/protocol/session-bind
 import { SshWriter } from '../../src/protocol/wire';
 import { AgentServer } from '../../src/server/agent-server';
 import { uidPeerCheck } from '../../src/server/peer-check';
-import { testKey } from '../helpers/test-keys';
-import type { TestKey } from '../helpers/test-keys';
+import { testKey } from '../helpers/keys';
+import type { TestKey } from '../helpers/keys';
 
 const DATA = Buffer.from('not a userauth request');
 
