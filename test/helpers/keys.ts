@@ -14,7 +14,8 @@
  * refuse that file ("Invalid key length"); it exists to test tsagent's own handling of
  * undersized keys (e.g. via a Node client), not for OpenSSH to load.
  */
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -102,8 +103,30 @@ export async function readPublicLine(path: string): Promise<string> {
   return line.trim();
 }
 
+/**
+ * Fresh key pairs come out of generateKeyPairSync as DER and are re-imported, never used as
+ * the KeyObjects it returns: on Node 20 a garbage collection that finalizes the generation
+ * job while that same key is being exported (JWK, as privateKeyBodyFromKeyObject does)
+ * deadlocks the process on the key's mutex (agent-key.test.js hung in some runs, at random).
+ */
+const SPKI_DER = { type: 'spki', format: 'der' } as const;
+const PKCS8_DER = { type: 'pkcs8', format: 'der' } as const;
+
+interface DerPair {
+  readonly publicKey: Buffer;
+  readonly privateKey: Buffer;
+}
+
+function detached(pair: DerPair): { publicKey: KeyObject; privateKey: KeyObject } {
+  return {
+    publicKey: createPublicKey({ key: pair.publicKey, format: 'der', type: 'spki' }),
+    privateKey: createPrivateKey({ key: pair.privateKey, format: 'der', type: 'pkcs8' }),
+  };
+}
+
 async function generateSmallRsa(privatePath: string, bits: number, comment: string, passphrase: string): Promise<void> {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: 65537 });
+  const pair = generateKeyPairSync('rsa', { modulusLength: bits, publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER });
+  const { privateKey, publicKey } = detached(pair);
   const pem =
     passphrase === ''
       ? privateKey.export({ type: 'pkcs1', format: 'pem' })
@@ -224,19 +247,20 @@ export interface TestKey {
 }
 
 function generateBody(name: TestKeyType): PrivateKeyBody {
+  const body = (pair: DerPair): PrivateKeyBody => privateKeyBodyFromKeyObject(detached(pair).privateKey);
   switch (name) {
     case 'ed25519':
-      return privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey);
+      return body(generateKeyPairSync('ed25519', { publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
     case 'ecdsa-256':
-      return privateKeyBodyFromKeyObject(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+      return body(generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
     case 'ecdsa-384':
-      return privateKeyBodyFromKeyObject(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey);
+      return body(generateKeyPairSync('ec', { namedCurve: 'P-384', publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
     case 'ecdsa-521':
-      return privateKeyBodyFromKeyObject(generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey);
+      return body(generateKeyPairSync('ec', { namedCurve: 'P-521', publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
     case 'rsa-2048':
-      return privateKeyBodyFromKeyObject(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+      return body(generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
     case 'rsa-768':
-      return privateKeyBodyFromKeyObject(generateKeyPairSync('rsa', { modulusLength: 768 }).privateKey);
+      return body(generateKeyPairSync('rsa', { modulusLength: 768, publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
   }
 }
 
