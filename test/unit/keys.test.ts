@@ -12,7 +12,7 @@ import { parsePrivateKeyFile } from '../../src/keys/key-file';
 import { rsaAlgorithmFor, signData } from '../../src/keys/sign';
 import { verifySignature } from '../../src/keys/verify';
 import { findPeerOrFail } from '../helpers/peers';
-import { certifiedKey, testKey } from '../helpers/test-keys';
+import { certifiedKey, testKey } from '../helpers/keys';
 
 const DATA = Buffer.from('payload');
 
