@@ -58,6 +58,10 @@ export interface ApprovalPort {
    * request can no longer be served (agent locked, key removed or expired, connection gone).
    */
   ask(q: SignQuestion, signal: AbortSignal): Promise<ApprovalAnswer>;
+  /** The key was removed or expired: its grants end, its open prompts are withdrawn. */
+  keyGone?(fingerprint: string): void;
+  /** The agent was locked: every grant ends, every open prompt is withdrawn. */
+  agentLocked?(): void;
 }
 
 export type AuditEventName =
