@@ -6,7 +6,6 @@
  */
 import { Command } from 'commander';
 import { controlRequest, findControlSocket } from '../client/control-client';
-import { UsageError } from '../errors';
 import type { ApprovalJson, GrantJson } from '../approvals/records';
 import type { TerminalAnswerResult } from '../approvals/pending';
 import { describeDestination, describeProgram, describePurpose } from '../approvals/prompt-text';
@@ -65,7 +64,8 @@ export function approvalCommands(io: Io): Command[] {
     .argument('[id]', 'the grant id (tsagent grants)')
     .option('--all', 'end every grant')
     .action((id: string | undefined, flags: Flags) => {
-      if ((id === undefined) === (flags.all !== true)) throw new UsageError('revoke needs a grant id or --all');
+      // commander prints the message and exits 1 (a UsageError would print start's help).
+      if ((id === undefined) === (flags.all !== true)) revoke.error('error: revoke needs a grant id or --all');
       return call(flags, 'revoke', flags.all === true ? { all: true } : { id: id! }, (r) => {
         const n = (r as { revoked?: unknown }).revoked;
         return `revoked ${typeof n === 'number' ? n : 0} grant${n === 1 ? '' : 's'}`;
