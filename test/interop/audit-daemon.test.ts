@@ -17,8 +17,8 @@ import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
 import { cleanEnv, removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
+import { aliasSshConfig } from '../helpers/ssh-alias';
 import { startSshd } from '../helpers/sshd';
-import type { Sshd } from '../helpers/sshd';
 
 const PEERS = ['ssh', 'sshd', 'ssh-add', 'ssh-keygen'] as const;
 
@@ -35,29 +35,6 @@ function records(path: string): AuditRecord[] {
     .map((l) => JSON.parse(l) as AuditRecord);
 }
 
-function aliasConfig(sshd: Sshd, home: string, alias: string, hostKeyAlias: string, knownHosts: string): string {
-  const cfg = join(home, 'ssh_config');
-  const lines = [
-    `Host ${alias}`,
-    '  HostName 127.0.0.1',
-    `  Port ${sshd.port}`,
-    `  User ${sshd.user}`,
-    `  HostKeyAlias ${hostKeyAlias}`,
-    `  UserKnownHostsFile ${knownHosts}`,
-    '  GlobalKnownHostsFile /dev/null',
-    '  StrictHostKeyChecking yes',
-    '  UpdateHostKeys no',
-    '  BatchMode yes',
-    '  IdentityFile none',
-    '  PreferredAuthentications publickey',
-    '  ControlMaster no',
-    '  ControlPath none',
-    '  LogLevel ERROR',
-    '',
-  ];
-  writeFileSync(cfg, lines.join('\n'));
-  return cfg;
-}
 
 for (const hashed of [false, true]) {
   test(`the daemon's audit record of an ssh login via HostKeyAlias, ${hashed ? 'hashed' : 'plain'} known_hosts`, { timeout: 120_000 }, async (t) => {
@@ -80,7 +57,7 @@ for (const hashed of [false, true]) {
     t.after(() => agent.stop());
     const env = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: home });
     await runOk(bin['ssh-add'], [key.privatePath], { env });
-    const cfg = aliasConfig(sshd, home, 'gitbox', 'box.test', kh);
+    const cfg = aliasSshConfig(sshd, home, 'gitbox', 'box.test', kh);
     const r = await run(bin.ssh, ['-F', cfg, 'gitbox', 'true'], { env, timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
 
