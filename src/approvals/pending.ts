@@ -179,6 +179,18 @@ export class PendingApprovals implements ApprovalPort {
     return { id, allowed, grant: entry.grant };
   }
 
+  /** The key was removed or expired (POLICY.md §4): its grants end, its pending requests are refused. */
+  keyGone(fingerprint: string): void {
+    this.grants.revokeForKey(fingerprint);
+    for (const entry of [...(this.byKey.get(fingerprint) ?? [])]) this.finish(entry, false, 'withdrawn: key removed', false);
+  }
+
+  /** The agent was locked: every grant ends, every pending request is refused. */
+  agentLocked(): void {
+    this.grants.revokeAll();
+    for (const entry of [...this.pending.values()]) this.finish(entry, false, 'withdrawn: agent locked', false);
+  }
+
   /** Denies everything pending, withdraws every prompt, drops the grants (agent shutdown). */
   close(): void {
     for (const entry of [...this.pending.values()]) this.finish(entry, false, 'withdrawn: agent stopping', false);

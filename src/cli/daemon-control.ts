@@ -48,6 +48,8 @@ export interface DaemonControlOptions {
   readonly logger?: Logger;
   /** Told of every successful reload (the gate swaps its PolicyPort). */
   readonly onReload?: (state: PolicyState, previous: PolicyState) => void;
+  /** Told of every failed reload (the old configuration stays): the audit `config` record. */
+  readonly onReloadFailed?: (err: Error) => void;
 }
 
 export class DaemonControl implements ControlTarget {
@@ -98,7 +100,13 @@ export class DaemonControl implements ControlTarget {
   }
 
   reload(): readonly string[] {
-    const next = loadPolicyState(this.options.configPath, this.options.env);
+    let next: PolicyState;
+    try {
+      next = loadPolicyState(this.options.configPath, this.options.env);
+    } catch (err) {
+      if (err instanceof Error) this.options.onReloadFailed?.(err);
+      throw err;
+    }
     const previous = this.current;
     next.registered.adoptFrom(previous.registered);
     this.current = next;

@@ -917,7 +917,11 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
       assert.equal(a.replies[1]![0], IDENTITIES_ANSWER, 'the list behind the slow sign answered in order');
 
       const fingerprint = `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
-      assert.equal(readFileSync(askpassMarker, 'utf8'), `confirm\nAllow use of key confirm key?\nKey fingerprint ${fingerprint}.`);
+      // SSH_ASKPASS_PROMPT=confirm as OpenSSH, with issue 14's richer text (POLICY.md §4).
+      const asked = readFileSync(askpassMarker, 'utf8');
+      assert.match(asked, /^confirm\nAllow sign other data with an SSH key\? \(approval \w+\)\nProgram: /);
+      assert.match(asked, /\nDestination: no destination \(connection not bound to a host\)\nPurpose: sign other data\n/);
+      assert.ok(asked.endsWith(`\nKey: confirm key ${fingerprint}`), asked);
     } finally {
       a.destroy();
       b.destroy();
