@@ -3,12 +3,13 @@
  * mode, by the detached background child, and by command mode.
  */
 import type { Logger } from 'pino';
+import type { Socket } from 'node:net';
 import { Keyring } from '../agent/keyring';
 import type { FingerprintHash } from '../keys/fingerprint';
 import { Pkcs11Providers } from '../pkcs11/provider-host';
 import { AgentServer } from '../server/agent-server';
 import type { ListenTarget } from '../server/agent-server';
-import { uidPeerCheck } from '../server/peer-check';
+import { socketFd, uidPeerCheck } from '../server/peer-check';
 import { ControlServer, registerCoreCommands } from '../server/control-socket';
 import { ensurePrivateDir, isWindowsPipe } from '../server/socket-path';
 import { DaemonControl } from './daemon-control';
@@ -75,6 +76,8 @@ function newApprovals(config: Config, env: NodeJS.ProcessEnv, audit: ConfiguredA
     rememberMs: config.agent.rememberSeconds * 1000,
     env,
     logger,
+    // No config file: confirm behaves as OpenSSH's (no askpass, no approval) — POLICY.md §2.
+    denyWhenUnshown: config.file === null,
     ...(audit === undefined ? {} : { audit }),
   });
 }
@@ -111,9 +114,22 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
       ? {}
       : {
           namer: (hostKey: Buffer, process: ProcessInfo | null) => namer!(hostKey, process),
-          describePeer: (peer: PeerIdentity | null) => (peer === null ? null : readPeerProcess(peer)),
+          // Pinned by a pidfd where the kernel gives one (SO_PEERPIDFD, Linux 6.5+), so a
+          // recycled pid can never lend another process's facts (POLICY.md §1).
+          describePeer: (peer: PeerIdentity | null, sock: Socket) => {
+            if (peer === null) return null;
+            const fd = socketFd(sock);
+            const pidfd = fd === undefined ? undefined : protections.libc?.peerPidfd?.(fd);
+            return readPeerProcess(peer, pidfd === undefined ? {} : { pidfd });
+          },
         };
-  const server = new AgentServer({ agent: keyring, logger, ...context, ...(peerCheck === undefined ? {} : { peerCheck }) });
+  const server = new AgentServer({
+    agent: keyring,
+    logger,
+    ...context,
+    ...(peerCheck === undefined ? {} : { peerCheck }),
+    ...(audit === undefined ? {} : { audit }),
+  });
   let controlServer: ControlServer | undefined;
   let commands: DaemonControl | undefined;
   const ctl = opts.control;

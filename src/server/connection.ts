@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { answersSync } from '../agent/agent';
 import type { Agent } from '../agent/agent';
+import type { AuditSink } from '../agent/ports';
 import type { AgentSession } from '../agent/session';
 import { dispatch } from '../agent/dispatcher';
 import { ProtocolError } from '../errors';
@@ -32,6 +33,8 @@ export interface ServeOptions {
   readonly logger?: Logger;
   /** The connection's session (agent/session.ts), made when it was accepted. */
   readonly session: AgentSession;
+  /** The audit log: its sign records are written before the reply leaves (POLICY.md §6). */
+  readonly audit?: Pick<AuditSink, 'flush'>;
 }
 
 /**
@@ -65,7 +68,7 @@ function fitted(frame: Buffer): Buffer {
 
 /** Serves `agent` on `stream` until it closes. Resolves when the stream is done. */
 export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions): Promise<void> {
-  const { logger, session: context } = opts;
+  const { logger, session: context, audit } = opts;
   const sync = answersSync(agent);
   const frames = new FrameDecoder();
   let closed = false;
@@ -111,6 +114,8 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
     if (req !== undefined && sync && replies.idle) {
       const resp = agent.answerSync(req, context);
       if (resp !== undefined) {
+        // A sign decision is on disk before its reply leaves (one write for the queued batch).
+        if (req.type === 'sign') audit?.flush();
         replies.send(encodeReply(resp));
         return;
       }
@@ -121,6 +126,7 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
     const settle = (resp: Response): void => {
       // ADD bodies hold private key fields or a PIN; they have been used by now, so wipe them.
       if (SECRET_BODIES.has(body[0]!)) body.fill(0);
+      if (req?.type === 'sign') audit?.flush();
       replies.settle(slot, encodeReply(resp));
     };
     pending.then(settle, () => settle(FAILURE));
