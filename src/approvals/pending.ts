@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import type { ApprovalAnswer, ApprovalPort, AuditSink, SignQuestion } from '../agent/ports';
 import { AskpassChannel } from './askpass';
 import { DEFAULT_PROMPT_METHODS } from './channel';
+import { MAX_CONCURRENT_PROMPTS, MAX_WAITING_PROMPTS } from '../agent/confirm';
 import type { PromptChannel, PromptMethod, ShownPrompt } from './channel';
 import { GrantStore } from './grants';
 import { newId } from './ids';
@@ -31,10 +32,10 @@ import { approvalRecord, approvalKeyJson } from './records';
 import type { ApprovalJson, GrantJson } from './records';
 
 export const DEFAULT_PROMPT_TIMEOUT_MS = 60_000;
-/** Prompts on screen at once: enough for a few keys, not a wall of windows. */
-export const DEFAULT_MAX_SHOWN = 3;
+/** Prompts on screen at once: enough for a few keys, not a wall of windows (issue 18's cap, named once in agent/confirm.ts). */
+export const DEFAULT_MAX_SHOWN = MAX_CONCURRENT_PROMPTS;
 /** Requests waiting in all; one more is refused rather than queued without end. */
-export const DEFAULT_MAX_PENDING = 32;
+export const DEFAULT_MAX_PENDING = MAX_WAITING_PROMPTS;
 
 export interface ApprovalsOptions {
   /** Methods in order (config `prompt`); `terminal` is always on. */
