@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict';
-const { main } = require('../dist/src/cli/main.js');
+const { main } = require('../dist/bundle/cli/tsagent.js');
 
 main(process.argv, {
   out: (s) => process.stdout.write(s),

@@ -2,7 +2,7 @@
  * Runs the daemon in this process: keyring + server + signal handling. Used by foreground
  * mode, by the detached background child, and by command mode.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import { Keyring } from '../agent/keyring';
 import type { FingerprintHash } from '../keys/fingerprint';
 import { Pkcs11Providers } from '../pkcs11/provider-host';

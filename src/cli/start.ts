@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { SocketError, UsageError } from '../errors';
 import type { FingerprintHash } from '../keys/fingerprint';
 import { createLogger, silentLogger } from '../log';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { ListenTarget } from '../server/agent-server';
 import { ACTIVATION_VARIABLES, activatedSockets, controlSocketPath } from '../server/activation';
 import { defaultSocketLocation } from '../server/socket-path';

@@ -5,7 +5,7 @@
  * per request, in order). Broken framing closes this connection only.
  */
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import { answersSync } from '../agent/agent';
 import type { Agent } from '../agent/agent';
 import type { AgentSession } from '../agent/session';
