@@ -3,7 +3,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { AgentError } from '../errors';
-import { serviceCommand } from './service';
+import { serviceCommand } from './service-command';
 import { start } from './start';
 import type { Io, StartFlags } from './start';
 

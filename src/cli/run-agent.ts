@@ -5,7 +5,8 @@
 import type { Logger } from '../log';
 import { Keyring } from '../agent/keyring';
 import type { FingerprintHash } from '../keys/fingerprint';
-import { Pkcs11Providers } from '../pkcs11/provider-host';
+import type { Pkcs11Options } from '../pkcs11/provider-host';
+import type { SmartcardPort } from '../agent/smartcard';
 import { AgentServer } from '../server/agent-server';
 import type { ListenTarget } from '../server/agent-server';
 import { uidPeerCheck } from '../server/peer-check';
@@ -38,13 +39,31 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/**
+ * The PKCS#11 provider host, loaded on the first `ssh-add -s` rather than at start
+ * (it brings the helper process machinery; issue 16).
+ */
+function lazySmartcards(options: Pkcs11Options): SmartcardPort {
+  let host: SmartcardPort | undefined;
+  const get = (): SmartcardPort => {
+    host ??= new (require('../pkcs11/provider-host') as typeof import('../pkcs11/provider-host')).Pkcs11Providers(options);
+    return host;
+  };
+  return {
+    allowRemoteAdd: options.allowRemoteAdd ?? false,
+    canonicalPath: (provider) => get().canonicalPath(provider),
+    allowed: (canonicalPath) => get().allowed(canonicalPath),
+    load: (canonicalPath, pin) => get().load(canonicalPath, pin),
+  };
+}
+
 export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => void): Promise<RunningAgent> {
   const { logger } = opts;
   const keyring = new Keyring({
     defaultLifetimeSeconds: opts.defaultLifetimeSeconds,
     fingerprintHash: opts.fingerprintHash,
     logger,
-    smartcards: new Pkcs11Providers({ ...opts.pkcs11, logger }),
+    smartcards: lazySmartcards({ ...opts.pkcs11, logger }),
   });
   const protections = hardenProcess();
   for (const w of protections.warnings) logger.warn(w);

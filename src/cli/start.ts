@@ -16,7 +16,6 @@ import { ACTIVATION_VARIABLES, activatedSockets, controlSocketPath } from '../se
 import { defaultSocketLocation } from '../server/socket-path';
 import type { SocketLocation } from '../server/socket-path';
 import { parseLifetime } from './lifetime';
-import { runAgent } from './run-agent';
 import type { RunningAgent } from './run-agent';
 import { detectShell, killLines, startLines } from './shell-output';
 import type { ShellStyle } from './shell-output';
@@ -148,6 +147,8 @@ async function serve(
   stopOnSigint: boolean,
   io: Io,
 ): Promise<RunningAgent> {
+  // Loaded here, not at the top: the parent of a background start never runs the agent.
+  const { runAgent } = require('./run-agent') as typeof import('./run-agent');
   try {
     return await runAgent(
       {
