@@ -317,3 +317,26 @@ export async function opensshVersion(): Promise<string> {
     c.on('close', () => r(s.trim() || 'unknown'));
   });
 }
+
+/**
+ * The entry of a bench script run as `node dist/bench/NAME.js ARGS`: parses the arguments
+ * (a throw is a usage error, exit 2), runs `main`, exits with its code; on failure kills
+ * every agent by PID and exits 1.
+ */
+export function runScript<O>(name: string, usage: string, parse: (argv: readonly string[]) => O, main: (o: O) => Promise<number>): void {
+  let o: O;
+  try {
+    o = parse(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`${name}: ${e instanceof Error ? e.message : String(e)}\n${usage}`);
+    process.exit(2);
+  }
+  main(o).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      killEverything();
+      process.stderr.write(`${name}: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

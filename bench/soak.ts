@@ -18,7 +18,7 @@ import { loadavg } from 'node:os';
 import { KEY_KINDS, addKeys, generateBenchKeys, manyEd25519 } from './keys';
 import { listWorkload, runLoad, signWorkload } from './load';
 import type { Workload } from './load';
-import { IMPLS, findSshAgent, installCleanupHandlers, killEverything, memoryKiB, startAgent } from './procs';
+import { IMPLS, findSshAgent, installCleanupHandlers, killEverything, memoryKiB, runScript, startAgent } from './procs';
 import type { AgentProc, Impl } from './procs';
 import { fmtMiB, fmtRatio, table } from './report';
 import { AgentClient } from '../src/client/agent-client';
@@ -177,20 +177,4 @@ async function main(o: Options): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  let o: Options;
-  try {
-    o = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`soak: ${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
-    process.exit(2);
-  }
-  main(o).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      killEverything();
-      process.stderr.write(`soak: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runScript('soak', USAGE, parseArgs, main);

@@ -12,7 +12,7 @@ import { loadavg } from 'node:os';
 import {
   findSshAgent,
   installCleanupHandlers,
-  killEverything,
+  runScript,
   measureBackgroundStart,
   measureNodeBaseline,
   measureStartup,
@@ -109,20 +109,4 @@ async function main(o: Options): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  let o: Options;
-  try {
-    o = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
-    process.exit(2);
-  }
-  main(o).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      killEverything();
-      process.stderr.write(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runScript('startup', USAGE, parseArgs, main);
