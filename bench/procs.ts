@@ -129,15 +129,17 @@ export interface SpawnedAgent extends AgentProc {
   readonly spawnedAt: bigint;
 }
 
-function command(impl: Impl, sshAgent: string, socketPath: string, nodeArgs: readonly string[]): [string, string[]] {
+function command(impl: Impl, sshAgent: string, socketPath: string, opts: SpawnOptions): [string, string[]] {
   return impl === 'openssh'
     ? [sshAgent, ['-D', '-a', socketPath]]
-    : [process.execPath, [...nodeArgs, TSAGENT_BIN, 'start', '-D', '-a', socketPath]];
+    : [process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? TSAGENT_BIN, 'start', '-D', '-a', socketPath]];
 }
 
 export interface SpawnOptions {
   /** Extra node options before the script (tsagent only), e.g. ['--cpu-prof']. */
   readonly nodeArgs?: readonly string[];
+  /** Another tsagent launcher to run instead of bin/tsagent.js (to compare builds). */
+  readonly bin?: string;
 }
 
 /** Spawns an agent on a fresh socket; does not wait for it (see waitReady). */
@@ -145,7 +147,7 @@ export function spawnAgent(impl: Impl, sshAgent: string, opts: SpawnOptions = {}
   const dir = privateTempDir(impl === 'openssh' ? 'tsb-ossh-' : 'tsb-ts-');
   const socketPath = join(dir, 'agent.sock');
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir };
-  const [cmd, args] = command(impl, sshAgent, socketPath, opts.nodeArgs ?? []);
+  const [cmd, args] = command(impl, sshAgent, socketPath, opts);
   const spawnedAt = process.hrtime.bigint();
   const child = spawn(cmd, args, { env, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], shell: false });
   child.on('error', () => {
@@ -217,12 +219,91 @@ export async function startAgent(impl: Impl, sshAgent: string, opts: SpawnOption
 }
 
 /** Startup time to socket ready: spawn, poll the socket every ~1 ms, stop. One sample, in ms. */
-export async function measureStartup(impl: Impl, sshAgent: string): Promise<number> {
-  const a = spawnAgent(impl, sshAgent);
+export async function measureStartup(impl: Impl, sshAgent: string, opts: SpawnOptions = {}): Promise<number> {
+  const a = spawnAgent(impl, sshAgent, opts);
   try {
     return await waitReady(a, 15_000, 1);
   } finally {
     await a.stop();
+  }
+}
+
+/** Runs a command to its exit (bounded to 15 s, then SIGKILL by PID); its stdout and the time taken. */
+function timedRun(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<{ ms: number; code: number | null; out: string }> {
+  return new Promise((resolveRun, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'ignore'], shell: false });
+    liveChildren.add(child);
+    let out = '';
+    child.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const timer = setTimeout(() => {
+      if (alive(child) && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    }, 15_000);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      liveChildren.delete(child);
+      reject(e);
+    });
+    child.once('exit', (code) => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      clearTimeout(timer);
+      liveChildren.delete(child);
+      child.stdout?.once('end', () => resolveRun({ ms, code, out }));
+      if (child.stdout === null || child.stdout.readableEnded) resolveRun({ ms, code, out });
+    });
+  });
+}
+
+/** A bare Node start, `node -e 0`, spawn to exit: the floor under any Node program's start. One sample, in ms. */
+export async function measureNodeBaseline(): Promise<number> {
+  const dir = privateTempDir('tsb-node-');
+  try {
+    return (await timedRun(process.execPath, ['-e', '0'], { PATH: process.env.PATH ?? '/usr/bin:/bin' }, dir)).ms;
+  } finally {
+    removeTempDir(dir);
+  }
+}
+
+/**
+ * The login path: `ssh-agent -s -a SOCK` / `tsagent start -s -a SOCK` (background mode, as
+ * `eval "$(…)"` runs it) from spawn to the exit of the command, when the socket is ready and
+ * the lines are printed. The background agent is then killed by the PID it printed. One sample, in ms.
+ */
+export async function measureBackgroundStart(impl: Impl, sshAgent: string, opts: SpawnOptions = {}): Promise<number> {
+  const dir = privateTempDir(impl === 'openssh' ? 'tsb-ossh-bg-' : 'tsb-ts-bg-');
+  const socketPath = join(dir, 'agent.sock');
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir };
+  const [cmd, args] =
+    impl === 'openssh' ? [sshAgent, ['-s', '-a', socketPath]] : [process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? TSAGENT_BIN, 'start', '-s', '-a', socketPath]];
+  let pid: number | undefined;
+  try {
+    const r = await timedRun(cmd, args, env, dir);
+    const m = /SSH_AGENT_PID=(\d+)/.exec(r.out);
+    if (r.code !== 0 || m === null) throw new Error(`${impl} background start failed (exit ${r.code}): ${r.out}`);
+    pid = Number(m[1]);
+    if (!(await socketAccepts(socketPath))) throw new Error(`${impl}: background start returned before its socket was ready`);
+    return r.ms;
+  } finally {
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+      // The agent removes its socket as it exits; give it a moment before the dir goes.
+      for (let i = 0; i < 300 && pidAlive(pid); i++) await sleep(10);
+      if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
+    removeTempDir(dir);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -235,4 +316,27 @@ export async function opensshVersion(): Promise<string> {
     c.on('error', () => r('unknown'));
     c.on('close', () => r(s.trim() || 'unknown'));
   });
+}
+
+/**
+ * The entry of a bench script run as `node dist/bench/NAME.js ARGS`: parses the arguments
+ * (a throw is a usage error, exit 2), runs `main`, exits with its code; on failure kills
+ * every agent by PID and exits 1.
+ */
+export function runScript<O>(name: string, usage: string, parse: (argv: readonly string[]) => O, main: (o: O) => Promise<number>): void {
+  let o: O;
+  try {
+    o = parse(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`${name}: ${e instanceof Error ? e.message : String(e)}\n${usage}`);
+    process.exit(2);
+  }
+  main(o).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      killEverything();
+      process.stderr.write(`${name}: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -24,6 +24,7 @@ import {
   findSshAgent,
   installCleanupHandlers,
   killEverything,
+  measureNodeBaseline,
   measureStartup,
   memoryKiB,
   opensshVersion,
@@ -194,6 +195,8 @@ interface Results {
   /** scenario id → impl → one LoadResult per round (in round order). */
   readonly load: Record<string, Record<Impl, (LoadResult & { round: number; first: boolean })[]>>;
   readonly startupMs: Record<Impl, number[]>;
+  /** A bare `node -e 0`, spawn to exit, measured in turn with the agents' starts. */
+  readonly nodeBaselineMs: number[];
   /** pair → impl → per-round VmRSS/VmHWM after that round's load, in KiB. */
   readonly rssKiB: Record<Pair, Record<Impl, { round: number; rss: number; hwm: number }[]>>;
   /** pair → impl → VmRSS right after the keys were added, before any load. */
@@ -252,6 +255,7 @@ async function main(o: Options): Promise<number> {
     },
     load: {},
     startupMs: { openssh: [], tsagent: [] },
+    nodeBaselineMs: [],
     rssKiB: { four: { openssh: [], tsagent: [] }, many: { openssh: [], tsagent: [] } },
     rssAfterAddKiB: { four: { openssh: NaN, tsagent: NaN }, many: { openssh: NaN, tsagent: NaN } },
     addMs: { four: { openssh: NaN, tsagent: NaN }, many: { openssh: NaN, tsagent: NaN } },
@@ -310,6 +314,7 @@ async function main(o: Options): Promise<number> {
         for (let i = 0; i < o.startupTries; i++) {
           const order = (round + i) % 2 === 0 ? IMPLS : [...IMPLS].reverse();
           for (const impl of order) results.startupMs[impl].push(await measureStartup(impl, sshAgent));
+          results.nodeBaselineMs.push(await measureNodeBaseline());
         }
       }
       // 3. The load scenarios, the agents taking turns to go first.
@@ -400,6 +405,8 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
     const so = Math.min(...r.startupMs.openssh);
     const st = Math.min(...r.startupMs.tsagent);
     rows.push([`startup to socket ready, ms (best of ${r.startupMs.openssh.length})`, `${fmtMs(so)} ms`, '', '', `${fmtMs(st)} ms`, '', '', `${fmtRatio(st / so)} *`]);
+    // The floor under any Node program's start, measured in turn with the agents (issue 16).
+    rows.push([`  bare node -e 0 to exit, ms (best of ${r.nodeBaselineMs.length})`, '', '', '', `${fmtMs(Math.min(...r.nodeBaselineMs))} ms`, '', '', '']);
   }
   for (const pair of ['four', 'many'] as const) {
     const n = pair === 'four' ? 4 : o.manyKeys;

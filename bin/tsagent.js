@@ -1,6 +1,13 @@
 #!/usr/bin/env node
 'use strict';
-const { main } = require('../dist/src/cli/main.js');
+// The start path is kept short (issue 16): the daemon's V8 flags, then the one-file bundle
+// of the CLI, compiled with the code cache `npm run build` made for it.
+const { join } = require('node:path');
+const { setFlagsFromString } = require('node:v8');
+const { V8_FLAGS, loadBundle } = require('../dist/src/cli/bundle-loader.js');
+
+for (const flag of V8_FLAGS) setFlagsFromString(flag);
+const { main } = loadBundle(join(__dirname, '../dist/bundle/cli/tsagent.js')).exports;
 
 main(process.argv, {
   out: (s) => process.stdout.write(s),

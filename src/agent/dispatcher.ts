@@ -3,7 +3,7 @@
  * decoded requests; tests and fuzzers call it directly. Every failure becomes a reply:
  * EXTENSION_FAILURE (28) for a known extension that failed, FAILURE (5) for all else.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import { AgentError, AgentFailureError, ExtensionFailureError } from '../errors';
 import { FAILURE, SUCCESS } from '../protocol/messages';
 import type { Request, Response } from '../protocol/messages';

@@ -4,7 +4,7 @@
  * re-adding a held key replaces its comment and constraints in place (OpenSSH
  * process_add_identity). No sockets here: the server and tests call it directly.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import { AgentError, AgentFailureError, AgentLockedError, ConstraintError, KeyNotFoundError } from '../errors';
 import { fingerprint } from '../keys/fingerprint';
 import type { FingerprintHash } from '../keys/fingerprint';

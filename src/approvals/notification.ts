@@ -10,7 +10,7 @@
  * a new one. Signals are believed only from the connection that answered our Notify call (the
  * bus stamps every signal's sender; no other client can forge it).
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { PromptChannel, PromptRequest, ShownPrompt, UserAnswer } from './channel';
 import { DbusSession, sessionBusPath } from './dbus-session';
 import type { CallTarget, DbusMessage } from './dbus-session';

@@ -18,7 +18,7 @@
  * Audit (event "approval"): the prompt (decision "deny": until answered the request is not
  * allowed), the answer, grant creation, grant use, expiry and revocation.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { ApprovalAnswer, ApprovalPort, AuditSink, SignQuestion } from '../agent/ports';
 import { AskpassChannel } from './askpass';
 import { DEFAULT_PROMPT_METHODS } from './channel';

@@ -7,7 +7,7 @@
  * The registered keys live in the keyring (Keyring.setRegistered, at start and on every
  * reload), which also asks their passphrases through askpass when a signature needs them.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { Keyring } from '../agent/keyring';
 import { askpassPassphrase } from '../policy/askpass-passphrase';
 import { loadConfig } from '../policy/config';

@@ -6,7 +6,7 @@ import { AgentError } from '../errors';
 import { logCommand } from './log';
 import { approvalCommands } from './approval-commands';
 import { controlCommands } from './control-commands';
-import { serviceCommand } from './service';
+import { serviceCommand } from './service-command';
 import { start } from './start';
 import type { Io, StartFlags } from './start';
 

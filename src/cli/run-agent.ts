@@ -2,11 +2,12 @@
  * Runs the daemon in this process: keyring + server + signal handling. Used by foreground
  * mode, by the detached background child, and by command mode.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { Socket } from 'node:net';
 import { Keyring } from '../agent/keyring';
 import type { FingerprintHash } from '../keys/fingerprint';
-import { Pkcs11Providers } from '../pkcs11/provider-host';
+import type { Pkcs11Options } from '../pkcs11/provider-host';
+import type { SmartcardPort } from '../agent/smartcard';
 import { AgentServer } from '../server/agent-server';
 import type { ListenTarget } from '../server/agent-server';
 import { socketFd, uidPeerCheck } from '../server/peer-check';
@@ -82,6 +83,24 @@ function newApprovals(config: Config, env: NodeJS.ProcessEnv, audit: ConfiguredA
   });
 }
 
+/**
+ * The PKCS#11 provider host, loaded on the first `ssh-add -s` rather than at start
+ * (it brings the helper process machinery; issue 16).
+ */
+function lazySmartcards(options: Pkcs11Options): SmartcardPort {
+  let host: SmartcardPort | undefined;
+  const get = (): SmartcardPort => {
+    host ??= new (require('../pkcs11/provider-host') as typeof import('../pkcs11/provider-host')).Pkcs11Providers(options);
+    return host;
+  };
+  return {
+    allowRemoteAdd: options.allowRemoteAdd ?? false,
+    canonicalPath: (provider) => get().canonicalPath(provider),
+    allowed: (canonicalPath) => get().allowed(canonicalPath),
+    load: (canonicalPath, pin) => get().load(canonicalPath, pin),
+  };
+}
+
 export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => void): Promise<RunningAgent> {
   const { logger } = opts;
   // With a config, its rules judge every list and signature (POLICY.md §2); reload swaps them.
@@ -97,7 +116,7 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
     defaultLifetimeSeconds: opts.defaultLifetimeSeconds,
     fingerprintHash: opts.fingerprintHash,
     logger,
-    smartcards: new Pkcs11Providers({ ...opts.pkcs11, logger }),
+    smartcards: lazySmartcards({ ...opts.pkcs11, logger }),
     ...(policy === undefined ? {} : { policy }),
     ...(audit === undefined ? {} : { audit }),
     ...(approvals === undefined ? {} : { approvals }),

@@ -8,7 +8,6 @@
  */
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Command } from 'commander';
 import { ServiceError } from '../errors';
 import { TSAGENT_JS, enableLink, envFile, serviceDirs, serviceFiles } from './service-locations';
 import type { ServiceDirs, ServiceFile } from './service-locations';
@@ -151,28 +150,4 @@ export function uninstallService(flags: ServiceFlags, io: Io): void {
       'Login sessions no longer get SSH_AUTH_SOCK from tsagent; in this shell:\n' +
       '  unset SSH_AUTH_SOCK\n',
   );
-}
-
-/** The `tsagent service` command with its two subcommands, for main.ts to register. */
-export function serviceCommand(io: Io): Command {
-  const service = new Command('service').description('install or remove the systemd user units (socket activation)');
-  const dirOptions = (cmd: Command): Command =>
-    cmd
-      .option('--dir <dir>', 'unit directory (default: $XDG_CONFIG_HOME/systemd/user, i.e. ~/.config/systemd/user)')
-      .option('--env-dir <dir>', 'environment.d directory (default: $XDG_CONFIG_HOME/environment.d)')
-      .option('--shell-profile [file]', 'install: append the SSH_AUTH_SOCK line for ssh and console logins to this profile (default: your login shell\'s); uninstall: look in it too')
-      .exitOverride()
-      .configureOutput({ writeOut: io.out, writeErr: io.err })
-      .showHelpAfterError();
-  service.addCommand(
-    dirOptions(new Command('install'))
-      .description('write tsagent.socket, tsagent-control.socket, tsagent.service and environment.d/tsagent.conf; print the systemctl lines')
-      .action((flags: ServiceFlags) => installService(flags, io)),
-  );
-  service.addCommand(
-    dirOptions(new Command('uninstall'))
-      .description('remove the files and profile lines install wrote; print the systemctl lines')
-      .action((flags: ServiceFlags) => uninstallService(flags, io)),
-  );
-  return service.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showHelpAfterError();
 }

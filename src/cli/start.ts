@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { SocketError, UsageError } from '../errors';
 import type { FingerprintHash } from '../keys/fingerprint';
 import { createLogger, silentLogger } from '../log';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { ListenTarget } from '../server/agent-server';
 import { ACTIVATION_VARIABLES, activatedSockets, controlSocketPath } from '../server/activation';
 import { defaultSocketLocation } from '../server/socket-path';
@@ -19,7 +19,6 @@ import { expandPath } from '../policy/config';
 import { loadPolicyState } from './daemon-control';
 import type { PolicyState } from './daemon-control';
 import { parseLifetime } from './lifetime';
-import { runAgent } from './run-agent';
 import type { RunningAgent } from './run-agent';
 import { detectShell, killLines, startLines } from './shell-output';
 import type { ShellStyle } from './shell-output';
@@ -164,6 +163,8 @@ async function serve(
   stopOnSigint: boolean,
   io: Io,
 ): Promise<RunningAgent> {
+  // Loaded here, not at the top: the parent of a background start never runs the agent.
+  const { runAgent } = require('./run-agent') as typeof import('./run-agent');
   try {
     return await runAgent(
       {

@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { LoadedProvider, ProviderKey, SmartcardPort } from '../agent/smartcard';
 import { AgentFailureError } from '../errors';
 import { matchPatternList } from '../match';

@@ -5,7 +5,7 @@
 import { rmdirSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import type { AuditSink } from '../agent/ports';
 import type { Agent } from '../agent/agent';
 import { AgentSession } from '../agent/session';

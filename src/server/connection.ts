@@ -7,7 +7,7 @@
  * connection only; a closed connection drops its unread frames and queued replies.
  */
 import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import { answersSync } from '../agent/agent';
 import type { Agent } from '../agent/agent';
 import type { AuditSink } from '../agent/ports';

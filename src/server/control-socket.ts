@@ -8,7 +8,7 @@
 import { unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import { AgentError, SocketError } from '../errors';
 import { CONTROL_PROTOCOL_VERSION, LineSplitter, decodeControlRequest, encodeControlLine } from '../protocol/control';
 import type { ControlResponse, JsonValue, KeyJson, StatusJson } from '../protocol/control';
