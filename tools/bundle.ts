@@ -19,6 +19,8 @@ export function bundle(): void {
     entryPoints: {
       tsagent: join(ROOT, 'dist/src/cli/main.js'),
       'helper-main': join(ROOT, 'dist/src/pkcs11/helper-main.js'),
+      // Started by path from __dirname (policy/decrypt.ts): it must sit beside the bundle.
+      'decrypt-thread': join(ROOT, 'dist/src/policy/decrypt-thread.js'),
     },
     outdir: BUNDLE_DIR,
     bundle: true,
