@@ -151,6 +151,7 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   });
   let controlServer: ControlServer | undefined;
   let commands: DaemonControl | undefined;
+  let target = opts.target;
   const ctl = opts.control;
   if (ctl !== undefined && opts.policy !== undefined && !(ctl.kind === 'path' && isWindowsPipe(ctl.path))) {
     controlServer = new ControlServer(peerCheck === undefined ? { logger } : { logger, peerCheck });
@@ -176,12 +177,14 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
       for (const [name, handler] of Object.entries(approvalCommands(approvals))) controlServer.register(name, (args) => handler(args) as JsonValue);
     }
     // The control socket first: whoever sees the agent socket can rely on its .ctl being there.
-    if (opts.target.kind === 'path' && opts.target.ownedDir !== undefined) ensurePrivateDir(opts.target.ownedDir);
+    // Making the directory here must not hide from the agent server that this agent made it
+    // (it removes only a directory it created).
+    if (target.kind === 'path' && target.ownedDir !== undefined && ensurePrivateDir(target.ownedDir)) target = { ...target, dirCreated: true };
     await controlServer.listen(ctl);
     for (const w of opts.policy.state.warnings) logger.warn({ reason: w }, 'registered key not loaded');
   }
   try {
-    await server.listen(opts.target);
+    await server.listen(target);
   } catch (err) {
     await controlServer?.close();
     throw err;
