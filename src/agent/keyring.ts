@@ -17,7 +17,7 @@ import { fingerprint } from '../keys/fingerprint';
 import type { FingerprintHash } from '../keys/fingerprint';
 import type { HeldKey, KeyInfo } from '../keys/held-key';
 import { importPrivateKey } from '../keys/import-private';
-import { signData, signInline } from '../keys/sign';
+import { Signer } from '../keys/sign';
 import type { Constraint } from '../protocol/constraints';
 import { SUCCESS } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
@@ -110,6 +110,7 @@ export class Keyring implements Agent, SyncAnswering {
   private readonly passphraseLock = new PassphraseLock();
   private readonly confirmer: Confirmer;
   private readonly hash: FingerprintHash;
+  private readonly signer = new Signer();
   private identities: Identity[] | undefined;
   /** How many held keys carry destination constraints (lists must then be filtered). */
   private restricted = 0;
@@ -166,7 +167,7 @@ export class Keyring implements Agent, SyncAnswering {
     if (entry === undefined || entry.held === undefined || entry.confirm || entry.rules.length > 0) return undefined;
     if (entry.expiresAt !== undefined && performance.now() >= entry.expiresAt) return undefined;
     try {
-      const signature = signInline(entry.held, req.data, req.flags);
+      const signature = this.signer.signInline(entry.held, req.data, req.flags);
       return signature === undefined ? undefined : { type: 'sign-response', signature };
     } catch {
       return undefined;
@@ -192,7 +193,7 @@ export class Keyring implements Agent, SyncAnswering {
     }
     // Locked meanwhile (the key was sealed while a prompt or a request was pending).
     if (entry.held === undefined) throw new AgentLockedError('agent is locked');
-    return signData(entry.held, data, flags);
+    return this.signer.sign(entry.held, data, flags);
   }
 
   async add(identity: AddIdentityOptions, ctx?: RequestContext): Promise<void> {

@@ -7,15 +7,14 @@
 import { createECDH, createPrivateKey, createPublicKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { InvalidKeyError, ProtocolError, UnsupportedKeyError } from '../errors';
-import type {
-  EcdsaType,
-  PrivateKeyBody,
-} from '../protocol/private-key';
-import { encodePlainPublicKey, isCertificateType, parsePublicKeyBlob } from '../protocol/public-key';
+import { isCertificateType, keyAlgorithm, plainAlgorithm } from '../protocol/algorithms';
+import type { Curve, KeyAlgorithm } from '../protocol/algorithms';
+import { publicBlobOfBody } from '../protocol/private-key';
+import type { PrivateKeyBody } from '../protocol/private-key';
+import { parsePublicKeyBlob } from '../protocol/public-key';
 import type { Certificate, EcdsaPublicKey, PlainPublicKey, RsaPublicKey } from '../protocol/public-key';
 import { SshReader, mpintToUnsigned } from '../protocol/wire';
 import { certificateSignatureValid } from './certificate';
-import { CURVES } from './curves';
 import type { HeldKey } from './held-key';
 
 /** OpenSSH's SSH_RSA_MINIMUM_MODULUS_SIZE: smaller RSA keys are refused. */
@@ -117,7 +116,7 @@ function rsaKey(pub: RsaPublicKey, dRaw: Buffer, iqmpRaw: Buffer, pRaw: Buffer, 
 }
 
 function ecdsaKey(pub: EcdsaPublicKey, dRaw: Buffer): KeyObject {
-  const curve = CURVES[pub.type];
+  const curve = curveOf(plainAlgorithm(pub.type)!);
   if (pub.curve !== curve.sshName) throw new InvalidKeyError('ECDSA curve name does not match the key type');
   const { point } = pub;
   if (point.length !== 1 + 2 * curve.fieldBytes || point[0] !== 0x04) {
@@ -165,42 +164,52 @@ export function importPrivateKey(body: PrivateKeyBody): HeldKey {
   }
 }
 
+function curveOf(algorithm: KeyAlgorithm): Curve {
+  return algorithm.curve!;
+}
+
+/** The row of a body's plain key type. */
+function algorithmOf(body: PrivateKeyBody): KeyAlgorithm {
+  const algorithm = keyAlgorithm(body.type)?.algorithm;
+  if (algorithm !== undefined) return algorithm;
+  throw new UnsupportedKeyError(`unsupported key type ${body.type}`);
+}
+
 function importUnchecked(body: PrivateKeyBody): HeldKey {
   switch (body.kind) {
     case 'ed25519': {
       const privateKey = ed25519Key(body.publicKey, body.secret);
-      const publicBlob = encodePlainPublicKey({ kind: 'ed25519', type: body.type, publicKey: body.publicKey });
-      return { family: 'ed25519', type: body.type, publicBlob, bits: 256, privateKey };
+      return { algorithm: algorithmOf(body), type: body.type, publicBlob: publicBlobOfBody(body), bits: 256, privateKey };
     }
     case 'ed25519-cert': {
       const certificate = certificateOf(body);
       const pub = expectKind(certificate, 'ed25519');
       if (!pub.publicKey.equals(body.publicKey)) throw new InvalidKeyError('certificate does not certify this key');
       const privateKey = ed25519Key(body.publicKey, body.secret);
-      return { family: 'ed25519', type: body.type, publicBlob: certificate.blob, bits: 256, privateKey, certificate };
+      return { algorithm: algorithmOf(body), type: body.type, publicBlob: certificate.blob, bits: 256, privateKey, certificate };
     }
     case 'rsa': {
       const pub: RsaPublicKey = { kind: 'rsa', type: body.type, e: body.e, n: body.n };
       const { key, bits } = rsaKey(pub, body.d, body.iqmp, body.p, body.q);
-      return { family: 'rsa', type: body.type, publicBlob: encodePlainPublicKey(pub), bits, privateKey: key };
+      return { algorithm: algorithmOf(body), type: body.type, publicBlob: publicBlobOfBody(body), bits, privateKey: key };
     }
     case 'rsa-cert': {
       const certificate = certificateOf(body);
       const { key, bits } = rsaKey(expectKind(certificate, 'rsa'), body.d, body.iqmp, body.p, body.q);
-      return { family: 'rsa', type: body.type, publicBlob: certificate.blob, bits, privateKey: key, certificate };
+      return { algorithm: algorithmOf(body), type: body.type, publicBlob: certificate.blob, bits, privateKey: key, certificate };
     }
     case 'ecdsa': {
       const pub: EcdsaPublicKey = { kind: 'ecdsa', type: body.type, curve: body.curve, point: body.point };
       const privateKey = ecdsaKey(pub, body.d);
-      const curve = CURVES[body.type];
-      return { family: 'ecdsa', type: body.type, publicBlob: encodePlainPublicKey(pub), bits: curve.bits, privateKey, curve };
+      const algorithm = algorithmOf(body);
+      return { algorithm, type: body.type, publicBlob: publicBlobOfBody(body), bits: curveOf(algorithm).bits, privateKey };
     }
     case 'ecdsa-cert': {
       const certificate = certificateOf(body);
       const pub = expectKind(certificate, 'ecdsa');
       const privateKey = ecdsaKey(pub, body.d);
-      const curve = CURVES[pub.type as EcdsaType];
-      return { family: 'ecdsa', type: body.type, publicBlob: certificate.blob, bits: curve.bits, privateKey, curve, certificate };
+      const algorithm = algorithmOf(body);
+      return { algorithm, type: body.type, publicBlob: certificate.blob, bits: curveOf(algorithm).bits, privateKey, certificate };
     }
   }
 }

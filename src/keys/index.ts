@@ -1,4 +1,3 @@
-export * from './curves';
 export * from './fingerprint';
 export * from './held-key';
 export * from './import-private';

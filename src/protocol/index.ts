@@ -1,6 +1,7 @@
 /** The ssh-agent wire protocol: shared by the daemon and the client. No I/O. */
 export * from './wire';
 export * from './messages';
+export * from './algorithms';
 export * from './private-key';
 export * from './public-key';
 export * from './constraints';

@@ -7,8 +7,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { importPrivateKey } from '../../src/keys/import-private';
 import { certificateBlobFromLine, privateKeyBodyFromKeyObject, withCertificate } from '../../src/keys/key-file';
+import { publicBlobOfBody } from '../../src/protocol/private-key';
 import type { PrivateKeyBody } from '../../src/protocol/private-key';
 
 export type TestKeyType = 'ed25519' | 'ecdsa-256' | 'ecdsa-384' | 'ecdsa-521' | 'rsa-2048' | 'rsa-768';
@@ -37,21 +37,7 @@ function generate(name: TestKeyType): PrivateKeyBody {
 }
 
 /** The public blob of a key body, computed the way the agent does. */
-export function publicBlobOf(body: PrivateKeyBody): Buffer {
-  if ('certificate' in body) return body.certificate;
-  if (body.kind === 'rsa') {
-    // importPrivateKey refuses small RSA keys; the blob is e, n.
-    const w = [Buffer.from('ssh-rsa'), body.e, body.n];
-    return Buffer.concat(w.flatMap((b) => [u32(b.length), b]));
-  }
-  return importPrivateKey(body).publicBlob;
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
-}
+export const publicBlobOf = publicBlobOfBody;
 
 const cache = new Map<TestKeyType, TestKey>();
 
