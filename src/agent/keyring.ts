@@ -28,6 +28,7 @@ import type { Confirmer } from './confirm';
 import { destinationRules, identityPermitted, restrictedSignAllowed } from './destination-policy';
 import type { DestinationRule } from './destination-policy';
 import { handleExtension } from './extensions';
+import { KeyRelease } from './key-release';
 import { sealPrivateKey, unsealPrivateKey } from './key-sealing';
 import { PassphraseLock } from './passphrase-lock';
 
@@ -111,6 +112,8 @@ export class Keyring implements Agent, SyncAnswering {
   private readonly confirmer: Confirmer;
   private readonly hash: FingerprintHash;
   private readonly signer = new Signer();
+  /** Has OpenSSL free (and wipe) the keys this keyring drops (README "What is in memory"). */
+  private readonly keyRelease: KeyRelease;
   private identities: Identity[] | undefined;
   /** How many held keys carry destination constraints (lists must then be filtered). */
   private restricted = 0;
@@ -118,6 +121,7 @@ export class Keyring implements Agent, SyncAnswering {
   constructor(private readonly options: KeyringOptions = {}) {
     this.confirmer = options.confirmer ?? askpassConfirmer();
     this.hash = options.fingerprintHash ?? 'sha256';
+    this.keyRelease = new KeyRelease(options.logger);
   }
 
   get locked(): boolean {
@@ -210,6 +214,7 @@ export class Keyring implements Agent, SyncAnswering {
     if (previous?.timer !== undefined) clearTimeout(previous.timer);
     // Keep the KeyObject already built for a re-added key: same key, same blob.
     const held = previous?.held ?? key;
+    if (held !== key) this.keyRelease.released();
     const entry: Entry = {
       info: previous?.info ?? publicPart(key),
       held,
@@ -259,6 +264,7 @@ export class Keyring implements Agent, SyncAnswering {
     this.entries.clear();
     this.identities = undefined;
     this.restricted = 0;
+    this.keyRelease.released();
   }
 
   /**
@@ -278,6 +284,7 @@ export class Keyring implements Agent, SyncAnswering {
     } finally {
       sealingKey.fill(0);
     }
+    this.keyRelease.released();
   }
 
   /** Unlocks with the right passphrase and unseals the keys; a wrong one restores nothing. */
@@ -351,6 +358,7 @@ export class Keyring implements Agent, SyncAnswering {
     if (e.rules.length > 0) this.restricted--;
     this.entries.delete(k);
     this.identities = undefined;
+    this.keyRelease.released();
   }
 
   private armExpiry(k: string, entry: Entry): void {

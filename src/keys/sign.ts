@@ -7,7 +7,7 @@ import { sign as cryptoSign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { signatureFor } from '../protocol/algorithms';
 import type { SignatureAlgorithm } from '../protocol/algorithms';
-import { SshWriter, mpintFromUnsigned } from '../protocol/wire';
+import { SshWriter } from '../protocol/wire';
 import type { HeldKey } from './held-key';
 
 /** The signature algorithm a SIGN_REQUEST's flags select for an RSA key (RFC 9987 §5.6.1). */
@@ -17,19 +17,32 @@ function blob(algorithm: string, bytes: Uint8Array): Buffer {
   return new SshWriter(algorithm.length + bytes.length + 16).string(algorithm).string(bytes).finish();
 }
 
-function signAsync(hash: string | null, data: Buffer, key: KeyObject | { key: KeyObject; dsaEncoding: 'ieee-p1363' }): Promise<Buffer> {
+function signAsync(hash: string | null, data: Buffer, key: KeyObject): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     cryptoSign(hash, data, key, (err, sig) => (err ? reject(err) : resolve(sig)));
   });
 }
 
-/** ECDSA signature bytes are `mpint r, mpint s`; OpenSSL's P1363 output is r || s, fixed width. */
-function ecdsaSignatureBytes(p1363: Buffer): Buffer {
-  const half = p1363.length / 2;
-  return new SshWriter(p1363.length + 16)
-    .mpint(mpintFromUnsigned(p1363.subarray(0, half)))
-    .mpint(mpintFromUnsigned(p1363.subarray(half)))
-    .finish();
+/** A DER length at `at` (short or long form): [length, offset of the content]. */
+function derLength(der: Buffer, at: number): [number, number] {
+  const first = der[at]!;
+  if (first < 0x80) return [first, at + 1];
+  let len = 0;
+  for (let i = 1; i <= (first & 0x7f); i++) len = (len << 8) | der[at + i]!;
+  return [len, at + 1 + (first & 0x7f)];
+}
+
+/**
+ * ECDSA signature bytes are `mpint r, mpint s` (RFC 5656 §3.1.2). OpenSSL's default output is
+ * DER `SEQUENCE { INTEGER r, INTEGER s }`, whose INTEGER contents are already mpint bytes.
+ * (Asking node:crypto for r || s instead makes it build OpenSSL's legacy EC_KEY beside the
+ * key, a second copy of the private scalar for the key's whole life.)
+ */
+function ecdsaSignatureBytes(der: Buffer): Buffer {
+  const [, seq] = derLength(der, 1);
+  const [rLen, rAt] = derLength(der, seq + 1);
+  const [sLen, sAt] = derLength(der, rAt + rLen + 1);
+  return new SshWriter(rLen + sLen + 8).mpint(der.subarray(rAt, rAt + rLen)).mpint(der.subarray(sAt, sAt + sLen)).finish();
 }
 
 /** Largest RSA modulus signed on the event loop (about 0.3 ms for 2048 bits here). */
@@ -39,10 +52,6 @@ function signatureBlob(key: HeldKey, sig: SignatureAlgorithm, raw: Buffer): Buff
   return blob(sig.name, key.algorithm.kind === 'ecdsa' ? ecdsaSignatureBytes(raw) : raw);
 }
 
-/** node:crypto's key argument: ECDSA asks for r || s (P1363) instead of DER. */
-function signingKey(key: HeldKey): KeyObject | { key: KeyObject; dsaEncoding: 'ieee-p1363' } {
-  return key.algorithm.kind === 'ecdsa' ? { key: key.privateKey, dsaEncoding: 'ieee-p1363' } : key.privateKey;
-}
 
 /**
  * Signs for one keyring. It owns the inline RSA budget: one RSA signature per event-loop
@@ -79,7 +88,7 @@ export class Signer {
         break;
     }
     const sig = signatureFor(algorithm, flags);
-    return signatureBlob(key, sig, cryptoSign(sig.hash, data, signingKey(key)));
+    return signatureBlob(key, sig, cryptoSign(sig.hash, data, key.privateKey));
   }
 
   /**
@@ -91,6 +100,6 @@ export class Signer {
     const inline = this.signInline(key, data, flags);
     if (inline !== undefined) return inline;
     const sig = signatureFor(key.algorithm, flags);
-    return signatureBlob(key, sig, await signAsync(sig.hash, data, signingKey(key)));
+    return signatureBlob(key, sig, await signAsync(sig.hash, data, key.privateKey));
   }
 }

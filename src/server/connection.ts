@@ -48,7 +48,8 @@ function encodeReply(resp: Response): Buffer {
 export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions): Promise<void> {
   const { logger, context } = opts;
   const sync = answersSync(agent);
-  const frames = new FrameDecoder();
+  // ADD requests carry private keys: the decoder wipes whatever it copies (see frame.ts).
+  const frames = new FrameDecoder(undefined, { wipeCopies: true });
   const queue: Slot[] = [];
   let closed = false;
   let ended = false;
