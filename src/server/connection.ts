@@ -85,8 +85,10 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
     // dispatch() never rejects: every failure is already a reply.
     const pending = req === undefined ? Promise.resolve(FAILURE) : dispatch(agent, req, context, logger);
     const settle = (resp: Response): void => {
-      // An ADD body holds private key fields; they have been imported by now, so wipe our copy.
-      if (body[0] === MSG.ADD_IDENTITY || body[0] === MSG.ADD_ID_CONSTRAINED) body.fill(0);
+      // An ADD body holds private key fields, a LOCK/UNLOCK body the passphrase; they have been
+      // used by now, so wipe our copy.
+      const t = body[0];
+      if (t === MSG.ADD_IDENTITY || t === MSG.ADD_ID_CONSTRAINED || t === MSG.LOCK || t === MSG.UNLOCK) body.fill(0);
       slot.reply = encodeReply(resp);
       flush();
     };
