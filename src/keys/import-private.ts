@@ -26,7 +26,6 @@ export const RSA_MIN_BITS = 1024;
 /** OpenSSH's SSHBUF_MAX_BIGNUM in bits. */
 export const RSA_MAX_BITS = 16384;
 
-/** Parses the certificate from a private copy: the request buffer it came in is wiped later. */
 /** The key type name at the start of a blob ('' when unreadable). */
 function parseKeyType(blob: Buffer): string {
   try {
@@ -36,6 +35,7 @@ function parseKeyType(blob: Buffer): string {
   }
 }
 
+/** Parses the certificate from a private copy: the request buffer it came in is wiped later. */
 function certificateOf(body: { type: string; certificate: Buffer }): Certificate & { blob: Buffer } {
   const blob = Buffer.from(body.certificate);
   let parsed;
