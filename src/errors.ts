@@ -20,7 +20,11 @@ export type AgentErrorCode =
   | 'CLOSED'
   | 'USAGE'
   | 'SOCKET'
-  | 'SERVICE';
+  | 'SERVICE'
+  | 'PKCS11'
+  | 'CONFIG'
+  | 'KEY_FILE'
+  | 'CONTROL';
 
 export abstract class AgentError extends Error {
   abstract readonly code: AgentErrorCode;
@@ -112,6 +116,17 @@ export class ServiceError extends AgentError {
   readonly code = 'SERVICE';
 }
 
+/** A PKCS#11 call returned something other than CKR_OK (inside the provider helper). */
+export class Pkcs11Error extends AgentError {
+  readonly code = 'PKCS11';
+  constructor(
+    readonly fn: string,
+    readonly rv: number,
+  ) {
+    super(`${fn} failed: CKR 0x${rv.toString(16)}`);
+  }
+}
+
 /**
  * A peer does not speak the ssh-agent protocol: broken framing, a reply over 256 KiB, an
  * unknown or unexpected reply type, a list of more than 2048 keys, or bytes that do not
@@ -119,3 +134,42 @@ export class ServiceError extends AgentError {
  * forwarding relay (for either side).
  */
 export class AgentProtocolError extends ProtocolError {}
+
+/**
+ * The configuration file cannot be used (POLICY.md §2): unreadable, too large, not TOML, or
+ * a table, key or value the schema refuses. The message names the file, the line (when one
+ * is known) and the key, e.g. `config.toml:12: rule[2].action: must be "allow", …`.
+ */
+export class ConfigError extends AgentError {
+  readonly code = 'CONFIG';
+  constructor(
+    readonly detail: string,
+    readonly file: string,
+    readonly line: number | null,
+    readonly key: string | null,
+    options?: { cause?: unknown },
+  ) {
+    super(`${file}${line === null ? '' : `:${line}`}: ${key === null ? '' : `${key}: `}${detail}`, options);
+  }
+}
+
+/**
+ * A registered key file (`[[key]] file=`, POLICY.md §3) cannot be used: missing, unreadable,
+ * not a regular file, readable by others, of an unsupported type, or a wrong passphrase.
+ * The message names the file; never anything from inside it.
+ */
+export class KeyFileError extends AgentError {
+  readonly code = 'KEY_FILE';
+  constructor(
+    readonly detail: string,
+    readonly file: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${file}: ${detail}`, options);
+  }
+}
+
+/** The control socket (POLICY.md §5) is absent, refuses the peer, or answers with an error. */
+export class ControlError extends AgentError {
+  readonly code = 'CONTROL';
+}

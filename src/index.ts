@@ -24,7 +24,9 @@ export type { AgentRelay, RelayOptions } from './client/frame-relay';
 export * from './errors';
 
 // ---- the Agent interface and protocol types ----
-export type { AddIdentityOptions, Agent, ExtensionResult, RequestContext } from './agent/agent';
+export type { AddIdentityOptions, Agent, ExtensionResult } from './agent/agent';
+export { AgentSession } from './agent/session';
+export type { AgentSessionOptions, PeerCredentials } from './agent/session';
 export { MSG, SIGN_FLAG } from './protocol/messages';
 export type {
   ExtensionFailureResponse,

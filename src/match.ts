@@ -25,3 +25,20 @@ export function matchPattern(s: string, pattern: string): boolean {
   while (pattern[pi] === '*') pi++;
   return pi === pattern.length;
 }
+
+/**
+ * OpenSSH's match_pattern_list() (match.c): `list` is comma-separated patterns, each maybe
+ * negated with `!`. 1 when a positive pattern matches and no negated one does, -1 when a
+ * negated one matches, 0 when none matches. Used for the PKCS#11 provider allowlist (`-P`).
+ */
+export function matchPatternList(s: string, list: string): -1 | 0 | 1 {
+  let positive: 0 | 1 = 0;
+  for (const item of list.split(',')) {
+    const negated = item.startsWith('!');
+    const pattern = negated ? item.slice(1) : item;
+    if (!matchPattern(s, pattern)) continue;
+    if (negated) return -1;
+    positive = 1;
+  }
+  return positive;
+}

@@ -10,8 +10,8 @@ import type { ParsedKey } from '../keys/key-equality';
 import { matchPattern } from '../match';
 import type { DestinationConstraint, DestinationHop } from '../protocol/destination';
 import { parseUserauthRequest } from '../protocol/userauth';
-import { buffersEqual } from './session';
-import type { SessionState } from './session';
+import { buffersEqual } from './session-bindings';
+import type { SessionBindings } from './session-bindings';
 
 /** ssh-agent.c AGENT_MAX_DEST_CONSTRAINTS. */
 export const MAX_DESTINATION_CONSTRAINTS = 1024;
@@ -101,9 +101,8 @@ function permittedHop(rules: readonly DestinationRule[], from: ParsedKey | undef
  * identity_permitted(): may a key with `rules` be seen/used on a connection with `session`?
  * `user` is given only for signature requests (the target user of the userauth request).
  */
-export function identityPermitted(rules: readonly DestinationRule[], session: SessionState | undefined, user?: string): boolean {
+export function identityPermitted(rules: readonly DestinationRule[], session: SessionBindings, user?: string): boolean {
   if (rules.length === 0) return true;
-  if (session === undefined) return true; // in-process use: no path to check
   const bindings = session.bindings;
   if (session.bindAttempted && bindings.length === 0) return false; // a bind failed: trust nothing
   if (bindings.length === 0) return true; // local use
@@ -134,11 +133,11 @@ export function identityPermitted(rules: readonly DestinationRule[], session: Se
  */
 export function restrictedSignAllowed(
   rules: readonly DestinationRule[],
-  session: SessionState | undefined,
+  session: SessionBindings,
   keyBlob: Buffer,
   data: Buffer,
 ): string | undefined {
-  if (session === undefined || session.bindings.length === 0) return undefined;
+  if (session.bindings.length === 0) return undefined;
   let ua;
   try {
     ua = parseUserauthRequest(data);

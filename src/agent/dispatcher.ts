@@ -4,48 +4,57 @@
  * EXTENSION_FAILURE (28) for a known extension that failed, FAILURE (5) for all else.
  */
 import type { Logger } from 'pino';
-import { AgentError, ExtensionFailureError } from '../errors';
+import { AgentError, AgentFailureError, ExtensionFailureError } from '../errors';
 import { FAILURE, SUCCESS } from '../protocol/messages';
 import type { Request, Response } from '../protocol/messages';
-import type { Agent, RequestContext } from './agent';
+import type { Agent } from './agent';
+import type { AgentSession } from './session';
 
-export async function dispatch(agent: Agent, req: Request, ctx: RequestContext, logger?: Logger): Promise<Response> {
+export async function dispatch(agent: Agent, req: Request, session: AgentSession, logger?: Logger): Promise<Response> {
   try {
     switch (req.type) {
       case 'request-identities':
-        return { type: 'identities', identities: await agent.list(ctx) };
+        return { type: 'identities', identities: await agent.list(session) };
       case 'sign':
-        return { type: 'sign-response', signature: await agent.sign(req.keyBlob, req.data, req.flags, ctx) };
+        return { type: 'sign-response', signature: await agent.sign(req.keyBlob, req.data, req.flags, session) };
       case 'add-identity':
-        await agent.add({ key: req.key, comment: req.comment, constraints: req.constraints }, ctx);
+        await agent.add({ key: req.key, comment: req.comment, constraints: req.constraints }, session);
         return SUCCESS;
       case 'remove-identity':
-        await agent.remove(req.keyBlob, ctx);
+        await agent.remove(req.keyBlob, session);
         return SUCCESS;
       case 'remove-all-identities':
-        await agent.removeAll(ctx);
+        await agent.removeAll(session);
         return SUCCESS;
       case 'lock':
-        await agent.lock(req.passphrase, ctx);
+        await agent.lock(req.passphrase, session);
         return SUCCESS;
       case 'unlock':
-        await agent.unlock(req.passphrase, ctx);
+        await agent.unlock(req.passphrase, session);
         return SUCCESS;
       case 'extension':
-        return await agent.extension(req.name, req.contents, ctx);
+        return await agent.extension(req.name, req.contents, session);
+      case 'add-smartcard-key':
+        if (agent.addSmartcardKey === undefined) throw new AgentFailureError('smartcard keys are not supported');
+        await agent.addSmartcardKey({ provider: req.provider, pin: req.pin, constraints: req.constraints }, session);
+        return SUCCESS;
+      case 'remove-smartcard-key':
+        if (agent.removeSmartcardKey === undefined) throw new AgentFailureError('smartcard keys are not supported');
+        await agent.removeSmartcardKey(req.provider, session);
+        return SUCCESS;
       case 'unsupported':
-        logger?.debug({ conn: ctx.connectionId, messageType: req.messageType }, 'unsupported request');
+        logger?.debug({ conn: session.connectionId, messageType: req.messageType }, 'unsupported request');
         return FAILURE;
     }
   } catch (err) {
     if (err instanceof AgentError) {
-      logger?.debug({ conn: ctx.connectionId, request: req.type, error: err.name, reason: err.message }, 'request failed');
+      logger?.debug({ conn: session.connectionId, request: req.type, error: err.name, reason: err.message }, 'request failed');
       return err instanceof ExtensionFailureError ? { type: 'extension-failure' } : FAILURE;
     }
     // A bug, not bad input: say so loudly, but still answer and keep serving. Only the
     // error's class and message are logged; neither carries request bytes.
     const e = err instanceof Error ? err : new Error(String(err));
-    logger?.error({ conn: ctx.connectionId, request: req.type, error: e.name, reason: e.message }, 'internal error');
+    logger?.error({ conn: session.connectionId, request: req.type, error: e.name, reason: e.message }, 'internal error');
     return FAILURE;
   }
 }

@@ -6,3 +6,4 @@ export * from './keyring';
 export * from './passphrase-lock';
 export * from './destination-policy';
 export * from './session';
+export * from './session-bindings';

@@ -5,32 +5,34 @@
  * process_add_identity). No sockets here: the server and tests call it directly.
  */
 import type { Logger } from 'pino';
-import {
-  AgentFailureError,
-  AgentLockedError,
-  ConfirmDeniedError,
-  ConstraintError,
-  ExtensionFailureError,
-  KeyNotFoundError,
-} from '../errors';
+import { AgentError, AgentFailureError, AgentLockedError, ConstraintError, KeyNotFoundError } from '../errors';
 import { fingerprint } from '../keys/fingerprint';
 import type { FingerprintHash } from '../keys/fingerprint';
 import type { HeldKey, KeyInfo } from '../keys/held-key';
 import { importPrivateKey } from '../keys/import-private';
 import { Signer } from '../keys/sign';
 import type { Constraint } from '../protocol/constraints';
-import { SUCCESS } from '../protocol/messages';
+import { FAILURE, SUCCESS } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
 import { SESSION_BIND } from '../protocol/session-bind';
-import type { AddIdentityOptions, Agent, ExtensionResult, RequestContext, SyncAnswering } from './agent';
+import type { AddIdentityOptions, Agent, ExtensionResult, SmartcardAddOptions, SyncAnswering } from './agent';
 import { askpassConfirmer } from './confirm';
 import type { Confirmer } from './confirm';
-import { destinationRules, identityPermitted, restrictedSignAllowed } from './destination-policy';
+import { destinationRules, identityPermitted } from './destination-policy';
 import type { DestinationRule } from './destination-policy';
 import { handleExtension } from './extensions';
+import { Gate, REFUSE_CONFIRM_DENIED, REFUSE_LOCKED, auditDecisionOf, refusalError } from './gate';
+import type { AskFirst, GateKey, Refusal } from './gate';
 import { KeyRelease } from './key-release';
 import { sealPrivateKey, unsealPrivateKey } from './key-sealing';
 import { PassphraseLock } from './passphrase-lock';
+import type { ApprovalPort, AuditEventName, AuditSink, KeyView, PolicyPort } from './ports';
+import type { AgentSession } from './session';
+// [pkcs11] smartcard keys (issue 15)
+import { publicKeyInfo } from '../keys/public-info';
+import { ProviderTable, smartcardConstraints, smartcardIdentities } from './smartcard';
+import type { LoadedProvider, SmartcardPort } from './smartcard';
+import type { BackoffSleep } from './passphrase-lock';
 
 export interface KeyringOptions {
   /** `tsagent start -t`: lifetime for keys added without one (seconds; 0 = none). */
@@ -40,23 +42,38 @@ export interface KeyringOptions {
   /** Fingerprint hash for prompts and logs (`-E`). */
   readonly fingerprintHash?: FingerprintHash;
   readonly logger?: Logger;
+  /** Decides lists and signatures beyond OpenSSH's rules (POLICY.md §2); absent: none. */
+  readonly policy?: PolicyPort;
+  /** Asks the user for `confirm` verdicts (POLICY.md §4); absent: the Confirmer. */
+  readonly approvals?: ApprovalPort;
+  /** Records every decision (POLICY.md §6); absent: nothing recorded. */
+  readonly audit?: AuditSink;
+  /** [pkcs11] Loads PKCS#11 providers (`ssh-add -s`); absent: smartcard requests fail. */
+  readonly smartcards?: SmartcardPort;
+  /** How a wrong unlock's back-off waits (tests step through it); default: a timer. */
+  readonly unlockBackoff?: BackoffSleep;
 }
 
-interface Entry {
+interface Entry extends GateKey {
   /** Public facts about the key; kept while locked. */
   readonly info: KeyInfo;
   /** The usable key; undefined while the agent is locked (then `sealed` holds it). */
   held: HeldKey | undefined;
   /** The private key encrypted under the lock passphrase's sealing key, while locked. */
   sealed: Buffer | undefined;
-  readonly comment: string;
-  readonly confirm: boolean;
-  /** Destination constraints (`ssh-add -h`); empty: usable anywhere. */
-  readonly rules: readonly DestinationRule[];
-  /** Monotonic deadline (performance.now() ms), or undefined for no lifetime. */
-  readonly expiresAt: number | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** [pkcs11] A smartcard key (view.source "pkcs11"): signed by its provider, never held here. */
+  readonly external?: { readonly provider: LoadedProvider; readonly signingBlob: Buffer };
 }
+
+/** A confirm question in progress, withdrawn when its key goes or the agent locks. */
+interface PendingAsk {
+  readonly entry: Entry;
+  readonly controller: AbortController;
+}
+
+/** Locked: the list reply is this one array, so its encoded frame is cached like any other. */
+const NO_IDENTITIES: Identity[] = [];
 
 /** setTimeout's ceiling (2^31-1 ms, ~24.8 days): longer lifetimes re-arm. */
 const MAX_TIMER_MS = 0x7fffffff;
@@ -108,20 +125,32 @@ function parseConstraints(constraints: readonly Constraint[]): ParsedConstraints
 
 export class Keyring implements Agent, SyncAnswering {
   private readonly entries = new Map<string, Entry>();
-  private readonly passphraseLock = new PassphraseLock();
-  private readonly confirmer: Confirmer;
+  private readonly passphraseLock: PassphraseLock;
+  private readonly gate: Gate;
   private readonly hash: FingerprintHash;
   private readonly signer = new Signer();
   /** Has OpenSSL free (and wipe) the keys this keyring drops (README "What is in memory"). */
   private readonly keyRelease: KeyRelease;
+  /** Every key's view in insertion order, and the list reply built from it: cached until the keyring changes. */
+  private views: KeyView[] | undefined;
   private identities: Identity[] | undefined;
   /** How many held keys carry destination constraints (lists must then be filtered). */
   private restricted = 0;
+  private readonly pendingAsks = new Set<PendingAsk>();
+  /** [pkcs11] Loaded providers and how many identities each backs. */
+  private readonly providers = new ProviderTable();
 
   constructor(private readonly options: KeyringOptions = {}) {
-    this.confirmer = options.confirmer ?? askpassConfirmer();
+    this.passphraseLock = new PassphraseLock(options.unlockBackoff);
     this.hash = options.fingerprintHash ?? 'sha256';
     this.keyRelease = new KeyRelease(options.logger);
+    this.gate = new Gate({
+      policy: options.policy,
+      approvals: options.approvals,
+      audit: options.audit,
+      confirmer: options.confirmer ?? askpassConfirmer(),
+      fingerprintHash: this.hash,
+    });
   }
 
   get locked(): boolean {
@@ -132,75 +161,127 @@ export class Keyring implements Agent, SyncAnswering {
     return this.entries.size;
   }
 
-  async list(ctx?: RequestContext): Promise<Identity[]> {
-    return this.listSync(ctx);
+  /** Every key's public view, in insertion order, unfiltered (for `tsagent keys`; no audit record). */
+  keyViews(): readonly KeyView[] {
+    if (this.views === undefined) this.views = Array.from(this.entries.values(), (e) => e.view);
+    return this.views;
+  }
+
+  async list(session: AgentSession): Promise<Identity[]> {
+    return this.listFor(session);
   }
 
   /**
-   * The identity list, cached until the keyring changes (listing is the hottest request).
-   * Keys whose destination constraints do not permit this connection's path are hidden.
+   * The identities `session` may see, as the gate decides. With nothing to filter this is the
+   * same array until the keyring changes (listing is the hottest request; the server caches
+   * the encoded reply by array).
    */
-  listSync(ctx?: RequestContext): Identity[] {
-    if (this.locked) return [];
-    if (this.restricted > 0) {
-      const out: Identity[] = [];
-      for (const e of this.entries.values()) {
-        if (identityPermitted(e.rules, ctx?.session)) out.push({ blob: e.info.publicBlob, comment: e.comment });
-      }
-      return out;
+  listFor(session: AgentSession): Identity[] {
+    if (this.views === undefined) this.views = Array.from(this.entries.values(), (e) => e.view);
+    const all = this.views;
+    const shown = this.gate.decideList(this.locked, all, this.restricted > 0 ? this.entries.values() : undefined, session);
+    if (shown === all) {
+      if (this.identities === undefined) this.identities = all.map((v) => ({ blob: v.blob, comment: v.comment }));
+      return this.identities;
     }
-    if (this.identities === undefined) {
-      this.identities = Array.from(this.entries.values(), (e) => ({ blob: e.info.publicBlob, comment: e.comment }));
-    }
-    return this.identities;
+    return shown.length === 0 ? NO_IDENTITIES : shown.map((v) => ({ blob: v.blob, comment: v.comment }));
   }
 
   /**
-   * The hot path (see SyncAnswering): a list with no destination-constrained keys held, or a
-   * signature by an unconstrained key that can sign inline. Anything else — locked, unknown
-   * or expired key, confirm, restrictions, thread-pool signatures, errors — takes the
-   * asynchronous path, which answers (and logs) the same way.
+   * The hot path (see SyncAnswering): every list, every refused signature, and signatures the
+   * gate allows without a question that can be made inline. A question, a thread-pool
+   * signature or a key not loaded takes the asynchronous path, which asks the gate again.
    */
-  answerSync(req: Request, ctx: RequestContext): Response | undefined {
-    if (this.locked) return undefined;
-    if (req.type === 'request-identities') {
-      return this.restricted === 0 ? { type: 'identities', identities: this.listSync(ctx) } : undefined;
-    }
-    if (req.type !== 'sign') return undefined;
-    const entry = this.entries.get(blobKey(req.keyBlob));
-    if (entry === undefined || entry.held === undefined || entry.confirm || entry.rules.length > 0) return undefined;
-    if (entry.expiresAt !== undefined && performance.now() >= entry.expiresAt) return undefined;
+  answerSync(req: Request, session: AgentSession): Response | undefined {
     try {
-      const signature = this.signer.signInline(entry.held, req.data, req.flags);
-      return signature === undefined ? undefined : { type: 'sign-response', signature };
+      if (req.type === 'request-identities') return { type: 'identities', identities: this.listFor(session) };
+      return req.type === 'sign' ? this.signSync(req, session) : undefined;
     } catch {
+      // A signing error, or a port that throws (a bug): the asynchronous path meets it again
+      // and reports it.
       return undefined;
     }
   }
 
-  async sign(keyBlob: Buffer, data: Buffer, flags = 0, ctx?: RequestContext): Promise<Buffer> {
-    if (this.locked) throw new AgentLockedError('agent is locked');
-    const entry = this.lookup(keyBlob);
-    let extra: string | undefined;
-    if (entry.rules.length > 0) {
-      extra = restrictedSignAllowed(entry.rules, ctx?.session, keyBlob, data);
-      if (extra === undefined) throw new AgentFailureError('destination-constrained key may not sign this here');
+  private signSync(req: Extract<Request, { type: 'sign' }>, session: AgentSession): Response | undefined {
+    const startedAt = this.gate.auditing ? performance.now() : 0;
+    const k = blobKey(req.keyBlob);
+    const entry = this.entries.get(k);
+    const verdict = this.gate.decideSign(this.locked, entry, session, req.keyBlob, req.data);
+    if (verdict.action === 'refuse') {
+      const err = this.refused(verdict, k, entry, session, req.data, startedAt);
+      this.options.logger?.debug({ conn: session.connectionId, request: req.type, error: err.name, reason: err.message }, 'request failed');
+      return FAILURE;
     }
-    if (entry.confirm) {
-      const fp = fingerprint(entry.info.publicBlob, this.hash);
-      const ok = await this.confirmer(extra === undefined ? { comment: entry.comment, fingerprint: fp } : { comment: entry.comment, fingerprint: fp, extra });
-      this.options.logger?.debug({ conn: ctx?.connectionId, fingerprint: fp, approved: ok }, 'confirm');
-      if (!ok) throw new ConfirmDeniedError('user refused to confirm the signature');
-      // The world may have moved on while the prompt was open.
-      if (this.locked) throw new AgentLockedError('agent is locked');
-      this.lookup(keyBlob);
-    }
-    // Locked meanwhile (the key was sealed while a prompt or a request was pending).
-    if (entry.held === undefined) throw new AgentLockedError('agent is locked');
-    return this.signer.sign(entry.held, data, flags);
+    if (verdict.action === 'ask' || entry?.held === undefined) return undefined;
+    const signature = this.signer.signInline(entry.held, req.data, req.flags);
+    if (signature === undefined) return undefined;
+    this.gate.recordSign(session, 'allow', verdict.reason, entry.view, req.data, verdict.question, startedAt);
+    return { type: 'sign-response', signature };
   }
 
-  async add(identity: AddIdentityOptions, ctx?: RequestContext): Promise<void> {
+  async sign(keyBlob: Buffer, data: Buffer, flags: number, session: AgentSession): Promise<Buffer> {
+    const startedAt = this.gate.auditing ? performance.now() : 0;
+    const k = blobKey(keyBlob);
+    const entry = this.entries.get(k);
+    const verdict = this.gate.decideSign(this.locked, entry, session, keyBlob, data);
+    if (verdict.action === 'refuse') throw this.refused(verdict, k, entry, session, data, startedAt);
+    // decideSign refuses unknown keys.
+    const e = entry!;
+    const reason = verdict.action === 'ask' ? await this.confirm(verdict, e, k, session, data, startedAt) : verdict.reason;
+    // Locked meanwhile (the key was sealed while a prompt or a request was pending).
+    if (e.held === undefined && e.external === undefined) throw this.refused(REFUSE_LOCKED, k, e, session, data, startedAt);
+    let signature: Buffer;
+    try {
+      // [pkcs11] A token key is signed by its provider, in its helper process.
+      signature = e.external !== undefined ? await e.external.provider.sign(e.external.signingBlob, data, flags) : await this.signer.sign(e.held!, data, flags);
+    } catch (err) {
+      this.gate.recordSign(session, 'fail', 'signature failed', e.view, data, verdict.question, startedAt);
+      throw err;
+    }
+    this.gate.recordSign(session, 'allow', reason, e.view, data, verdict.question, startedAt);
+    return signature;
+  }
+
+  /** Asks the user about an `ask` verdict; returns the approval's reason or throws the refusal. */
+  private async confirm(verdict: AskFirst, entry: Entry, k: string, session: AgentSession, data: Buffer, startedAt: number): Promise<string> {
+    const pending: PendingAsk = { entry, controller: new AbortController() };
+    // The question is withdrawn when the connection goes, too (not AbortSignal.any: Node 20.3+).
+    const closed = session.closed;
+    const withdraw = (): void => pending.controller.abort();
+    if (closed.aborted) withdraw();
+    else closed.addEventListener('abort', withdraw, { once: true });
+    this.pendingAsks.add(pending);
+    let answer;
+    try {
+      answer = await this.gate.ask(verdict, entry.view, session, data, pending.controller.signal);
+    } finally {
+      this.pendingAsks.delete(pending);
+      closed.removeEventListener('abort', withdraw);
+    }
+    this.options.logger?.debug({ conn: session.connectionId, fingerprint: this.fingerprintOf(entry.view), approved: answer.allowed }, 'confirm');
+    if (!answer.allowed) {
+      this.gate.recordSign(session, 'deny', answer.reason, entry.view, data, verdict.question, startedAt);
+      throw refusalError(REFUSE_CONFIRM_DENIED);
+    }
+    // The world may have moved on while the question was open: ask the gate what it holds now.
+    const gone = this.gate.unavailable(this.locked, this.entries.get(k));
+    if (gone !== undefined) throw this.refused(gone, k, entry, session, data, startedAt);
+    return answer.reason;
+  }
+
+  /** Carries out a refusal: drops an expired key, records it, and returns the error to throw. */
+  private refused(r: Refusal, k: string, entry: Entry | undefined, session: AgentSession, data: Buffer, startedAt: number): AgentError {
+    if (r.kind === 'expired') this.delete(k);
+    this.gate.recordSign(session, auditDecisionOf(r), r.reason, entry?.view, data, undefined, startedAt);
+    return refusalError(r);
+  }
+
+  async add(identity: AddIdentityOptions, session: AgentSession): Promise<void> {
+    return this.recorded('add', session, () => this.addIdentity(identity, session));
+  }
+
+  private addIdentity(identity: AddIdentityOptions, session: AgentSession): { reason: string; view: KeyView } {
     if (this.locked) throw new AgentLockedError('agent is locked');
     const parsed = parseConstraints(identity.constraints ?? []);
     const key = importPrivateKey(identity.key);
@@ -208,51 +289,71 @@ export class Keyring implements Agent, SyncAnswering {
     const k = blobKey(key.publicBlob);
     const previous = this.entries.get(k);
     // A key hidden from this connection cannot be updated through it either.
-    if (previous !== undefined && !identityPermitted(previous.rules, ctx?.session)) {
+    if (previous !== undefined && !identityPermitted(previous.rules, session.bindings)) {
       throw new AgentFailureError('identity not visible on this connection');
     }
     if (previous?.timer !== undefined) clearTimeout(previous.timer);
     // Keep the KeyObject already built for a re-added key: same key, same blob.
     const held = previous?.held ?? key;
     if (held !== key) this.keyRelease.released();
+    const info = previous?.info ?? publicPart(key);
     const entry: Entry = {
-      info: previous?.info ?? publicPart(key),
+      info,
+      view: {
+        blob: info.publicBlob,
+        fingerprint: previous?.view.fingerprint ?? fingerprint(info.publicBlob),
+        comment: identity.comment,
+        type: info.type,
+        name: null,
+        source: 'added',
+        confirm: parsed.confirm,
+      },
       held,
       sealed: undefined,
-      comment: identity.comment,
-      confirm: parsed.confirm,
       rules: parsed.rules,
       expiresAt: lifetime === undefined ? undefined : performance.now() + lifetime * 1000,
       timer: undefined,
     };
-    if (previous !== undefined && previous.rules.length > 0) this.restricted--;
+    if (previous !== undefined) {
+      if (previous.rules.length > 0) this.restricted--;
+      this.withdrawAsks(previous);
+    }
     if (entry.rules.length > 0) this.restricted++;
     this.entries.set(k, entry);
-    this.identities = undefined;
+    this.changed();
     this.armExpiry(k, entry);
+    // [pkcs11] A file key replacing a token key: the entry no longer needs its provider.
+    if (previous?.external !== undefined) this.providers.release(previous.external.provider.path);
     this.options.logger?.debug(
       {
-        conn: ctx?.connectionId,
+        conn: session.connectionId,
         type: key.type,
-        fingerprint: fingerprint(key.publicBlob, this.hash),
+        fingerprint: this.fingerprintOf(entry.view),
         lifetime,
         confirm: parsed.confirm,
         destinations: parsed.rules.length,
       },
       previous ? 'identity replaced' : 'identity added',
     );
+    return { reason: previous ? 'replaced' : 'added', view: entry.view };
   }
 
-  async remove(keyBlob: Buffer, ctx?: RequestContext): Promise<void> {
-    if (this.locked) throw new AgentLockedError('agent is locked');
-    const entry = this.lookup(keyBlob);
-    if (!identityPermitted(entry.rules, ctx?.session)) throw new KeyNotFoundError('identity not visible on this connection');
-    this.delete(blobKey(keyBlob));
+  async remove(keyBlob: Buffer, session: AgentSession): Promise<void> {
+    return this.recorded('remove', session, () => {
+      if (this.locked) throw new AgentLockedError('agent is locked');
+      const entry = this.lookup(keyBlob);
+      if (!identityPermitted(entry.rules, session.bindings)) throw new KeyNotFoundError('identity not visible on this connection');
+      this.delete(blobKey(keyBlob));
+      return { reason: 'removed', view: entry.view };
+    });
   }
 
-  async removeAll(): Promise<void> {
-    if (this.locked) throw new AgentLockedError('agent is locked');
-    this.clear();
+  async removeAll(session: AgentSession): Promise<void> {
+    return this.recorded('remove-all', session, () => {
+      if (this.locked) throw new AgentLockedError('agent is locked');
+      this.clear();
+      return { reason: 'removed all' };
+    });
   }
 
   /** Drops every key regardless of the lock (SIGUSR1, shutdown). */
@@ -262,8 +363,10 @@ export class Keyring implements Agent, SyncAnswering {
       e.sealed?.fill(0);
     }
     this.entries.clear();
-    this.identities = undefined;
+    this.changed();
     this.restricted = 0;
+    this.withdrawAsks(undefined);
+    this.providers.closeAll(); // [pkcs11]
     this.keyRelease.released();
   }
 
@@ -271,45 +374,52 @@ export class Keyring implements Agent, SyncAnswering {
    * Locks the agent and seals every private key under a key derived from the passphrase:
    * while locked the keyring holds no KeyObject, only sealed boxes and public facts.
    */
-  async lock(passphrase: Buffer): Promise<void> {
-    const wasLocked = this.locked;
-    const sealingKey = await this.passphraseLock.lock(passphrase);
-    if (sealingKey === undefined) throw new AgentFailureError(wasLocked ? 'agent is already locked' : 'empty passphrase');
-    try {
-      for (const e of this.entries.values()) {
-        if (e.held === undefined) continue;
-        e.sealed = sealPrivateKey(e.held.privateKey, sealingKey);
-        e.held = undefined;
+  async lock(passphrase: Buffer, session: AgentSession): Promise<void> {
+    return this.recorded('lock', session, async () => {
+      const wasLocked = this.locked;
+      const sealingKey = await this.passphraseLock.lock(passphrase);
+      if (sealingKey === undefined) throw new AgentFailureError(wasLocked ? 'agent is already locked' : 'empty passphrase');
+      try {
+        for (const e of this.entries.values()) {
+          if (e.held === undefined) continue;
+          e.sealed = sealPrivateKey(e.held.privateKey, sealingKey);
+          e.held = undefined;
+        }
+      } finally {
+        sealingKey.fill(0);
       }
-    } finally {
-      sealingKey.fill(0);
-    }
-    this.keyRelease.released();
+      this.keyRelease.released();
+      this.withdrawAsks(undefined);
+      return { reason: 'locked' };
+    });
   }
 
   /** Unlocks with the right passphrase and unseals the keys; a wrong one restores nothing. */
-  async unlock(passphrase: Buffer): Promise<void> {
-    const result = await this.passphraseLock.unlock(passphrase);
-    if (result.outcome !== 'unlocked') {
-      throw new AgentFailureError(result.outcome === 'not-locked' ? 'agent is not locked' : 'wrong passphrase');
-    }
-    const { sealingKey } = result;
-    try {
-      for (const [k, e] of this.entries) {
-        if (e.sealed === undefined) continue;
-        const privateKey = unsealPrivateKey(e.sealed, sealingKey);
-        e.sealed.fill(0);
-        e.sealed = undefined;
-        if (privateKey === undefined) {
-          // Cannot happen with the key that sealed it; never keep an unusable identity.
-          this.delete(k);
-          continue;
-        }
-        e.held = { ...e.info, privateKey };
+  async unlock(passphrase: Buffer, session: AgentSession): Promise<void> {
+    return this.recorded('unlock', session, async () => {
+      const result = await this.passphraseLock.unlock(passphrase);
+      if (result.outcome !== 'unlocked') {
+        throw new AgentFailureError(result.outcome === 'not-locked' ? 'agent is not locked' : 'wrong passphrase');
       }
-    } finally {
-      sealingKey.fill(0);
-    }
+      const { sealingKey } = result;
+      try {
+        for (const [k, e] of this.entries) {
+          if (e.sealed === undefined) continue;
+          const privateKey = unsealPrivateKey(e.sealed, sealingKey);
+          e.sealed.fill(0);
+          e.sealed = undefined;
+          if (privateKey === undefined) {
+            // Cannot happen with the key that sealed it; never keep an unusable identity.
+            this.delete(k);
+            continue;
+          }
+          e.held = { ...e.info, privateKey };
+        }
+      } finally {
+        sealingKey.fill(0);
+      }
+      return { reason: 'unlocked' };
+    });
   }
 
   /**
@@ -326,16 +436,125 @@ export class Keyring implements Agent, SyncAnswering {
     return { identities: this.entries.size, keyObjects, sealed };
   }
 
-  async extension(name: string, contents: Buffer, ctx?: RequestContext): Promise<ExtensionResult> {
+  async extension(name: string, contents: Buffer, session: AgentSession): Promise<ExtensionResult> {
     // Session binds are accepted while locked (OpenSSH >= 10.x), so forwarded channels
     // opened meanwhile are bound once the agent is unlocked.
     if (name === SESSION_BIND) {
-      if (ctx?.session === undefined) throw new ExtensionFailureError('no connection to bind');
-      ctx.session.bind(contents);
+      session.bindings.bind(contents);
       return SUCCESS;
     }
     if (this.locked) throw new AgentLockedError('agent is locked');
     return handleExtension(name, contents);
+  }
+
+  // ---- [pkcs11] smartcard keys (issue 15; ssh-agent.c process_add/remove_smartcard_key) ----
+
+  /**
+   * Loads a PKCS#11 provider and adds each key on its tokens (and the certificates
+   * associated with them) as an identity with these constraints. Keys already held are
+   * left as they are. Fails when the provider is not allowed, already added, or yields no
+   * new identity (wrong PIN included).
+   */
+  async addSmartcardKey(opts: SmartcardAddOptions, session: AgentSession): Promise<void> {
+    return this.recorded('add', session, () => this.addProvider(opts, session));
+  }
+
+  private async addProvider(opts: SmartcardAddOptions, session: AgentSession): Promise<{ reason: string }> {
+    const port = this.options.smartcards;
+    if (port === undefined) throw new AgentFailureError('PKCS#11 providers are not enabled');
+    if (this.locked) throw new AgentLockedError('agent is locked');
+    const c = smartcardConstraints(opts.constraints);
+    const rules = c.destination === undefined ? [] : destinationRules(c.destination.constraints);
+    if (!port.allowRemoteAdd && (session.bindings.bindAttempted || session.bindings.bindings.length > 0)) {
+      throw new AgentFailureError('remote addition of providers is disabled');
+    }
+    const path = await port.canonicalPath(opts.provider);
+    if (!port.allowed(path)) throw new AgentFailureError('provider not allowed');
+    const lifetime = c.lifetimeSeconds ?? (this.options.defaultLifetimeSeconds || undefined);
+    this.providers.reserve(path);
+    let provider: LoadedProvider | undefined;
+    let added = 0;
+    try {
+      provider = await port.load(path, opts.pin);
+      if (this.locked) throw new AgentLockedError('agent is locked');
+      const expiresAt = lifetime === undefined ? undefined : performance.now() + lifetime * 1000;
+      for (const id of smartcardIdentities(provider, c)) {
+        const k = blobKey(id.blob);
+        if (this.entries.has(k)) continue; // OpenSSH: "XXX update constraints for existing keys"
+        const info = publicKeyInfo(id.blob);
+        const entry: Entry = {
+          info,
+          view: { blob: id.blob, fingerprint: fingerprint(id.blob), comment: id.comment, type: info.type, name: null, source: 'pkcs11', confirm: c.confirm },
+          held: undefined,
+          sealed: undefined,
+          rules,
+          expiresAt,
+          timer: undefined,
+          external: { provider, signingBlob: id.signingBlob },
+        };
+        if (rules.length > 0) this.restricted++;
+        this.entries.set(k, entry);
+        this.armExpiry(k, entry);
+        added++;
+      }
+      this.changed();
+    } finally {
+      this.providers.settle(path, provider, added);
+    }
+    if (added === 0) throw new AgentFailureError('provider yielded no new identities');
+    const loaded = provider;
+    loaded.onLost(() => {
+      if (!this.providers.current(loaded)) return;
+      this.options.logger?.warn({ provider: path }, 'PKCS#11 provider helper exited; its keys are gone');
+      this.dropProvider(path);
+    });
+    this.options.logger?.debug(
+      { conn: session.connectionId, provider: path, identities: added, lifetime, confirm: c.confirm, destinations: rules.length },
+      'smartcard identities added',
+    );
+    return { reason: `added ${added} from PKCS#11 provider ${path}` };
+  }
+
+  /** Removes every identity of the provider and unloads it (succeeds as OpenSSH ≥ 9.4 does). */
+  async removeSmartcardKey(provider: string, session: AgentSession): Promise<void> {
+    return this.recorded('remove', session, async () => {
+      const port = this.options.smartcards;
+      if (port === undefined) throw new AgentFailureError('PKCS#11 providers are not enabled');
+      if (this.locked) throw new AgentLockedError('agent is locked');
+      const path = await port.canonicalPath(provider);
+      const removed = this.dropProvider(path);
+      this.options.logger?.debug({ conn: session.connectionId, provider: path, identities: removed }, 'smartcard identities removed');
+      return { reason: `removed ${removed} of PKCS#11 provider ${path}` };
+    });
+  }
+
+  private dropProvider(path: string): number {
+    let removed = 0;
+    for (const [k, e] of this.entries) {
+      if (e.external?.provider.path !== path) continue;
+      this.delete(k);
+      removed++;
+    }
+    this.providers.drop(path);
+    return removed;
+  }
+
+  // ---- [/pkcs11] ----
+
+  /** Runs a keyring change and records its outcome (audit `fail` carries the error's message). */
+  private async recorded(
+    event: AuditEventName,
+    session: AgentSession,
+    change: () => { reason: string; view?: KeyView } | Promise<{ reason: string; view?: KeyView }>,
+  ): Promise<void> {
+    let done;
+    try {
+      done = await change();
+    } catch (err) {
+      if (err instanceof AgentError) this.gate.recordChange(event, 'fail', err.message, session);
+      throw err;
+    }
+    this.gate.recordChange(event, 'allow', done.reason, session, done.view);
   }
 
   /** The entry for an exact blob, dropping it first if its lifetime ran out. */
@@ -357,8 +576,25 @@ export class Keyring implements Agent, SyncAnswering {
     e.sealed?.fill(0);
     if (e.rules.length > 0) this.restricted--;
     this.entries.delete(k);
-    this.identities = undefined;
+    this.changed();
+    this.withdrawAsks(e);
+    if (e.external !== undefined) this.providers.release(e.external.provider.path); // [pkcs11]
     this.keyRelease.released();
+  }
+
+  /** A key's fingerprint in the `-E` hash, for logs (KeyView's is always SHA256). */
+  private fingerprintOf(view: KeyView): string {
+    return this.hash === 'sha256' ? view.fingerprint : fingerprint(view.blob, this.hash);
+  }
+
+  private changed(): void {
+    this.views = undefined;
+    this.identities = undefined;
+  }
+
+  /** Withdraws the open questions about `entry` (undefined: every one), e.g. on lock. */
+  private withdrawAsks(entry: Entry | undefined): void {
+    for (const p of this.pendingAsks) if (entry === undefined || p.entry === entry) p.controller.abort();
   }
 
   private armExpiry(k: string, entry: Entry): void {
@@ -369,7 +605,7 @@ export class Keyring implements Agent, SyncAnswering {
       if (this.entries.get(k) !== entry) return;
       if (performance.now() >= entry.expiresAt!) {
         this.delete(k);
-        this.options.logger?.debug({ fingerprint: fingerprint(entry.info.publicBlob, this.hash) }, 'identity expired');
+        this.options.logger?.debug({ fingerprint: this.fingerprintOf(entry.view) }, 'identity expired');
       } else {
         this.armExpiry(k, entry);
       }

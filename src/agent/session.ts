@@ -1,74 +1,114 @@
 /**
- * Per-connection session bindings (OpenSSH PROTOCOL.agent §1, ssh-agent.c
- * process_ext_session_bind): which SSH sessions this agent connection serves, hop by hop.
- * Destination-constrained keys are checked against this path.
+ * One agent connection as the agent sees it, made once when the connection opens: the peer
+ * behind it, what it has bound with session-bind@openssh.com, and the request context of
+ * ../shared/POLICY.md §1 (process, destination) that the gate judges every list and sign by.
+ * Every per-request Agent method takes it explicitly.
  */
-import { timingSafeEqual } from 'node:crypto';
-import { ExtensionFailureError, ProtocolError } from '../errors';
-import { certificateSignatureValid } from '../keys/certificate';
-import { keysEqual, parsedKey } from '../keys/key-equality';
-import type { ParsedKey } from '../keys/key-equality';
-import { verifySignature } from '../keys/verify';
-import { decodeSessionBind } from '../protocol/session-bind';
+import type { Destination, DestinationNamer, HostNames, ProcessInfo } from '../context/types';
+import { fingerprint } from '../keys/fingerprint';
+import { SessionBindings } from './session-bindings';
 
-/** ssh-agent.c AGENT_MAX_SESSION_IDS: a path longer than this is refused. */
-export const MAX_SESSION_BINDINGS = 16;
-/** ssh-agent.c AGENT_MAX_SID_LEN: exchange hashes are at most SHA-512 sized; 128 leaves room. */
-export const MAX_SESSION_ID_LENGTH = 128;
-
-export interface SessionBinding {
-  readonly hostKey: ParsedKey;
-  readonly sessionId: Buffer;
-  readonly forwarded: boolean;
+/** SO_PEERCRED (or the platform's equivalent), when the transport can tell. */
+export interface PeerCredentials {
+  readonly pid: number;
+  readonly uid: number;
 }
 
-export function buffersEqual(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
+export interface AgentSessionOptions {
+  /** For logs; unique per connection within a server. In-process sessions use 0. */
+  readonly connectionId: number;
+  readonly peer?: PeerCredentials | null;
+  /** What is known of the peer process; default: pid and uid from `peer`, the rest null. */
+  readonly process?: ProcessInfo | null;
+  /** Names for bound host keys (known_hosts); default: none proven. */
+  readonly namer?: DestinationNamer;
 }
 
-export class SessionState {
-  private readonly list: SessionBinding[] = [];
-  private attempted = false;
+const NO_HOST_NAMES: HostNames = Object.freeze({ names: Object.freeze([]), port: null });
 
-  get bindings(): readonly SessionBinding[] {
-    return this.list;
+/** The default DestinationNamer: no name is ever proven, destinations carry only fingerprints. */
+export const noDestinationNames: DestinationNamer = () => NO_HOST_NAMES;
+
+function processFromPeer(peer: PeerCredentials | null): ProcessInfo | null {
+  if (peer === null) return null;
+  return { pid: peer.pid, uid: peer.uid, exe: null, argv: null, unit: null, parents: null };
+}
+
+export class AgentSession {
+  readonly connectionId: number;
+  readonly peer: PeerCredentials | null;
+  /** The peer process (POLICY.md §1); the opener may fill in more once it has read /proc. */
+  process: ProcessInfo | null;
+  /** session-bind@openssh.com bindings, hop by hop (destination constraints read these). */
+  readonly bindings = new SessionBindings();
+  private readonly namer: DestinationNamer;
+  /** Made on first use: most connections never have a question pending. */
+  private closer: AbortController | undefined;
+  private isClosed = false;
+  /** Bindings only ever grow, so their count says whether the cached destination is current. */
+  private destinationBindings = 0;
+  private cachedDestination: Destination | null = null;
+
+  constructor(options: AgentSessionOptions) {
+    this.connectionId = options.connectionId;
+    this.peer = options.peer ?? null;
+    this.process = options.process !== undefined ? options.process : processFromPeer(this.peer);
+    this.namer = options.namer ?? noDestinationNames;
   }
 
-  /** A bind was tried on this connection (even one that failed). */
-  get bindAttempted(): boolean {
-    return this.attempted;
+  /** A session for in-process use (tests, embedding): no peer, unbound, no names. */
+  static inProcess(options: Partial<AgentSessionOptions> = {}): AgentSession {
+    return new AgentSession({ connectionId: 0, ...options });
+  }
+
+  /** Aborted when the connection is gone (pending approvals for it are then withdrawn). */
+  get closed(): AbortSignal {
+    if (this.closer === undefined) {
+      this.closer = new AbortController();
+      if (this.isClosed) this.closer.abort();
+    }
+    return this.closer.signal;
+  }
+
+  close(): void {
+    this.isClosed = true;
+    this.closer?.abort();
   }
 
   /**
-   * Records a binding from a session-bind request's contents, after checking the host key's
-   * signature over the session id. Throws ExtensionFailureError (reply 28) on any failure;
-   * a failed attempt still marks the connection, so restricted keys stay unusable on it.
+   * Where this connection's signatures go (POLICY.md §1): null while unbound; `user` is
+   * always null here (it belongs to one sign request: the gate adds it). Computed once per
+   * new binding, so a list or sign costs a field read.
    */
-  bind(contents: Buffer): void {
-    this.attempted = true;
-    let req;
-    let hostKey: ParsedKey;
-    try {
-      req = decodeSessionBind(contents);
-      hostKey = parsedKey(Buffer.from(req.hostKey));
-    } catch (err) {
-      throw new ExtensionFailureError('malformed session-bind', { cause: err instanceof ProtocolError ? err : undefined });
+  destination(): Destination | null {
+    const path = this.bindings.bindings;
+    if (path.length === 0) return null;
+    if (path.length !== this.destinationBindings) {
+      this.cachedDestination = this.describePath();
+      this.destinationBindings = path.length;
     }
-    if (req.sessionId.length > MAX_SESSION_ID_LENGTH) throw new ExtensionFailureError('session id too long');
-    if (hostKey.key.kind === 'other') throw new ExtensionFailureError('unsupported host key type');
-    if (hostKey.key.kind === 'certificate' && !certificateSignatureValid(hostKey.key)) {
-      throw new ExtensionFailureError('host certificate signature invalid');
+    return this.cachedDestination;
+  }
+
+  private describePath(): Destination {
+    const path = this.bindings.bindings;
+    const last = path[path.length - 1]!;
+    const { names, port } = this.namer(last.hostKey.blob, this.process);
+    const via: string[] = [];
+    for (let i = 0; i < path.length - 1; i++) {
+      const hop = path[i]!.hostKey.blob;
+      via.push(this.namer(hop, this.process).names[0] ?? fingerprint(hop));
     }
-    if (!verifySignature(hostKey.blob, req.sessionId, req.signature)) {
-      throw new ExtensionFailureError('host key signature over the session id does not verify');
-    }
-    for (const b of this.list) {
-      if (!b.forwarded) throw new ExtensionFailureError('connection already bound for authentication');
-      const sidMatch = buffersEqual(b.sessionId, req.sessionId);
-      if (sidMatch && keysEqual(b.hostKey, hostKey)) return; // already recorded
-      if (sidMatch) throw new ExtensionFailureError('session id recorded against a different host key');
-    }
-    if (this.list.length >= MAX_SESSION_BINDINGS) throw new ExtensionFailureError('too many session bindings');
-    this.list.push({ hostKey, sessionId: Buffer.from(req.sessionId), forwarded: req.isForwarding });
+    return {
+      hostKey: fingerprint(last.hostKey.blob),
+      names,
+      host: names[0] ?? null,
+      port,
+      user: null,
+      // Only the first hop can be bound for forwarding by our own ssh (`ssh -A`); every later
+      // hop came through it.
+      forwarded: path[0]!.forwarded,
+      via,
+    };
   }
 }

@@ -3,6 +3,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { AgentError } from '../errors';
+import { logCommand } from './log';
+import { controlCommands } from './control-commands';
 import { serviceCommand } from './service';
 import { start } from './start';
 import type { Io, StartFlags } from './start';
@@ -24,7 +26,7 @@ export function buildProgram(io: Io): Command {
   program
     .command('start')
     .description('start the agent (same options as ssh-agent); prints the shell commands that set SSH_AUTH_SOCK')
-    .usage('[-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash] [-t life] [command [arg ...]]\n       tsagent start [-c | -s] -k')
+    .usage('[-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash] [-O option] [-P allowed_providers] [-t life] [command [arg ...]]\n       tsagent start [-c | -s] -k')
     .option('-a <bind_address>', 'listen on this Unix socket path (or \\\\.\\pipe\\NAME on Windows)')
     .option('-c', 'print C-shell commands')
     .option('-s', 'print Bourne shell commands')
@@ -33,8 +35,12 @@ export function buildProgram(io: Io): Command {
     .option('-E <fingerprint_hash>', 'fingerprint hash in prompts and logs: sha256 (default) or md5')
     .option('-k', 'kill the agent named by $SSH_AGENT_PID')
     .option('-t <life>', 'default lifetime of added keys (seconds, or 1h30m style)')
+    .option('-P <allowed_providers>', 'pattern-list of PKCS#11 provider paths ssh-add -s may load (default "/usr/lib*/*,/usr/local/lib*/*")')
+    .option('-O <option>', 'agent option: allow-remote-pkcs11 (others of ssh-agent are accepted and ignored)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--config <file>', 'the configuration file (default: $XDG_CONFIG_HOME/tsagent/config.toml)')
     .addOption(new Option('--daemon-child').hideHelp())
     .addOption(new Option('--owned-dir <dir>').hideHelp())
+    .addOption(new Option('--dir-created').hideHelp())
     .argument('[command...]', 'run this command with SSH_AUTH_SOCK and SSH_AGENT_PID set; stop the agent when it exits')
     .passThroughOptions()
     .exitOverride()
@@ -45,6 +51,8 @@ export function buildProgram(io: Io): Command {
     });
 
   program.addCommand(serviceCommand(io));
+  program.addCommand(logCommand(io));
+  for (const c of controlCommands(io)) program.addCommand(c);
 
   return program;
 }

@@ -5,56 +5,125 @@
 import type { Logger } from 'pino';
 import { Keyring } from '../agent/keyring';
 import type { FingerprintHash } from '../keys/fingerprint';
+import { Pkcs11Providers } from '../pkcs11/provider-host';
 import { AgentServer } from '../server/agent-server';
 import type { ListenTarget } from '../server/agent-server';
 import { uidPeerCheck } from '../server/peer-check';
+import { ControlServer, registerCoreCommands } from '../server/control-socket';
+import { ensurePrivateDir, isWindowsPipe } from '../server/socket-path';
+import { DaemonControl } from './daemon-control';
+import type { PolicyState } from './daemon-control';
+import { KnownHostsResolver } from '../context/known-hosts';
+import { knownHostsNamer } from '../context/namer';
+import { readPeerProcess } from '../context/process';
+import type { PeerIdentity } from '../context/process';
+import type { DestinationNamer, ProcessInfo } from '../context/types';
+import { literalHostNames } from '../policy/rules';
+import { SwappablePolicy } from '../policy/swappable-policy';
 import { hardenProcess } from './harden';
 
 export interface RunAgentOptions {
   readonly target: ListenTarget;
+  /**
+   * Where the control socket (POLICY.md §5) belongs: the fd systemd passed as "control", or
+   * AGENT_SOCKET.ctl. The control server listens there when `policy` is given too.
+   */
+  readonly control?: ListenTarget;
   readonly defaultLifetimeSeconds?: number;
   readonly fingerprintHash: FingerprintHash;
   readonly logger: Logger;
   /** SIGINT stops the agent in the foreground (-D/-d) but is ignored in the background. */
   readonly stopOnSigint: boolean;
+  /** `-P` / `-O allow-remote-pkcs11`: how PKCS#11 providers may be added (`ssh-add -s`). */
+  readonly pkcs11?: { readonly allowedProviders?: string; readonly allowRemoteAdd?: boolean };
+  /** The validated config and its registered keys (POLICY.md §2, §3); `path` is `--config`. */
+  readonly policy?: { readonly path: string | undefined; readonly state: PolicyState; readonly env: NodeJS.ProcessEnv };
 }
 
 export interface RunningAgent {
   readonly keyring: Keyring;
   readonly server: AgentServer;
+  /** The control socket's commands and the policy state, when a control socket listens. */
+  readonly commands: DaemonControl | undefined;
   /** Protections that could not be applied (also logged once at warn level). */
   readonly warnings: readonly string[];
+  /** Where the control server should listen (RunAgentOptions.control), if anywhere. */
+  readonly control: ListenTarget | undefined;
   /** Closes the socket, removes it and its directory, drops the keys. Idempotent. */
   stop(): Promise<void>;
 }
 
-/** systemd socket activation (sd_listen_fds(3)): fd 3 when LISTEN_PID is us. */
-export function activationTarget(env: NodeJS.ProcessEnv, pid: number): ListenTarget | undefined {
-  if (env.LISTEN_PID !== String(pid)) return undefined;
-  const n = Number(env.LISTEN_FDS);
-  if (!Number.isInteger(n) || n < 1) return undefined;
-  return { kind: 'fd', fd: 3 };
+function destinationNamer(state: PolicyState, env: NodeJS.ProcessEnv): DestinationNamer {
+  const resolver = new KnownHostsResolver({ extraFiles: state.config.agent.knownHosts, ...(env.HOME ? { home: env.HOME } : {}) });
+  resolver.preload();
+  return knownHostsNamer(resolver, literalHostNames(state.config));
 }
 
 export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => void): Promise<RunningAgent> {
   const { logger } = opts;
+  // With a config, its rules judge every list and signature (POLICY.md §2); reload swaps them.
+  const policy = opts.policy === undefined ? undefined : new SwappablePolicy(opts.policy.state.policy);
   const keyring = new Keyring({
     defaultLifetimeSeconds: opts.defaultLifetimeSeconds,
     fingerprintHash: opts.fingerprintHash,
     logger,
+    smartcards: new Pkcs11Providers({ ...opts.pkcs11, logger }),
+    ...(policy === undefined ? {} : { policy }),
   });
   const protections = hardenProcess();
   for (const w of protections.warnings) logger.warn(w);
   const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
   const peerCheck = protections.libc !== undefined && uid !== undefined ? uidPeerCheck(protections.libc, uid) : undefined;
-  const server = new AgentServer(peerCheck === undefined ? { agent: keyring, logger } : { agent: keyring, logger, peerCheck });
-  await server.listen(opts.target);
+  // With a config: who asks (/proc) and where to (known_hosts, with the config's literal host
+  // names as candidates for hashed lines), POLICY.md §1; the namer is rebuilt on reload.
+  let namer: DestinationNamer | undefined = opts.policy === undefined ? undefined : destinationNamer(opts.policy.state, opts.policy.env);
+  const context =
+    namer === undefined
+      ? {}
+      : {
+          namer: (hostKey: Buffer, process: ProcessInfo | null) => namer!(hostKey, process),
+          describePeer: (peer: PeerIdentity | null) => (peer === null ? null : readPeerProcess(peer)),
+        };
+  const server = new AgentServer({ agent: keyring, logger, ...context, ...(peerCheck === undefined ? {} : { peerCheck }) });
+  let controlServer: ControlServer | undefined;
+  let commands: DaemonControl | undefined;
+  const ctl = opts.control;
+  if (ctl !== undefined && opts.policy !== undefined && !(ctl.kind === 'path' && isWindowsPipe(ctl.path))) {
+    controlServer = new ControlServer(peerCheck === undefined ? { logger } : { logger, peerCheck });
+    const at = (t: ListenTarget): string => (t.kind === 'fd' ? `fd ${t.fd}` : t.path);
+    commands = new DaemonControl({
+      keyring,
+      socket: at(opts.target),
+      control: at(ctl),
+      configPath: opts.policy.path,
+      env: opts.policy.env,
+      initial: opts.policy.state,
+      logger,
+      onReload: (next: PolicyState) => {
+        policy?.swap(next.policy);
+        namer = destinationNamer(next, opts.policy!.env);
+      },
+    });
+    registerCoreCommands(controlServer, commands);
+    // The control socket first: whoever sees the agent socket can rely on its .ctl being there.
+    if (opts.target.kind === 'path' && opts.target.ownedDir !== undefined) ensurePrivateDir(opts.target.ownedDir);
+    await controlServer.listen(ctl);
+    for (const w of opts.policy.state.warnings) logger.warn({ reason: w }, 'registered key not loaded');
+  }
+  try {
+    await server.listen(opts.target);
+  } catch (err) {
+    await controlServer?.close();
+    throw err;
+  }
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       for (const [sig, fn] of handlers) process.off(sig, fn);
       keyring.clear();
+      commands?.state.registered.dropAll();
+      await controlServer?.close();
       await server.close();
     })();
     return stopping;
@@ -72,12 +141,13 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
       'SIGUSR1',
       () => {
         keyring.clear();
+        commands?.state.registered.dropAll();
         logger.info('SIGUSR1: all identities removed');
       },
     ],
   ];
   for (const [sig, fn] of handlers) process.on(sig, fn);
-  const where = opts.target.kind === 'fd' ? `fd ${opts.target.fd}` : opts.target.path;
-  logger.info({ socket: where }, 'listening');
-  return { keyring, server, stop, warnings: protections.warnings };
+  const where = (t: ListenTarget): string => (t.kind === 'fd' ? `fd ${t.fd}` : t.path);
+  logger.info({ socket: where(opts.target), control: opts.control === undefined ? undefined : where(opts.control) }, 'listening');
+  return { keyring, server, stop, warnings: protections.warnings, control: opts.control, commands };
 }

@@ -58,10 +58,11 @@ export function serviceDirs(opts: { readonly dir?: string; readonly envDir?: str
   };
 }
 
-/** The three files, in install order. */
+/** The four files, in install order. */
 export function serviceFiles(dirs: ServiceDirs): readonly ServiceFile[] {
   return [
     { template: join(TEMPLATES, 'tsagent.socket'), target: join(dirs.unitDir, 'tsagent.socket') },
+    { template: join(TEMPLATES, 'tsagent-control.socket'), target: join(dirs.unitDir, 'tsagent-control.socket') },
     { template: join(TEMPLATES, 'tsagent.service'), target: join(dirs.unitDir, 'tsagent.service') },
     { template: join(TEMPLATES, 'environment.d', 'tsagent.conf'), target: envFile(dirs) },
   ];

@@ -1,17 +1,20 @@
 /**
- * `tsagent service install|uninstall`: writes (removes) the systemd user units tsagent.socket
- * and tsagent.service and the environment.d snippet that sets SSH_AUTH_SOCK, and prints the
- * `systemctl --user` lines to run. Both are idempotent and touch only files that carry
- * tsagent's marker line; nothing is written or removed when any check fails.
+ * `tsagent service install|uninstall`: writes (removes) the systemd user units tsagent.socket,
+ * tsagent-control.socket and tsagent.service and the environment.d snippet that sets
+ * SSH_AUTH_SOCK, and prints the `systemctl --user` lines to run and the profile line for ssh
+ * and console logins (appended to a profile with --shell-profile). Both are idempotent and
+ * touch only files that carry tsagent's marker line; no unit is written or removed when any
+ * check fails.
  */
-import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { ServiceError } from '../errors';
 import { TSAGENT_JS, enableLink, envFile, serviceDirs, serviceFiles } from './service-locations';
 import type { ServiceDirs, ServiceFile } from './service-locations';
+import { errno, readExisting, writeAtomically } from './service-files';
 import type { Io } from './start';
+import { PROFILE_LINES, addProfileLine, defaultProfile, profileCandidates, removeProfileLine } from './shell-profile';
 import { isGenerated, renderTemplate } from './systemd-units';
 
 export interface ServiceFlags {
@@ -19,45 +22,16 @@ export interface ServiceFlags {
   readonly dir?: string;
   /** environment.d directory (default `$XDG_CONFIG_HOME/environment.d`). */
   readonly envDir?: string;
+  /** Also add (install) / look in (uninstall) this profile; `true`: the login shell's own. */
+  readonly shellProfile?: string | boolean;
 }
 
 /** The line for the current shell, matching systemd/environment.d/tsagent.conf. */
 export const SSH_AUTH_SOCK_LINE = 'export SSH_AUTH_SOCK="$XDG_RUNTIME_DIR/tsagent/agent.sock"';
 
-function errno(err: unknown): string {
-  return (err as NodeJS.ErrnoException).code ?? String(err);
-}
-
-/** The file's text, or undefined when nothing is there. */
-function readExisting(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    if (errno(err) === 'ENOENT') return undefined;
-    throw new ServiceError(`cannot read ${path}: ${errno(err)}`, { cause: err });
-  }
-}
-
 function refuseForeign(path: string, text: string | undefined): void {
   if (text !== undefined && !isGenerated(text)) {
     throw new ServiceError(`${path} exists and was not written by tsagent; move it away first`);
-  }
-}
-
-/** Write to a temporary file next to `path`, then rename over it: never a half-written unit. */
-function writeAtomically(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
-    renameSync(tmp, path);
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* never created, or already renamed */
-    }
-    throw new ServiceError(`cannot write ${path}: ${errno(err)}`, { cause: err });
   }
 }
 
@@ -93,14 +67,46 @@ export function installService(flags: ServiceFlags, io: Io): void {
     writeAtomically(r.target, r.text);
     report.push(`wrote ${r.target}`);
   });
+  const profile = chosenProfile(flags, io.env);
+  if (profile !== undefined) report.push(addProfileLine(profile));
   io.out(
     `${report.join('\n')}\n${searchNote(dirs)}` +
       'Start the agent now and at every login:\n' +
       '  systemctl --user daemon-reload\n' +
       '  systemctl --user enable --now tsagent.socket\n' +
-      `Login sessions started from now on get SSH_AUTH_SOCK from ${envFile(dirs)}; in this shell:\n` +
+      `Sessions the user manager starts (graphical logins) get SSH_AUTH_SOCK from ${envFile(dirs)}.\n` +
+      (profile === undefined
+        ? 'ssh and console logins read your shell profile instead: add this line to ~/.profile\n' +
+          '(bash: ~/.bash_profile if you have one; zsh: ~/.zprofile), or rerun with --shell-profile:\n' +
+          `  ${PROFILE_LINES.sh}\n` +
+          'fish (~/.config/fish/conf.d/tsagent.fish):\n' +
+          `  ${PROFILE_LINES.fish}\n` +
+          'csh/tcsh (~/.login):\n' +
+          `  ${PROFILE_LINES.csh}\n`
+        : `ssh and console logins get it from ${profile}.\n`) +
+      'In this shell:\n' +
       `  ${SSH_AUTH_SOCK_LINE}\n`,
   );
+}
+
+/** The profile --shell-profile names, if given. */
+function chosenProfile(flags: ServiceFlags, env: NodeJS.ProcessEnv): string | undefined {
+  if (flags.shellProfile === undefined || flags.shellProfile === false) return undefined;
+  return flags.shellProfile === true ? defaultProfile(env) : resolve(flags.shellProfile);
+}
+
+/** Removes the marked profile line from every usual profile and the one --shell-profile names. */
+function removeProfileLines(flags: ServiceFlags, env: NodeJS.ProcessEnv): string[] {
+  const files = new Set<string>();
+  const chosen = chosenProfile(flags, env);
+  if (chosen !== undefined) files.add(chosen);
+  try {
+    for (const f of profileCandidates(env)) files.add(f);
+  } catch (err) {
+    // No HOME: only an explicitly named profile can be cleaned.
+    if (!(err instanceof ServiceError)) throw err;
+  }
+  return [...files].map(removeProfileLine).filter((r): r is string => r !== undefined);
 }
 
 export function uninstallService(flags: ServiceFlags, io: Io): void {
@@ -136,6 +142,7 @@ export function uninstallService(flags: ServiceFlags, io: Io): void {
     }
     report.push(`removed ${f.target}`);
   });
+  report.push(...removeProfileLines(flags, io.env));
   io.out(
     `${report.join('\n')}\n` +
       'Stop the agent if it still runs, and make systemd forget the units:\n' +
@@ -153,17 +160,18 @@ export function serviceCommand(io: Io): Command {
     cmd
       .option('--dir <dir>', 'unit directory (default: $XDG_CONFIG_HOME/systemd/user, i.e. ~/.config/systemd/user)')
       .option('--env-dir <dir>', 'environment.d directory (default: $XDG_CONFIG_HOME/environment.d)')
+      .option('--shell-profile [file]', 'install: append the SSH_AUTH_SOCK line for ssh and console logins to this profile (default: your login shell\'s); uninstall: look in it too')
       .exitOverride()
       .configureOutput({ writeOut: io.out, writeErr: io.err })
       .showHelpAfterError();
   service.addCommand(
     dirOptions(new Command('install'))
-      .description('write tsagent.socket, tsagent.service and environment.d/tsagent.conf; print the systemctl lines')
+      .description('write tsagent.socket, tsagent-control.socket, tsagent.service and environment.d/tsagent.conf; print the systemctl lines')
       .action((flags: ServiceFlags) => installService(flags, io)),
   );
   service.addCommand(
     dirOptions(new Command('uninstall'))
-      .description('remove the files install wrote; print the systemctl lines')
+      .description('remove the files and profile lines install wrote; print the systemctl lines')
       .action((flags: ServiceFlags) => uninstallService(flags, io)),
   );
   return service.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showHelpAfterError();

@@ -12,10 +12,14 @@ import type { FingerprintHash } from '../keys/fingerprint';
 import { createLogger, silentLogger } from '../log';
 import type { Logger } from 'pino';
 import type { ListenTarget } from '../server/agent-server';
+import { ACTIVATION_VARIABLES, activatedSockets, controlSocketPath } from '../server/activation';
 import { defaultSocketLocation } from '../server/socket-path';
 import type { SocketLocation } from '../server/socket-path';
+import { expandPath } from '../policy/config';
+import { loadPolicyState } from './daemon-control';
+import type { PolicyState } from './daemon-control';
 import { parseLifetime } from './lifetime';
-import { activationTarget, runAgent } from './run-agent';
+import { runAgent } from './run-agent';
 import type { RunningAgent } from './run-agent';
 import { detectShell, killLines, startLines } from './shell-output';
 import type { ShellStyle } from './shell-output';
@@ -29,10 +33,18 @@ export interface StartFlags {
   readonly t?: string;
   readonly E?: string;
   readonly k?: boolean;
+  /** PKCS#11 provider allowlist (OpenSSH pattern-list). */
+  readonly P?: string;
+  /** ssh-agent -O options. */
+  readonly O?: readonly string[];
+  /** `--config FILE` (POLICY.md §2); default: the XDG path, when it exists. */
+  readonly config?: string;
   /** Internal: this process is the detached background child. */
   readonly daemonChild?: boolean;
-  /** Internal: directory the parent created for the socket, to remove at exit. */
+  /** Internal: the socket's directory, to make private (and create if missing). */
   readonly ownedDir?: string;
+  /** Internal: the parent created `ownedDir` (mkdtemp), so it is removed at exit. */
+  readonly dirCreated?: boolean;
 }
 
 export interface Io {
@@ -51,6 +63,20 @@ interface Settings {
   readonly shell: ShellStyle;
   readonly lifetime: number | undefined;
   readonly hash: FingerprintHash;
+  readonly allowedProviders: string | undefined;
+  readonly allowRemotePkcs11: boolean;
+  /** The validated config, loaded before any socket exists (an invalid file exits 1 first). */
+  readonly policy?: { readonly path: string | undefined; readonly state: PolicyState; readonly env: NodeJS.ProcessEnv };
+}
+
+/** ssh-agent's -O options: only allow-remote-pkcs11 means something here (the rest is FIDO). */
+function agentOptions(options: readonly string[]): { allowRemotePkcs11: boolean } {
+  let allowRemotePkcs11 = false;
+  for (const o of options) {
+    if (o === 'allow-remote-pkcs11') allowRemotePkcs11 = true;
+    else if (o !== 'no-restrict-websafe' && !o.startsWith('websafe-allow=')) throw new UsageError(`Unknown -O option "${o}"`);
+  }
+  return { allowRemotePkcs11 };
 }
 
 function settingsFrom(flags: StartFlags, env: NodeJS.ProcessEnv): Settings {
@@ -59,11 +85,11 @@ function settingsFrom(flags: StartFlags, env: NodeJS.ProcessEnv): Settings {
   if (hash !== 'sha256' && hash !== 'md5') throw new UsageError(`Invalid hash algorithm "${hash}"`);
   const lifetime = flags.t === undefined ? undefined : parseLifetime(flags.t);
   const shell: ShellStyle = flags.c ? 'csh' : flags.s ? 'sh' : detectShell(env);
-  return { shell, lifetime, hash };
+  return { shell, lifetime, hash, allowedProviders: flags.P, ...agentOptions(flags.O ?? []) };
 }
 
 function location(flags: StartFlags, env: NodeJS.ProcessEnv): SocketLocation {
-  if (flags.a !== undefined) return { path: flags.a, ownedDir: flags.ownedDir };
+  if (flags.a !== undefined) return { path: flags.a, ownedDir: flags.ownedDir, dirCreated: flags.dirCreated };
   return defaultSocketLocation(env, process.pid);
 }
 
@@ -83,18 +109,55 @@ function kill(settings: Settings, io: Io): void {
 export async function start(flags: StartFlags, command: readonly string[], io: Io): Promise<void> {
   const settings = settingsFrom(flags, io.env);
   if (flags.k) return kill(settings, io);
+  const policy = { path: flags.config, state: loadPolicyState(flags.config, io.env), env: io.env };
+  // `-t` wins over the config's `[agent] lifetime` ("0" there means forever, as no -t).
+  const lifetime = settings.lifetime ?? (policy.state.config.agent.lifetimeSeconds || undefined);
+  return startWith(flags, { ...settings, lifetime, policy }, command, io);
+}
+
+function startWith(flags: StartFlags, settings: Settings, command: readonly string[], io: Io): Promise<void> {
   if (flags.daemonChild) return runDaemonChild(flags, settings, io);
   if (command.length > 0) return runCommand(flags, settings, command, io);
   if (flags.D || flags.d) return runForeground(flags, settings, io);
   return runBackground(flags, settings, io);
 }
 
+/** The agent and control listen targets of a run, see RunAgentOptions. */
+interface Targets {
+  readonly target: ListenTarget;
+  readonly control: ListenTarget | undefined;
+}
+
+/** Listening on a path of our own: the control socket goes next to it. */
+function pathTargets(loc: SocketLocation): Targets {
+  return { target: { kind: 'path', ...loc }, control: { kind: 'path', path: controlSocketPath(loc.path), ownedDir: loc.ownedDir } };
+}
+
 /**
- * Runs the agent in this process on `target`; if it cannot start, removes the socket
+ * Socket activation: the fds systemd passed, picked by name (LISTEN_FDNAMES). Without a
+ * "control" fd (older units, systemd-socket-activate) the control socket goes next to the
+ * -a path, when one was given. The LISTEN_* variables are removed, so children (askpass) do
+ * not inherit them (sd_listen_fds(3) does the same).
+ */
+function activationTargets(flags: StartFlags, env: NodeJS.ProcessEnv): Targets | undefined {
+  const fds = activatedSockets(env, process.pid);
+  if (fds === undefined) return undefined;
+  for (const v of ACTIVATION_VARIABLES) delete env[v];
+  const control: ListenTarget | undefined =
+    fds.control !== undefined
+      ? { kind: 'fd', fd: fds.control }
+      : flags.a === undefined
+        ? undefined
+        : { kind: 'path', path: controlSocketPath(flags.a) };
+  return { target: { kind: 'fd', fd: fds.agent }, control };
+}
+
+/**
+ * Runs the agent in this process on `targets`; if it cannot start, removes the socket
  * directory made for it and rethrows.
  */
 async function serve(
-  target: ListenTarget,
+  targets: Targets,
   loc: SocketLocation | undefined,
   settings: Settings,
   logger: Logger,
@@ -103,7 +166,15 @@ async function serve(
 ): Promise<RunningAgent> {
   try {
     return await runAgent(
-      { target, defaultLifetimeSeconds: settings.lifetime, fingerprintHash: settings.hash, logger, stopOnSigint },
+      {
+        ...targets,
+        defaultLifetimeSeconds: settings.lifetime,
+        fingerprintHash: settings.hash,
+        logger,
+        stopOnSigint,
+        pkcs11: { allowedProviders: settings.allowedProviders, allowRemoteAdd: settings.allowRemotePkcs11 },
+        ...(settings.policy === undefined ? {} : { policy: settings.policy }),
+      },
       io.exit,
     );
   } catch (err) {
@@ -114,16 +185,16 @@ async function serve(
 
 async function runForeground(flags: StartFlags, settings: Settings, io: Io): Promise<void> {
   const logger = createLogger(flags.d ? 'debug' : 'info');
-  const activated = activationTarget(io.env, process.pid);
+  const activated = activationTargets(flags, io.env);
   const loc = activated === undefined ? location(flags, io.env) : undefined;
-  await serve(activated ?? { kind: 'path', ...loc! }, loc, settings, logger, true, io);
+  await serve(activated ?? pathTargets(loc!), loc, settings, logger, true, io);
   if (loc !== undefined) io.out(startLines(settings.shell, loc.path, process.pid, true));
 }
 
 async function runCommand(flags: StartFlags, settings: Settings, command: readonly string[], io: Io): Promise<void> {
   const loc = location(flags, io.env);
   const logger = flags.d ? createLogger('debug') : silentLogger();
-  const agent = await serve({ kind: 'path', ...loc }, loc, settings, logger, false, io);
+  const agent = await serve(pathTargets(loc), loc, settings, logger, false, io);
   const child = spawn(command[0]!, command.slice(1), {
     stdio: 'inherit',
     env: { ...io.env, SSH_AUTH_SOCK: loc.path, SSH_AGENT_PID: String(process.pid) },
@@ -146,7 +217,7 @@ async function runDaemonChild(flags: StartFlags, settings: Settings, io: Io): Pr
   const logger = flags.d ? createLogger('debug') : silentLogger();
   let agent;
   try {
-    agent = await serve({ kind: 'path', ...loc }, undefined, settings, logger, false, io);
+    agent = await serve(pathTargets(loc), undefined, settings, logger, false, io);
   } catch (err) {
     process.send?.({ error: err instanceof Error ? err.message : String(err) });
     process.disconnect?.();
@@ -163,7 +234,11 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   // path stays as the user wrote it, as ssh-agent prints it.
   const args = [io.script, 'start', '--daemon-child', '-a', resolve(loc.path), '-E', settings.hash];
   if (loc.ownedDir !== undefined) args.push('--owned-dir', resolve(loc.ownedDir));
+  if (loc.dirCreated === true) args.push('--dir-created');
   if (settings.lifetime !== undefined) args.push('-t', String(settings.lifetime));
+  if (settings.allowedProviders !== undefined) args.push('-P', settings.allowedProviders);
+  if (settings.allowRemotePkcs11) args.push('-O', 'allow-remote-pkcs11');
+  if (flags.config !== undefined) args.push('--config', expandPath(flags.config, io.env, process.cwd()));
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: io.env });
   const outcome = await new Promise<{ pid: number; warnings: readonly string[] } | { error: string }>((resolve) => {
     const timer = setTimeout(() => resolve({ error: 'agent did not start in time' }), CHILD_READY_TIMEOUT_MS);
@@ -194,8 +269,9 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   io.out(startLines(settings.shell, loc.path, outcome.pid, false));
 }
 
+/** Removes the socket directory if this start created it (mkdtemp); never one it found. */
 function cleanupDir(loc: SocketLocation | undefined): void {
-  if (loc?.ownedDir === undefined) return;
+  if (loc?.ownedDir === undefined || loc.dirCreated !== true) return;
   try {
     rmdirSync(loc.ownedDir);
   } catch {

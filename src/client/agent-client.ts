@@ -3,7 +3,9 @@
  * paramiko's `Agent` in TypeScript. Implements the same Agent interface as the keyring.
  *
  * One connection, opened on first use and reused; requests are pipelined and answered in
- * order (RFC 9987 §3); every request has a timeout; a connection that dies or times out
+ * order (RFC 9987 §3), at most MAX_IN_FLIGHT at a time (the one pipeline limit, shared with
+ * the daemon and the relay: src/stream/limits.ts), later ones wait their turn before they are
+ * written; every request has a timeout, counted from when it is written; a connection that dies or times out
  * fails every waiting call with one error, and the next call opens a fresh connection.
  *
  * Process lifetime: while no request is pending the socket is unref'd, so an idle client
@@ -25,6 +27,7 @@ import {
 import { decodeResponse, encodeRequestFrame } from '../protocol/codec';
 import { FrameDecoder, MAX_MESSAGE_LENGTH } from '../protocol/frame';
 import type { Identity, Request, Response } from '../protocol/messages';
+import { MAX_IN_FLIGHT } from '../stream/limits';
 import { buildAddRequests } from './add-key';
 import type { AddKeyOptions, PrivateKeySource } from './add-key';
 import { AgentKey } from './agent-key';
@@ -60,6 +63,10 @@ export class AgentClient implements Agent {
   private socket: Socket | undefined;
   private connecting: Promise<Socket> | undefined;
   private readonly pending: Pending[] = [];
+  /** Requests beyond MAX_IN_FLIGHT, not yet written: `go` writes one, `stop` fails it. */
+  private readonly waiting: { readonly go: () => void; readonly stop: (e: Error) => void }[] = [];
+  /** Waiting requests let go but not yet written (they count against the limit). */
+  private released = 0;
 
   /** Throws AgentNotPresentError when no socket is given and SSH_AUTH_SOCK is unset. */
   constructor(options: AgentClientOptions = {}) {
@@ -136,6 +143,10 @@ export class AgentClient implements Agent {
       }
       waiter.resolve(resp);
     }
+    while (this.waiting.length > 0 && this.pending.length + this.released < MAX_IN_FLIGHT) {
+      this.released++;
+      this.waiting.shift()!.go();
+    }
     this.updateRef();
   }
 
@@ -152,6 +163,7 @@ export class AgentClient implements Agent {
     sock?.destroy();
     const waiting = this.pending.splice(0);
     for (const w of waiting) w.reject(err);
+    for (const w of this.waiting.splice(0)) w.stop(err);
   }
 
   /** Sends one request and waits for its reply (pipelined behind earlier ones). */
@@ -159,6 +171,11 @@ export class AgentClient implements Agent {
     const sock = await this.open();
     // close() or a failure may have dropped this connection while we waited for it.
     if (this.socket !== sock) throw new ConnectionClosedError('agent connection closed');
+    if (this.waiting.length > 0 || this.pending.length + this.released >= MAX_IN_FLIGHT) {
+      await new Promise<void>((go, stop) => this.waiting.push({ go, stop }));
+      this.released--;
+      if (this.socket !== sock) throw new ConnectionClosedError('agent connection closed');
+    }
     const bytes = encodeRequestFrame(req);
     return new Promise<Response>((resolve, reject) => {
       const timer = setTimeout(() => {

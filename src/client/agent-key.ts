@@ -5,6 +5,7 @@
  */
 import sshpk from 'sshpk';
 import type { Agent } from '../agent/agent';
+import { AgentSession } from '../agent/session';
 import { AgentProtocolError, UnsupportedKeyError, UsageError } from '../errors';
 import { fingerprint } from '../keys/fingerprint';
 import type { FingerprintHash } from '../keys/fingerprint';
@@ -59,6 +60,8 @@ export class AgentKey {
   /** The plain key: `blob` itself, or the key a certificate certifies. */
   private readonly plainBlob: Buffer;
   private readonly signingBlob: Buffer;
+  /** An unbound session for an in-process agent (a Keyring); a socket client ignores it. */
+  private readonly session = AgentSession.inProcess();
 
   /**
    * @param identity a blob and comment as the agent listed them (copied)
@@ -118,7 +121,7 @@ export class AgentKey {
     const rsaSignature = signatureAlgorithm(algorithm);
     if (rsaSignature?.algorithm.kind !== 'rsa') throw new UsageError(`unknown signature algorithm ${String(algorithm)}`);
     const rsa = this.isRsa;
-    const signature = await this.agent.sign(this.signingBlob, data, rsa ? rsaSignature.signature.flag : 0);
+    const signature = await this.agent.sign(this.signingBlob, data, rsa ? rsaSignature.signature.flag : 0, this.session);
     if (rsa) {
       let answered: string;
       try {

@@ -49,3 +49,18 @@ export interface RequestFacts {
   /** Sign requests only. */
   readonly purpose?: Purpose;
 }
+
+/** What known_hosts proves about one host key (POLICY.md §1, key → names). */
+export interface HostNames {
+  readonly names: readonly string[];
+  /** When the proving line has `[host]:port` form, else null. */
+  readonly port: number | null;
+}
+
+/**
+ * Labels a bound host key (its wire blob) with the names known_hosts proves for it; `process`
+ * is the peer, whose `ssh` argv may supply candidates for hashed entries. Synchronous and
+ * answered from memory: it runs when a destination is first computed after a session-bind.
+ * No proven name: `{ names: [], port: null }`.
+ */
+export type DestinationNamer = (hostKey: Buffer, process: ProcessInfo | null) => HostNames;

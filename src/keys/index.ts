@@ -6,3 +6,4 @@ export * from './verify';
 export * from './key-file';
 export * from './certificate';
 export * from './key-equality';
+export * from './public-info';

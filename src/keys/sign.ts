@@ -8,12 +8,14 @@ import type { KeyObject } from 'node:crypto';
 import { signatureFor } from '../protocol/algorithms';
 import type { SignatureAlgorithm } from '../protocol/algorithms';
 import { SshWriter } from '../protocol/wire';
+import { ecdsaSignatureFromDer } from './ecdsa-signature';
 import type { HeldKey } from './held-key';
 
 /** The signature algorithm a SIGN_REQUEST's flags select for an RSA key (RFC 9987 §5.6.1). */
 export { signatureFor } from '../protocol/algorithms';
 
-function blob(algorithm: string, bytes: Uint8Array): Buffer {
+/** The SSH signature blob: `string algorithm, string bytes` (RFC 4253 §6.6). */
+export function signatureBlob(algorithm: string, bytes: Uint8Array): Buffer {
   return new SshWriter(algorithm.length + bytes.length + 16).string(algorithm).string(bytes).finish();
 }
 
@@ -23,35 +25,12 @@ function signAsync(hash: string | null, data: Buffer, key: KeyObject): Promise<B
   });
 }
 
-/** A DER length at `at` (short or long form): [length, offset of the content]. */
-function derLength(der: Buffer, at: number): [number, number] {
-  const first = der[at]!;
-  if (first < 0x80) return [first, at + 1];
-  let len = 0;
-  for (let i = 1; i <= (first & 0x7f); i++) len = (len << 8) | der[at + i]!;
-  return [len, at + 1 + (first & 0x7f)];
-}
-
-/**
- * ECDSA signature bytes are `mpint r, mpint s` (RFC 5656 §3.1.2). OpenSSL's default output is
- * DER `SEQUENCE { INTEGER r, INTEGER s }`, whose INTEGER contents are already mpint bytes.
- * (Asking node:crypto for r || s instead makes it build OpenSSL's legacy EC_KEY beside the
- * key, a second copy of the private scalar for the key's whole life.)
- */
-function ecdsaSignatureBytes(der: Buffer): Buffer {
-  const [, seq] = derLength(der, 1);
-  const [rLen, rAt] = derLength(der, seq + 1);
-  const [sLen, sAt] = derLength(der, rAt + rLen + 1);
-  return new SshWriter(rLen + sLen + 8).mpint(der.subarray(rAt, rAt + rLen)).mpint(der.subarray(sAt, sAt + sLen)).finish();
-}
-
 /** Largest RSA modulus signed on the event loop (about 0.3 ms for 2048 bits here). */
 const INLINE_RSA_MAX_BITS = 2048;
 
-function signatureBlob(key: HeldKey, sig: SignatureAlgorithm, raw: Buffer): Buffer {
-  return blob(sig.name, key.algorithm.kind === 'ecdsa' ? ecdsaSignatureBytes(raw) : raw);
+function heldSignatureBlob(key: HeldKey, sig: SignatureAlgorithm, raw: Buffer): Buffer {
+  return signatureBlob(sig.name, key.algorithm.kind === 'ecdsa' ? ecdsaSignatureFromDer(raw) : raw);
 }
-
 
 /**
  * Signs for one keyring. It owns the inline RSA budget: one RSA signature per event-loop
@@ -88,7 +67,7 @@ export class Signer {
         break;
     }
     const sig = signatureFor(algorithm, flags);
-    return signatureBlob(key, sig, cryptoSign(sig.hash, data, key.privateKey));
+    return heldSignatureBlob(key, sig, cryptoSign(sig.hash, data, key.privateKey));
   }
 
   /**
@@ -100,6 +79,6 @@ export class Signer {
     const inline = this.signInline(key, data, flags);
     if (inline !== undefined) return inline;
     const sig = signatureFor(key.algorithm, flags);
-    return signatureBlob(key, sig, await signAsync(sig.hash, data, key.privateKey));
+    return heldSignatureBlob(key, sig, await signAsync(sig.hash, data, key.privateKey));
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The few libc calls Node has no API for, through koffi (an optional dependency that ships
  * prebuilt binaries, so it installs without a compiler or install scripts):
- * getsockopt(SO_PEERCRED), prctl(PR_SET_DUMPABLE), setrlimit(RLIMIT_CORE) and
+ * getsockopt(SO_PEERCRED, SO_PEERPIDFD), prctl(PR_SET_DUMPABLE), setrlimit(RLIMIT_CORE) and
  * mallopt(M_PERTURB).
  * Linux only (the constants below are the x86-64/arm64 values). Where koffi or libc cannot be
  * loaded, `loadLibc()` says why and the agent runs without these protections.
@@ -15,6 +15,12 @@ export interface PeerCredentials {
 export interface Libc {
   /** The credentials of the process at the other end of a Unix socket, or undefined on error. */
   peerCredentials(fd: number): PeerCredentials | undefined;
+  /**
+   * A pidfd for the process at the other end of a Unix socket (SO_PEERPIDFD, Linux 6.5+): it
+   * pins that process, so its pid cannot be mistaken for a recycled one. The caller owns (and
+   * must close) the descriptor. Undefined where the kernel has no SO_PEERPIDFD.
+   */
+  peerPidfd?(fd: number): number | undefined;
   /** prctl(PR_SET_DUMPABLE, 0): no core dumps, no ptrace by the same uid, /proc/PID owned by root. */
   setNotDumpable(): boolean;
   /** setrlimit(RLIMIT_CORE, {0, 0}). */
@@ -28,6 +34,7 @@ export interface Libc {
 
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
+const SO_PEERPIDFD = 77;
 const PR_SET_DUMPABLE = 4;
 const RLIMIT_CORE = 4;
 /** glibc malloc.h; the byte written over freed blocks (fresh blocks get its complement, 0). */
@@ -51,6 +58,7 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
     const ucred = koffi.struct('tsagent_ucred', { pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
     const rlimit = koffi.struct('tsagent_rlimit', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
     const getsockopt = lib.func('int getsockopt(int, int, int, _Out_ tsagent_ucred *, _Inout_ uint32_t *)');
+    const getsockoptInt = lib.func('getsockopt', 'int', ['int', 'int', 'int', koffi.out(koffi.pointer('int32_t')), koffi.inout(koffi.pointer('uint32_t'))]);
     const prctl = lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)');
     const setrlimit = lib.func('int setrlimit(int, const tsagent_rlimit *)');
     // glibc's; a libc without it only loses the scrubbing, not the other calls.
@@ -69,6 +77,13 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
         const rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, out, len) as number;
         if (rc !== 0 || typeof out.pid !== 'number' || typeof out.uid !== 'number' || typeof out.gid !== 'number') return undefined;
         return { pid: out.pid, uid: out.uid, gid: out.gid };
+      },
+      peerPidfd(fd) {
+        const out = [-1];
+        const len = [4];
+        const rc = getsockoptInt(fd, SOL_SOCKET, SO_PEERPIDFD, out, len) as number;
+        const pidfd = out[0];
+        return rc === 0 && typeof pidfd === 'number' && pidfd >= 0 ? pidfd : undefined;
       },
       setNotDumpable: () => (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) as number) === 0,
       disableCoreDumps: () => (setrlimit(RLIMIT_CORE, { rlim_cur: 0, rlim_max: 0 }) as number) === 0,

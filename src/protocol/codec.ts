@@ -21,6 +21,13 @@ function finishFrame(w: SshWriter): Buffer {
 
 // ---- requests ---------------------------------------------------------------------------
 
+/** A provider path is a C string in OpenSSH (sshbuf_get_cstring): no NUL inside. */
+function providerPath(r: SshReader): string {
+  const raw = r.string();
+  if (raw.includes(0)) r.fail('NUL in provider path');
+  return raw.toString('utf8');
+}
+
 export function decodeRequest(body: Buffer): Request {
   if (body.length === 0) throw new ProtocolError('empty message');
   const messageType = body[0]!;
@@ -36,7 +43,7 @@ export function decodeRequest(body: Buffer): Request {
     case MSG.ADD_IDENTITY:
     case MSG.ADD_ID_CONSTRAINED: {
       const key = readPrivateKeyBody(r);
-      const comment = r.text();
+      const comment = r.cstring();
       const constrained = messageType === MSG.ADD_ID_CONSTRAINED;
       const constraints = constrained ? readConstraints(r) : [];
       req = { type: 'add-identity', key, comment, constraints, constrained };
@@ -57,6 +64,17 @@ export function decodeRequest(body: Buffer): Request {
       break;
     case MSG.EXTENSION:
       req = { type: 'extension', name: r.text(), contents: r.rest() };
+      break;
+    case MSG.ADD_SMARTCARD_KEY:
+    case MSG.ADD_SMARTCARD_KEY_CONSTRAINED: {
+      const provider = providerPath(r);
+      const pin = r.string();
+      const constraints = readConstraints(r);
+      req = { type: 'add-smartcard-key', provider, pin, constraints, constrained: messageType === MSG.ADD_SMARTCARD_KEY_CONSTRAINED };
+      break;
+    }
+    case MSG.REMOVE_SMARTCARD_KEY:
+      req = { type: 'remove-smartcard-key', provider: providerPath(r), pin: r.string() };
       break;
     default:
       return { type: 'unsupported', messageType, body: r.rest() };
@@ -95,6 +113,15 @@ function writeRequest(w: SshWriter, req: Request): void {
       return;
     case 'extension':
       w.byte(MSG.EXTENSION).string(req.name).raw(req.contents);
+      return;
+    case 'add-smartcard-key': {
+      const constrained = req.constrained || req.constraints.length > 0;
+      w.byte(constrained ? MSG.ADD_SMARTCARD_KEY_CONSTRAINED : MSG.ADD_SMARTCARD_KEY).string(req.provider).string(req.pin);
+      writeConstraints(w, req.constraints);
+      return;
+    }
+    case 'remove-smartcard-key':
+      w.byte(MSG.REMOVE_SMARTCARD_KEY).string(req.provider).string(req.pin);
       return;
     case 'unsupported':
       w.byte(req.messageType).raw(req.body);
@@ -169,6 +196,7 @@ function writeResponse(w: SshWriter, resp: Response): void {
       return;
     case 'success':
       w.byte(MSG.SUCCESS);
+      if (resp.contents !== undefined) w.raw(resp.contents);
       return;
     case 'identities':
       w.byte(MSG.IDENTITIES_ANSWER).uint32(resp.identities.length);

@@ -83,7 +83,30 @@ export interface ExtensionRequest {
   readonly contents: Buffer;
 }
 
-/** Smartcard requests and any unknown number: answered with FAILURE, connection kept. */
+/**
+ * ADD_SMARTCARD_KEY (20) / ADD_SMARTCARD_KEY_CONSTRAINED (26): load a PKCS#11 provider and
+ * add every key on its tokens (OpenSSH PROTOCOL.agent; ssh-agent.c process_add_smartcard_key).
+ * OpenSSH parses constraints after the PIN for both numbers, so 20 may carry them too.
+ */
+export interface AddSmartcardKey {
+  readonly type: 'add-smartcard-key';
+  /** The provider path as the client sent it (the agent resolves it with realpath). */
+  readonly provider: string;
+  /** Secret: a view into the request body, which the server zeroes once the request is done. */
+  readonly pin: Buffer;
+  readonly constraints: readonly Constraint[];
+  /** Sent as 26 rather than 20. */
+  readonly constrained: boolean;
+}
+
+/** REMOVE_SMARTCARD_KEY (21): `string provider, string pin` (the PIN is ignored). */
+export interface RemoveSmartcardKey {
+  readonly type: 'remove-smartcard-key';
+  readonly provider: string;
+  readonly pin: Buffer;
+}
+
+/** Any unknown number (SSH1 leftovers included): answered with FAILURE, connection kept. */
 export interface UnsupportedRequest {
   readonly type: 'unsupported';
   readonly messageType: number;
@@ -99,6 +122,8 @@ export type Request =
   | Lock
   | Unlock
   | ExtensionRequest
+  | AddSmartcardKey
+  | RemoveSmartcardKey
   | UnsupportedRequest;
 
 export interface Identity {
@@ -111,6 +136,11 @@ export interface FailureResponse {
 }
 export interface SuccessResponse {
   readonly type: 'success';
+  /**
+   * Bytes after the message type, for an extension that answers with SUCCESS and a body
+   * (draft-00 `query`, see query.ts). Absent on every ordinary SUCCESS.
+   */
+  readonly contents?: Buffer;
 }
 export interface IdentitiesAnswer {
   readonly type: 'identities';

@@ -77,6 +77,16 @@ export class SshReader {
   }
 
   /**
+   * Text that may not contain NUL, like OpenSSH's sshbuf_get_cstring (a key comment: one
+   * with NUL could never be shown, or passed to askpass, whole).
+   */
+  cstring(): string {
+    const raw = this.string();
+    if (raw.includes(0)) this.fail('NUL inside a string');
+    return raw.toString('utf8');
+  }
+
+  /**
    * An mpint, returned as its raw encoded bytes (so re-encoding is byte-identical).
    * Negative values are refused, like OpenSSH's sshbuf_get_bignum2_bytes_direct.
    */

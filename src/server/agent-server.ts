@@ -7,7 +7,9 @@ import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Agent } from '../agent/agent';
-import { SessionState } from '../agent/session';
+import { AgentSession } from '../agent/session';
+import type { PeerCredentials } from '../agent/session';
+import type { DestinationNamer, ProcessInfo } from '../context/types';
 import { SocketError } from '../errors';
 import { serveConnection } from './connection';
 import type { PeerCheck } from './peer-check';
@@ -22,6 +24,10 @@ export interface AgentServerOptions {
   readonly logger?: Logger;
   /** Decides per connection whether the peer may talk to the agent (SO_PEERCRED uid check). */
   readonly peerCheck?: PeerCheck;
+  /** Names for the host keys connections bind to (known_hosts); default: none proven. */
+  readonly namer?: DestinationNamer;
+  /** What is known of the peer process, read once per connection; default: pid and uid only. */
+  readonly describePeer?: (peer: PeerCredentials | null) => ProcessInfo | null;
 }
 
 export class AgentServer {
@@ -29,6 +35,8 @@ export class AgentServer {
   private readonly connections = new Set<Socket>();
   private nextId = 1;
   private target: ListenTarget | undefined;
+  /** The socket directory to remove at close: only one the agent created. */
+  private createdDir: string | undefined;
 
   constructor(private readonly options: AgentServerOptions) {
     this.server = createServer({ pauseOnConnect: false }, (sock) => this.accept(sock));
@@ -56,8 +64,15 @@ export class AgentServer {
     this.connections.add(sock);
     const peer = verdict?.peer === undefined ? undefined : { pid: verdict.peer.pid, uid: verdict.peer.uid };
     this.options.logger?.debug({ conn: connectionId, peerPid: peer?.pid, peerUid: peer?.uid }, 'connection opened');
-    const context = peer === undefined ? { connectionId, session: new SessionState() } : { connectionId, session: new SessionState(), peer };
-    void serveConnection(this.options.agent, sock, { logger: this.options.logger, context }).then(() => {
+    // The connection's one session: every request on it is judged with it.
+    const session = new AgentSession({
+      connectionId,
+      peer: peer ?? null,
+      namer: this.options.namer,
+      ...(this.options.describePeer === undefined ? {} : { process: this.options.describePeer(peer ?? null) }),
+    });
+    void serveConnection(this.options.agent, sock, { logger: this.options.logger, session }).then(() => {
+      session.close();
       this.connections.delete(sock);
       this.options.logger?.debug({ conn: connectionId }, 'connection closed');
     });
@@ -69,11 +84,17 @@ export class AgentServer {
     } else if (isWindowsPipe(target.path)) {
       await this.bind({ path: target.path });
     } else {
-      if (target.ownedDir !== undefined) ensurePrivateDir(target.ownedDir);
-      await claimSocketPath(target.path);
+      const dir = target.ownedDir;
+      // A directory refused here (foreign-owned, 0777...) was not ours and is left alone.
+      if (dir !== undefined && (ensurePrivateDir(dir) || target.dirCreated === true) && dirname(target.path) === dir) {
+        this.createdDir = dir;
+      }
       try {
+        await claimSocketPath(target.path);
         await listenPrivate(this.server, target.path);
       } catch (err) {
+        this.removeCreatedDir();
+        if (err instanceof SocketError) throw err;
         throw new SocketError(`cannot listen: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
       }
     }
@@ -106,13 +127,18 @@ export class AgentServer {
       } catch {
         /* already gone */
       }
-      if (t.ownedDir !== undefined && dirname(t.path) === t.ownedDir) {
-        try {
-          rmdirSync(t.ownedDir);
-        } catch {
-          /* not empty or gone: leave it */
-        }
-      }
+      this.removeCreatedDir();
+    }
+  }
+
+  private removeCreatedDir(): void {
+    const dir = this.createdDir;
+    this.createdDir = undefined;
+    if (dir === undefined) return;
+    try {
+      rmdirSync(dir);
+    } catch {
+      /* not empty or gone: leave it */
     }
   }
 }

@@ -2,29 +2,38 @@
  * One agent connection: frames in, dispatch, frames out. Requests on a connection are
  * worked on concurrently (a slow RSA signature or a confirm prompt does not hold up a list
  * queued behind it), but replies leave strictly in request order (RFC 9987 §3: one reply
- * per request, in order). Broken framing closes this connection only.
+ * per request, in order) through the shared ordered-reply pipeline (src/stream/), which
+ * also stops reading a client that does not take its replies. Broken framing closes this
+ * connection only; a closed connection drops its unread frames and queued replies.
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { answersSync } from '../agent/agent';
-import type { Agent, RequestContext } from '../agent/agent';
+import type { Agent } from '../agent/agent';
+import type { AgentSession } from '../agent/session';
 import { dispatch } from '../agent/dispatcher';
 import { ProtocolError } from '../errors';
 import { decodeRequest, encodeResponseFrame } from '../protocol/codec';
-import { FrameDecoder } from '../protocol/frame';
+import { FrameDecoder, MAX_MESSAGE_LENGTH } from '../protocol/frame';
 import { FAILURE, MSG } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
+import { OrderedReplies } from '../stream/ordered-replies';
 
-/** Requests in flight per connection before we stop reading (backpressure on a flood). */
-const MAX_IN_FLIGHT = 64;
+/** Request types whose body carries a secret (private key fields, a smartcard PIN, a lock passphrase). */
+const SECRET_BODIES: ReadonlySet<number> = new Set([
+  MSG.ADD_IDENTITY,
+  MSG.ADD_ID_CONSTRAINED,
+  MSG.ADD_SMARTCARD_KEY,
+  MSG.ADD_SMARTCARD_KEY_CONSTRAINED,
+  MSG.REMOVE_SMARTCARD_KEY,
+  MSG.LOCK,
+  MSG.UNLOCK,
+]);
 
 export interface ServeOptions {
   readonly logger?: Logger;
-  readonly context: RequestContext;
-}
-
-interface Slot {
-  reply: Buffer | undefined;
+  /** The connection's session (agent/session.ts), made when it was accepted. */
+  readonly session: AgentSession;
 }
 
 /**
@@ -34,34 +43,63 @@ interface Slot {
  */
 const identityFrames = new WeakMap<readonly Identity[], Buffer>();
 
+/** FAILURE as a frame: the answer to a reply that cannot be framed. */
+const FAILURE_FRAME = encodeResponseFrame(FAILURE);
+
+/**
+ * A reply as a frame. One over the 256 KiB frame limit (a list of ~4,000 keys) would make
+ * every client drop the connection (OpenSSH authfd.c refuses it), so it becomes FAILURE:
+ * `ssh-add -l` then says "agent refused operation" and the connection stays usable.
+ */
 function encodeReply(resp: Response): Buffer {
-  if (resp.type !== 'identities') return encodeResponseFrame(resp);
+  if (resp.type !== 'identities') return fitted(encodeResponseFrame(resp));
   let frame = identityFrames.get(resp.identities);
   if (frame === undefined) {
-    frame = encodeResponseFrame(resp);
+    frame = fitted(encodeResponseFrame(resp));
     identityFrames.set(resp.identities, frame);
   }
   return frame;
 }
 
+function fitted(frame: Buffer): Buffer {
+  return frame.length - 4 > MAX_MESSAGE_LENGTH ? FAILURE_FRAME : frame;
+}
+
 /** Serves `agent` on `stream` until it closes. Resolves when the stream is done. */
 export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions): Promise<void> {
-  const { logger, context } = opts;
+  const { logger, session: context } = opts;
   const sync = answersSync(agent);
   // ADD requests carry private keys: the decoder wipes whatever it copies (see frame.ts).
   const frames = new FrameDecoder(undefined, { wipeCopies: true });
-  const queue: Slot[] = [];
   let closed = false;
   let ended = false;
 
-  const flush = (): void => {
-    while (queue.length > 0 && queue[0]!.reply !== undefined) {
-      const slot = queue.shift()!;
-      if (!closed) stream.write(slot.reply);
+  /**
+   * Works through the frames already received while the pipeline accepts more, then reads
+   * on or stops reading: a client that does not take its replies is no longer read
+   * (back-pressure), and is read again once they drain.
+   */
+  const pump = (): void => {
+    if (closed) return;
+    let more = true;
+    while (replies.accepting) {
+      const body = frames.next();
+      if (body === undefined) {
+        more = false;
+        break;
+      }
+      handle(body);
     }
-    if (ended && queue.length === 0 && !closed) stream.end();
-    else if (queue.length < MAX_IN_FLIGHT && stream.isPaused()) stream.resume();
+    if (ended) {
+      // Half-closed: answer what was asked, then close our side (a partial frame is dropped).
+      if (!more && replies.idle && !stream.writableEnded) stream.end();
+    } else if (replies.accepting) {
+      if (stream.isPaused()) stream.resume();
+    } else if (!stream.isPaused()) {
+      stream.pause();
+    }
   };
+  const replies = new OrderedReplies(stream, pump);
 
   const handle = (body: Buffer): void => {
     let req: Request | undefined;
@@ -73,54 +111,56 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
       logger?.debug({ conn: context.connectionId, messageType: body[0], reason: detail }, 'malformed request');
     }
     // Hot path: nothing is waiting on this connection and the agent can answer at once.
-    if (req !== undefined && sync && queue.length === 0) {
+    if (req !== undefined && sync && replies.idle) {
       const resp = agent.answerSync(req, context);
       if (resp !== undefined) {
-        if (!closed) stream.write(encodeReply(resp));
+        if (SECRET_BODIES.has(body[0]!)) body.fill(0);
+        replies.send(encodeReply(resp));
         return;
       }
     }
-    const slot: Slot = { reply: undefined };
-    queue.push(slot);
+    const slot = replies.reserve();
     // dispatch() never rejects: every failure is already a reply.
     const pending = req === undefined ? Promise.resolve(FAILURE) : dispatch(agent, req, context, logger);
     const settle = (resp: Response): void => {
-      // An ADD body holds private key fields, a LOCK/UNLOCK body the passphrase; they have been
-      // used by now, so wipe our copy.
-      const t = body[0];
-      if (t === MSG.ADD_IDENTITY || t === MSG.ADD_ID_CONSTRAINED || t === MSG.LOCK || t === MSG.UNLOCK) body.fill(0);
-      slot.reply = encodeReply(resp);
-      flush();
+      // ADD bodies hold private key fields or a PIN, LOCK/UNLOCK the passphrase; they have
+      // been used by now, so wipe them.
+      if (SECRET_BODIES.has(body[0]!)) body.fill(0);
+      replies.settle(slot, encodeReply(resp));
     };
     pending.then(settle, () => settle(FAILURE));
-    if (queue.length >= MAX_IN_FLIGHT) stream.pause();
   };
 
   return new Promise<void>((resolve) => {
     stream.on('data', (chunk: Buffer) => {
       if (closed) return;
-      let bodies: Buffer[];
       try {
-        bodies = frames.push(chunk);
+        frames.append(chunk);
       } catch (err) {
         logger?.debug({ conn: context.connectionId, reason: (err as Error).message }, 'broken framing, closing');
-        closed = true;
         stream.destroy();
+        release();
         return;
       }
-      for (const body of bodies) handle(body);
+      pump();
     });
     stream.on('error', (err) => {
       logger?.debug({ conn: context.connectionId, reason: err.message }, 'connection error');
     });
-    stream.on('close', () => {
+    // Whatever the connection still holds (unread frames, queued replies) goes with it.
+    const release = (): void => {
       closed = true;
+      frames.clear();
+      replies.close();
+    };
+    stream.on('close', () => {
+      release();
       resolve();
     });
     // A client that half-closes after its last request still gets its replies.
     stream.on('end', () => {
       ended = true;
-      flush();
+      pump();
     });
   });
 }

@@ -19,8 +19,13 @@ export function isWindowsPipe(path: string): boolean {
 
 export interface SocketLocation {
   readonly path: string;
-  /** A directory the agent created for the socket, removed again at exit. */
+  /** The socket's directory: made private (0700, ours; created if missing) before listening. */
   readonly ownedDir?: string;
+  /**
+   * True when `ownedDir` was already created for this agent (mkdtemp). A directory is removed
+   * at exit only when the agent created it, here or when it listened: never one it found.
+   */
+  readonly dirCreated?: boolean;
 }
 
 /**
@@ -36,18 +41,28 @@ export function defaultSocketLocation(env: NodeJS.ProcessEnv, pid: number, platf
     return { path: join(dir, 'agent.sock'), ownedDir: dir };
   }
   const dir = mkdtempSync(join(env.TMPDIR || '/tmp', 'tsagent-'), { encoding: 'utf8' });
-  return { path: join(dir, `agent.${pid}`), ownedDir: dir };
+  return { path: join(dir, `agent.${pid}`), ownedDir: dir, dirCreated: true };
 }
 
-/** Creates `dir` 0700 if missing; refuses one that others could write or that is not ours. */
-export function ensurePrivateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+/**
+ * Creates `dir` 0700 if missing; refuses one that others could write or that is not ours.
+ * Returns true when this call created it (the caller may then remove it again).
+ */
+export function ensurePrivateDir(dir: string): boolean {
+  let created = false;
+  try {
+    lstatSync(dir);
+  } catch {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    created = true;
+  }
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new SocketError(`${dir} is not a directory`);
   if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
     throw new SocketError(`${dir} is not owned by the current user`);
   }
   if ((st.mode & 0o077) !== 0) throw new SocketError(`${dir} is accessible by other users (mode ${(st.mode & 0o777).toString(8)})`);
+  return created;
 }
 
 /** True when something accepts connections on the Unix socket at `path` (bounded wait). */

@@ -66,6 +66,9 @@ const INSTALL_HINT: Readonly<Record<string, string>> = {
   '/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator': 'apt-get install -y systemd',
   go: 'apt-get install -y golang-go',
   gcore: 'apt-get install -y gdb',
+  zsh: 'apt-get install -y zsh',
+  fish: 'apt-get install -y fish',
+  tcsh: 'apt-get install -y tcsh',
 };
 
 /**

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -687,6 +687,36 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
       assert.ok(existsSync(runtime), 'XDG_RUNTIME_DIR itself should stay');
     } finally {
       if (pid !== undefined) await killAgentPid(pid);
+      await removeTemp(home);
+    }
+  });
+
+  test('6b. a refused $XDG_RUNTIME_DIR/tsagent (0777, or not ours) is left where it was', { timeout: CASE_TIMEOUT_MS }, async () => {
+    const home = await tempDir();
+    const runtime = join(home, 'run');
+    await mkdir(runtime, { mode: 0o700 });
+    const dir = join(runtime, 'tsagent');
+    try {
+      const env = envFor(home, { XDG_RUNTIME_DIR: runtime });
+      await mkdir(dir);
+      chmodSync(dir, 0o777);
+      for (const args of [['-s'], ['-D']]) {
+        const r = await tsagent(['start', ...args], { env, timeoutMs: 20_000 });
+        assert.notEqual(r.code, 0, describeRun(`start ${args[0]} with a 0777 socket dir`, r));
+        assert.match(r.stderr, /accessible by other users/);
+        assert.ok(existsSync(dir), `start ${args[0]} must not remove a directory it did not create`);
+        assert.equal(statSync(dir).mode & 0o777, 0o777, 'nor change it');
+      }
+      // Not ours: only root can hand a directory to another user, so only then is this case run.
+      if (process.getuid?.() === 0) {
+        chmodSync(dir, 0o700);
+        chownSync(dir, 65534, 65534);
+        const r = await tsagent(['start', '-s'], { env, timeoutMs: 20_000 });
+        assert.notEqual(r.code, 0, describeRun('start with a foreign-owned socket dir', r));
+        assert.match(r.stderr, /not owned by the current user/);
+        assert.ok(existsSync(dir), 'a foreign-owned directory stays');
+      }
+    } finally {
       await removeTemp(home);
     }
   });

@@ -69,6 +69,7 @@ test('npm pack + npm install -g: a working tsagent on PATH', { timeout: 400_000 
       'package/dist/src/cli/main.js',
       'package/dist/src/cli/service.js',
       'package/systemd/tsagent.socket',
+      'package/systemd/tsagent-control.socket',
       'package/systemd/tsagent.service',
       'package/systemd/environment.d/tsagent.conf',
     ]) {

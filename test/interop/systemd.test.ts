@@ -122,6 +122,7 @@ describe('tsagent service install / uninstall', () => {
     const envDir = join(dir, 'env');
     const env = { HOME: join(dir, 'home') };
     const socketFile = join(units, 'tsagent.socket');
+    const controlFile = join(units, 'tsagent-control.socket');
     const serviceFile = join(units, 'tsagent.service');
     const envFile = join(envDir, 'tsagent.conf');
     const args = ['--dir', units, '--env-dir', envDir];
@@ -132,6 +133,7 @@ describe('tsagent service install / uninstall', () => {
     const out = lines(first.stdout);
     for (const l of [
       `wrote ${socketFile}`,
+      `wrote ${controlFile}`,
       `wrote ${serviceFile}`,
       `wrote ${envFile}`,
       '  systemctl --user daemon-reload',
@@ -178,6 +180,7 @@ describe('tsagent service install / uninstall', () => {
     const goneOut = lines(gone.stdout);
     for (const l of [
       `removed ${socketFile}`,
+      `removed ${controlFile}`,
       `removed ${serviceFile}`,
       `removed ${envFile}`,
       '  systemctl --user stop tsagent.socket tsagent.service',
@@ -246,7 +249,7 @@ describe('tsagent service install / uninstall', () => {
 describe('systemd tools on the installed files', () => {
   test('systemd-analyze verify --user accepts the installed units', { timeout: CASE_TIMEOUT_MS }, async (t) => {
     const { units } = await install(await freshDir());
-    const r = await verify(t, [join(units, 'tsagent.socket'), join(units, 'tsagent.service')]);
+    const r = await verify(t, [join(units, 'tsagent.socket'), join(units, 'tsagent-control.socket'), join(units, 'tsagent.service')]);
     if (r === undefined) return;
     assert.equal(r.code, 0, `systemd-analyze verify failed:\n${r.stdout}\n${r.stderr}`);
     const ours = lines(r.stderr).filter((l) => l.includes('tsagent') || l.includes(units));

@@ -8,6 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Agent } from '../../src/agent/agent';
 import { Keyring } from '../../src/agent/keyring';
+import { AgentSession } from '../../src/agent/session';
 import { buildAddRequests } from '../../src/client/add-key';
 import { AgentKey } from '../../src/client/agent-key';
 import { parseQueryReply } from '../../src/client/query';
@@ -16,11 +17,12 @@ import { SshReader, SshWriter } from '../../src/protocol/wire';
 import { certifiedKey, testKey } from '../helpers/test-keys';
 
 const DATA = Buffer.from('unit data');
+const s = AgentSession.inProcess();
 const algorithmOf = (sig: Buffer): string => new SshReader(sig).text();
 
 async function held(keyring: Keyring, name: 'ed25519' | 'rsa-2048' | 'ecdsa-521', comment = 'unit'): Promise<AgentKey> {
   const key = testKey(name);
-  await keyring.add({ key: key.body, comment });
+  await keyring.add({ key: key.body, comment }, s);
   return new AgentKey(keyring, { blob: key.blob, comment });
 }
 
@@ -65,9 +67,9 @@ describe('AgentKey', () => {
     // (SHA-1). None is installed here, so a keyring that drops the flags stands in for one.
     const keyring = new Keyring();
     const oldAgent: Agent = Object.assign(Object.create(keyring) as Keyring, {
-      sign: (blob: Buffer, data: Buffer) => keyring.sign(blob, data, 0),
+      sign: (blob: Buffer, data: Buffer, _flags: number, session: AgentSession) => keyring.sign(blob, data, 0, session),
     });
-    await keyring.add({ key: testKey('rsa-2048').body, comment: 'rsa' });
+    await keyring.add({ key: testKey('rsa-2048').body, comment: 'rsa' }, s);
     const key = new AgentKey(oldAgent, { blob: testKey('rsa-2048').blob, comment: 'rsa' });
     await assert.rejects(key.sign(DATA), (e: unknown) => e instanceof AgentProtocolError && /ssh-rsa/.test(e.message));
     assert.equal(algorithmOf(await key.sign(DATA, { algorithm: 'ssh-rsa' })), 'ssh-rsa');
@@ -76,7 +78,7 @@ describe('AgentKey', () => {
   it('a certificate identity shares its key\'s fingerprint and bits', async () => {
     const keyring = new Keyring();
     const cert = certifiedKey(testKey('ecdsa-521'));
-    await keyring.add({ key: cert.body, comment: 'c' });
+    await keyring.add({ key: cert.body, comment: 'c' }, s);
     const key = new AgentKey(keyring, { blob: cert.blob, comment: 'c' });
     const plain = new AgentKey(keyring, { blob: testKey('ecdsa-521').blob, comment: 'p' });
     assert.equal(key.type, 'ecdsa-sha2-nistp521-cert-v01@openssh.com');

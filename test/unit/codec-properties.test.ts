@@ -44,6 +44,9 @@ const REQUEST_TYPES = new Set<number>([
   MSG.LOCK,
   MSG.UNLOCK,
   MSG.ADD_ID_CONSTRAINED,
+  MSG.ADD_SMARTCARD_KEY,
+  MSG.REMOVE_SMARTCARD_KEY,
+  MSG.ADD_SMARTCARD_KEY_CONSTRAINED,
   MSG.EXTENSION,
 ]);
 const RESPONSE_TYPES = [MSG.FAILURE, MSG.SUCCESS, MSG.IDENTITIES_ANSWER, MSG.SIGN_RESPONSE, MSG.EXTENSION_FAILURE, MSG.EXTENSION_RESPONSE];
@@ -148,7 +151,8 @@ const request: fc.Arbitrary<Request> = fc.oneof(
   fc.constant<Request>({ type: 'request-identities' }),
   rec({ type: fc.constant('sign' as const), keyBlob: bytes(), data: bytes(), flags: u32 }),
   fc
-    .tuple(keyBody, text, constraints, fc.boolean())
+    // A key comment never holds NUL: the decoder refuses it, as OpenSSH does (own test below).
+    .tuple(keyBody, text.filter((s) => !s.includes('\0')), constraints, fc.boolean())
     .map(([key, comment, cs, constrained]): Request => ({
       type: 'add-identity',
       key,

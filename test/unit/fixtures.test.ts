@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { dispatch } from '../../src/agent/dispatcher';
 import { Keyring } from '../../src/agent/keyring';
+import { AgentSession } from '../../src/agent/session';
 import { verifySignature } from '../../src/keys/verify';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse } from '../../src/protocol/codec';
 import { SshReader } from '../../src/protocol/wire';
@@ -63,8 +64,8 @@ describe('golden fixtures from OpenSSH 9.2', () => {
 
   it('replayed into tsagent, the recorded requests get the replies OpenSSH gave', async () => {
     const keyring = new Keyring({ confirmer: async () => true });
-    const ctx = { connectionId: 1 };
-    const replay = async (n: string): Promise<Buffer> => encodeResponse(await dispatch(keyring, decodeRequest(bytes(`req-${n}.bin`)), ctx));
+    const session = new AgentSession({ connectionId: 1 });
+    const replay = async (n: string): Promise<Buffer> => encodeResponse(await dispatch(keyring, decodeRequest(bytes(`req-${n}.bin`)), session));
     for (const n of names.filter((x) => x.startsWith('add-'))) {
       assert.ok((await replay(n)).equals(bytes(`resp-${n}.bin`)), n);
     }

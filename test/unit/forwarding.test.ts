@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describe, it } from 'node:test';
 import { Keyring } from '../../src/agent/keyring';
+import { AgentSession } from '../../src/agent/session';
 import { AgentClient } from '../../src/client/agent-client';
 import { forwardAgentChannel } from '../../src/client/forwarding';
 import { exposeForwardedAgent } from '../../src/client/forwarding-server';
@@ -18,6 +19,7 @@ import { relayFrames } from '../../src/client/frame-relay';
 import { AgentNotPresentError, AgentProtocolError, AgentTimeoutError, ConnectionClosedError } from '../../src/errors';
 import { decodeRequest, decodeResponse, encodeRequestFrame, encodeResponseFrame } from '../../src/protocol/codec';
 import { FrameDecoder } from '../../src/protocol/frame';
+import { privateKeyBodyFromKeyObject } from '../../src/keys/key-file';
 import { serveConnection } from '../../src/server/connection';
 import { duplexPair } from '../helpers/duplex-pair';
 import { waitFor } from '../helpers/proc';
@@ -40,7 +42,7 @@ function keyringChannels(keyring: Keyring): { open: () => Promise<Duplex>; opene
   return {
     open: () => {
       const [ours, theirs] = duplexPair();
-      void serveConnection(keyring, theirs, { context: { connectionId: ++n } });
+      void serveConnection(keyring, theirs, { session: new AgentSession({ connectionId: ++n }) });
       return Promise.resolve(ours);
     },
     opened: () => n,
@@ -180,6 +182,51 @@ describe('forwardAgentChannel without a local agent', () => {
       assert.ok(other.destroyed);
     } finally {
       if (saved !== undefined) process.env.SSH_AUTH_SOCK = saved;
+    }
+  });
+});
+
+describe('relay back-pressure', () => {
+  it('a client that does not read its replies stops being read: requests wait, none is lost', { timeout: 60_000 }, async () => {
+    const keyring = new Keyring();
+    // ~100 KB per list reply: every one the relay frames anew.
+    for (let i = 0; i < 100; i++) {
+      await keyring.add({ key: privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey), comment: `${i}-${'c'.repeat(900)}` }, AgentSession.inProcess());
+    }
+    let reachedAgent = 0;
+    const fwd = await exposeForwardedAgent(() => {
+      const [ours, theirs] = duplexPair();
+      theirs.on('data', (chunk: Buffer) => {
+        reachedAgent += chunk.length / LIST.length; // only LIST frames are sent
+      });
+      void serveConnection(keyring, theirs, { session: new AgentSession({ connectionId: 1 }) });
+      return Promise.resolve(ours);
+    });
+    const sock = connect(fwd.socketPath);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sock.once('connect', resolve);
+        sock.once('error', reject);
+      });
+      sock.pause();
+      const SENT = 2000;
+      sock.write(Buffer.concat(Array.from({ length: SENT }, () => LIST)));
+      // A bounded look: whatever the relay has passed on by now, it must have stopped.
+      await waitFor(() => reachedAgent > 0, { timeoutMs: 5000, what: 'the first request at the agent' });
+      await new Promise((r) => setTimeout(r, 500));
+      const passed = reachedAgent;
+      assert.ok(passed < SENT / 4, `the relay stopped reading: ${passed} of ${SENT} requests passed on`);
+      // Now read: every request is answered, in full.
+      const dec = new FrameDecoder();
+      let replies = 0;
+      sock.on('data', (chunk: Buffer) => {
+        replies += dec.push(chunk).length;
+      });
+      sock.resume();
+      await waitFor(() => replies === SENT, { timeoutMs: 50_000, what: 'all replies once the client reads' });
+    } finally {
+      sock.destroy();
+      await fwd.close();
     }
   });
 });

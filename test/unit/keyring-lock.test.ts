@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { KeyObject } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Keyring } from '../../src/agent/keyring';
+import { AgentSession } from '../../src/agent/session';
 import { AgentError } from '../../src/errors';
 import { verifySignature } from '../../src/keys/verify';
 import { mpintToUnsigned } from '../../src/protocol/wire';
@@ -15,6 +16,7 @@ import { testKey } from '../helpers/test-keys';
 
 const TYPES = ['ed25519', 'ecdsa-256', 'ecdsa-521', 'rsa-2048'] as const;
 const DATA = Buffer.from('sign me');
+const s = AgentSession.inProcess();
 
 /** Every object reachable from `root` through properties, Map/Set entries and arrays. */
 function reachable(root: unknown): unknown[] {
@@ -52,11 +54,11 @@ function secretOf(body: PrivateKeyBody): Buffer {
 describe('keyring lock seals the keys', () => {
   it('locked: no KeyObject, no plaintext secret, no signature; unlocked: the same keys sign again', async () => {
     const keyring = new Keyring({ confirmer: async () => true });
-    for (const t of TYPES) await keyring.add({ key: testKey(t).body, comment: t });
+    for (const t of TYPES) await keyring.add({ key: testKey(t).body, comment: t }, s);
     const before = reachable(keyring);
     assert.equal(before.filter((v) => v instanceof KeyObject).length, TYPES.length, 'one KeyObject per key before locking');
 
-    await keyring.lock(Buffer.from('correct horse battery staple'));
+    await keyring.lock(Buffer.from('correct horse battery staple'), s);
     assert.deepEqual(keyring.secretsState(), { identities: TYPES.length, keyObjects: 0, sealed: TYPES.length });
     const locked = reachable(keyring);
     assert.equal(locked.filter((v) => v instanceof KeyObject).length, 0, 'no KeyObject reachable while locked');
@@ -64,30 +66,30 @@ describe('keyring lock seals the keys', () => {
     for (const t of TYPES) {
       const secret = secretOf(testKey(t).body);
       for (const b of buffers) assert.equal(Buffer.from(b.buffer, b.byteOffset, b.byteLength).indexOf(secret), -1, `${t} secret not in memory`);
-      await assert.rejects(keyring.sign(testKey(t).blob, DATA, 0), AgentError);
+      await assert.rejects(keyring.sign(testKey(t).blob, DATA, 0, s), AgentError);
     }
 
-    await assert.rejects(keyring.unlock(Buffer.from('wrong')), AgentError);
+    await assert.rejects(keyring.unlock(Buffer.from('wrong'), s), AgentError);
     assert.deepEqual(keyring.secretsState(), { identities: TYPES.length, keyObjects: 0, sealed: TYPES.length }, 'a wrong passphrase restores nothing');
 
-    await keyring.unlock(Buffer.from('correct horse battery staple'));
+    await keyring.unlock(Buffer.from('correct horse battery staple'), s);
     assert.deepEqual(keyring.secretsState(), { identities: TYPES.length, keyObjects: TYPES.length, sealed: 0 });
     for (const t of TYPES) {
       const k = testKey(t);
-      assert.ok(verifySignature(k.blob, DATA, await keyring.sign(k.blob, DATA, 0)), `${t} signs after unlock`);
+      assert.ok(verifySignature(k.blob, DATA, await keyring.sign(k.blob, DATA, 0, s)), `${t} signs after unlock`);
     }
     assert.deepEqual(
-      (await keyring.list()).map((i) => i.comment),
+      (await keyring.list(s)).map((i) => i.comment),
       [...TYPES],
     );
   });
 
   it('a key that expires while locked is gone after unlock; SIGUSR1-style clear works while locked', async () => {
     const keyring = new Keyring();
-    await keyring.add({ key: testKey('ed25519').body, comment: 'a' });
-    await keyring.lock(Buffer.from('pw'));
+    await keyring.add({ key: testKey('ed25519').body, comment: 'a' }, s);
+    await keyring.lock(Buffer.from('pw'), s);
     keyring.clear();
-    await keyring.unlock(Buffer.from('pw'));
-    assert.deepEqual(await keyring.list(), []);
+    await keyring.unlock(Buffer.from('pw'), s);
+    assert.deepEqual(await keyring.list(s), []);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The shared suites on tsagent's keyring: called directly (each "connection" a dispatch
- * context with its own session state), and served over a real Unix socket by AgentServer and
+ * session with its own bindings), and served over a real Unix socket by AgentServer and
  * reached through AgentClient.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { askpassConfirmer } from '../../src/agent/confirm';
 import { dispatch } from '../../src/agent/dispatcher';
 import { Keyring } from '../../src/agent/keyring';
-import { SessionState } from '../../src/agent/session';
+import { AgentSession } from '../../src/agent/session';
 import { AgentClient } from '../../src/client/agent-client';
 import { AgentServer } from '../../src/server/agent-server';
 import { runAgentSuite } from '../helpers/agent-suite';
@@ -20,14 +20,14 @@ let nextConnection = 1;
 
 async function inProcess({ askpassEnv }: HarnessOptions): Promise<AgentHarness> {
   const keyring = new Keyring({ confirmer: askpassConfirmer(askpassEnv) });
-  const main = { connectionId: nextConnection++, session: new SessionState() };
+  const main = new AgentSession({ connectionId: nextConnection++ });
   return {
     impl: 'tsagent',
     agent: keyring,
     raw: (req) => dispatch(keyring, req, main),
     connect: async () => {
-      const ctx = { connectionId: nextConnection++, session: new SessionState() };
-      return { request: (req) => dispatch(keyring, req, ctx), close: () => undefined };
+      const session = new AgentSession({ connectionId: nextConnection++ });
+      return { request: (req) => dispatch(keyring, req, session), close: () => undefined };
     },
     close: async () => keyring.clear(),
   };

@@ -21,7 +21,7 @@ describe('PassphraseLock', () => {
     assert.ok(!state.includes('a distinctive passphrase'));
   });
 
-  it('backs off 0.1 s per failure, capped at 10 s, on that reply only; success resets', async () => {
+  it('backs off 0.1 s per failure, capped at 10 s; success resets', async () => {
     const l = new PassphraseLock();
     const asked: number[] = [];
     const sleep = async (ms: number): Promise<void> => {
@@ -43,6 +43,22 @@ describe('PassphraseLock', () => {
     const sealing = await l.lock(Buffer.from('pw'));
     const r = await l.unlock(Buffer.from('pw'));
     assert.ok(r.outcome === 'unlocked' && sealing !== undefined && r.sealingKey.equals(sealing));
+  });
+
+  it('tries concurrent attempts one at a time: each waits for the previous back-off', async () => {
+    const gates: (() => void)[] = [];
+    const l = new PassphraseLock((ms) => new Promise<void>((resolve) => gates.push(() => resolve(void ms))));
+    await l.lock(Buffer.from('right'));
+    const outcomes: string[] = [];
+    const all = ['w1', 'w2', 'right'].map((p) => l.unlock(Buffer.from(p)).then((r) => outcomes.push(r.outcome)));
+    for (let k = 1; k <= 2; k++) {
+      while (gates.length < k) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(l.attempts, k, `attempt ${k + 1} has not started while attempt ${k} backs off`);
+      gates[k - 1]!();
+    }
+    await Promise.all(all);
+    assert.deepEqual(outcomes, ['wrong-passphrase', 'wrong-passphrase', 'unlocked']);
+    assert.equal(l.attempts, 3);
   });
 
   it('caps the delay at 10 s', async () => {

@@ -25,10 +25,12 @@ describe('socket locations per platform', () => {
       path: '/run/user/7/tsagent/agent.sock',
       ownedDir: '/run/user/7/tsagent',
     });
+    assert.equal(defaultSocketLocation({ XDG_RUNTIME_DIR: '/run/user/7' }, 42, 'linux').dirCreated, undefined, 'found, not created: never removed');
     const tmp = mkdtempSync(join(tmpdir(), 'tsagent-plat-'));
     try {
       const loc = defaultSocketLocation({ TMPDIR: tmp }, 42, 'linux');
       assert.match(loc.path, new RegExp(`^${tmp}/tsagent-[A-Za-z0-9]{6}/agent\\.42$`));
+      assert.equal(loc.dirCreated, true);
       rmSync(loc.ownedDir!, { recursive: true });
     } finally {
       rmSync(tmp, { recursive: true, force: true });

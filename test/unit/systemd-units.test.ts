@@ -15,6 +15,7 @@ import { configHome, enableLink, serviceDirs, serviceFiles } from '../../src/cli
 const ROOT = resolve(__dirname, '../../..');
 const SERVICE_TEMPLATE = readFileSync(join(ROOT, 'systemd', 'tsagent.service'), 'utf8');
 const SOCKET_TEMPLATE = readFileSync(join(ROOT, 'systemd', 'tsagent.socket'), 'utf8');
+const CONTROL_TEMPLATE = readFileSync(join(ROOT, 'systemd', 'tsagent-control.socket'), 'utf8');
 
 describe('systemdPathWord', () => {
   test('a plain absolute path is used as is', () => {
@@ -73,36 +74,60 @@ describe('renderTemplate', () => {
     assert.equal(isGenerated(`# my own\n${GENERATED_MARKER}\n`), false);
   });
 
-  test('the service template keeps MemoryDenyWriteExecute off and the asked-for sandboxing on', () => {
+  test('the service template: seccomp sandboxing on; no user namespace, so peers\' /proc/PID/exe stays readable', () => {
     const settings = SERVICE_TEMPLATE.split('\n').filter((l) => /^[A-Za-z]/.test(l));
     assert.ok(!settings.some((l) => l.startsWith('MemoryDenyWriteExecute=')));
+    // A user manager applies these only inside a user namespace, where the kernel refuses
+    // /proc/PID/exe of every peer (measured: test/interop/systemd-user-manager.test.ts).
+    for (const name of ['PrivateUsers', 'ProtectSystem', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'CapabilityBoundingSet', 'ProtectProc']) {
+      assert.ok(!settings.some((l) => l.startsWith(`${name}=`)), name);
+    }
     for (const s of [
       'NoNewPrivileges=yes',
-      'ProtectSystem=strict',
-      'ProtectHome=read-only',
-      'PrivateTmp=yes',
-      'PrivateDevices=yes',
       'RestrictAddressFamilies=AF_UNIX',
       'LockPersonality=yes',
-      'CapabilityBoundingSet=',
       'RestrictNamespaces=yes',
       'RestrictRealtime=yes',
       'RestrictSUIDSGID=yes',
       'SystemCallArchitectures=native',
-      'ProtectKernelTunables=yes',
-      'ProtectKernelModules=yes',
-      'ProtectKernelLogs=yes',
-      'ProtectControlGroups=yes',
-      'ProtectClock=yes',
-      'ProtectHostname=yes',
+      'SystemCallFilter=@system-service @pkey',
+      'SystemCallFilter=~@privileged @resources',
+      'SystemCallErrorNumber=EPERM',
+      'KeyringMode=private',
       'UMask=0077',
       'KillSignal=SIGTERM',
+      'PartOf=tsagent.socket',
     ]) {
       assert.ok(settings.includes(s), s);
     }
-    for (const s of ['ListenStream=%t/tsagent/agent.sock', 'SocketMode=0600', 'DirectoryMode=0700', 'Service=tsagent.service', 'WantedBy=sockets.target']) {
-      assert.ok(SOCKET_TEMPLATE.split('\n').includes(s), s);
+  });
+
+  test('the socket units: agent and control sockets, named, removed on stop', () => {
+    const lines = (t: string): string[] => t.split('\n');
+    for (const s of [
+      'ListenStream=%t/tsagent/agent.sock',
+      'FileDescriptorName=agent',
+      'SocketMode=0600',
+      'DirectoryMode=0700',
+      'RemoveOnStop=yes',
+      'Service=tsagent.service',
+      'Wants=tsagent-control.socket',
+      'WantedBy=sockets.target',
+    ]) {
+      assert.ok(lines(SOCKET_TEMPLATE).includes(s), s);
     }
+    for (const s of [
+      'ListenStream=%t/tsagent/agent.sock.ctl',
+      'FileDescriptorName=control',
+      'SocketMode=0600',
+      'DirectoryMode=0700',
+      'RemoveOnStop=yes',
+      'Service=tsagent.service',
+      'PartOf=tsagent.socket',
+    ]) {
+      assert.ok(lines(CONTROL_TEMPLATE).includes(s), s);
+    }
+    assert.ok(!CONTROL_TEMPLATE.includes('[Install]'), 'the control socket comes with tsagent.socket, it is not enabled itself');
   });
 });
 
@@ -114,7 +139,7 @@ describe('service locations', () => {
     assert.throws(() => configHome({}), ServiceError);
   });
 
-  test('default directories and the three targets', () => {
+  test('default directories and the four targets', () => {
     const dirs = serviceDirs({}, { HOME: '/home/u' });
     assert.deepEqual(dirs, {
       unitDir: '/home/u/.config/systemd/user',
@@ -123,7 +148,12 @@ describe('service locations', () => {
     });
     assert.deepEqual(
       serviceFiles(dirs).map((f) => f.target),
-      ['/home/u/.config/systemd/user/tsagent.socket', '/home/u/.config/systemd/user/tsagent.service', '/home/u/.config/environment.d/tsagent.conf'],
+      [
+        '/home/u/.config/systemd/user/tsagent.socket',
+        '/home/u/.config/systemd/user/tsagent-control.socket',
+        '/home/u/.config/systemd/user/tsagent.service',
+        '/home/u/.config/environment.d/tsagent.conf',
+      ],
     );
     assert.equal(enableLink(dirs), '/home/u/.config/systemd/user/sockets.target.wants/tsagent.socket');
   });

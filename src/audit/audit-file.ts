@@ -1,0 +1,179 @@
+/**
+ * The audit log writer (POLICY.md §6): an AuditSink that queues records synchronously and
+ * writes each batch with one write(2) to an O_APPEND file (0600, directory 0700, created if
+ * missing), rotating by size to FILE.1 … FILE.5. The server calls flush() before a sign
+ * reply leaves; other records are flushed on the next turn of the event loop.
+ *
+ * The log never takes the agent down: a removed file is re-created, a replaced one
+ * reopened, and a failure to write is reported once (until writing works again) and the
+ * batch dropped.
+ */
+import { chmodSync, closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { AuditRecord, AuditSink } from '../agent/ports';
+import { AUDIT_ROTATIONS, DEFAULT_AUDIT_MAX_SIZE } from './paths';
+import { serializeRecord } from './serialize';
+
+export interface AuditFileOptions {
+  readonly path: string;
+  /** Rotate before a write would take the file past this many bytes. Default 10 MB. */
+  readonly maxSize?: number;
+  /** Rotated files kept. Default 5. */
+  readonly rotations?: number;
+  /** Minimum time between checks that the path still names the open file. Default 100 ms. */
+  readonly pathCheckMs?: number;
+  /** Told once per failure streak; never given record contents. */
+  readonly warn?: (message: string) => void;
+}
+
+const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
+/**
+ * How often the path is checked for a removed or replaced file: a stat per write would be
+ * a third of a record's cost, and records written in the window after a user removes the
+ * file go where they asked (nowhere).
+ */
+const DEFAULT_PATH_CHECK_MS = 100;
+
+function errorCode(err: unknown): string {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'error';
+}
+
+export class AuditFileSink implements AuditSink {
+  readonly path: string;
+  private readonly maxSize: number;
+  private readonly rotations: number;
+  private readonly warn: (message: string) => void;
+  private queue: AuditRecord[] = [];
+  private fd: number | undefined;
+  private ino = -1;
+  private checkedAt = 0;
+  private readonly pathCheckMs: number;
+  private size = 0;
+  private scheduled: NodeJS.Immediate | undefined;
+  private failing = false;
+  private closed = false;
+
+  constructor(opts: AuditFileOptions) {
+    this.path = opts.path;
+    this.maxSize = opts.maxSize ?? DEFAULT_AUDIT_MAX_SIZE;
+    this.rotations = opts.rotations ?? AUDIT_ROTATIONS;
+    this.warn = opts.warn ?? (() => undefined);
+    this.pathCheckMs = opts.pathCheckMs ?? DEFAULT_PATH_CHECK_MS;
+  }
+
+  record(r: AuditRecord): void {
+    if (this.closed) return;
+    this.queue.push(r);
+    if (this.scheduled === undefined) {
+      this.scheduled = setImmediate(() => {
+        this.scheduled = undefined;
+        this.flush();
+      });
+      this.scheduled.unref();
+    }
+  }
+
+  flush(): void {
+    if (this.queue.length === 0) return;
+    const batch = this.queue;
+    this.queue = [];
+    let text = '';
+    for (const r of batch) {
+      try {
+        text += serializeRecord(r);
+      } catch {
+        /* a record that cannot be serialised is dropped, never thrown to the gate */
+      }
+    }
+    if (text === '') return;
+    this.write(Buffer.from(text, 'utf8'));
+  }
+
+  /** Flushes and closes the file; later records are ignored. */
+  close(): void {
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    this.flush();
+    this.closed = true;
+    this.closeFd();
+  }
+
+  private write(data: Buffer): void {
+    try {
+      this.ensureOpen();
+      if (this.size > 0 && this.size + data.length > this.maxSize) {
+        this.rotate();
+        this.ensureOpen();
+      }
+      let off = 0;
+      while (off < data.length) off += writeSync(this.fd!, data, off, data.length - off);
+      this.size += data.length;
+      this.failing = false;
+    } catch (err) {
+      this.closeFd();
+      if (!this.failing) this.warn(`audit log ${this.path} cannot be written (${errorCode(err)}); records are being dropped`);
+      this.failing = true;
+    }
+  }
+
+  /** Opens the file if it is not open, or reopens it when it was removed or replaced. */
+  private ensureOpen(): void {
+    if (this.fd !== undefined) {
+      const now = Date.now();
+      if (now - this.checkedAt < this.pathCheckMs) return;
+      this.checkedAt = now;
+      const st = statSync(this.path, { throwIfNoEntry: false });
+      if (st !== undefined && st.ino === this.ino) return;
+      this.closeFd();
+    }
+    const dir = dirname(this.path);
+    const created = mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Only a directory we created is ours to restrict (the umask may have loosened it).
+    if (created !== undefined) chmodQuietly(dir);
+    const fd = openSync(this.path, OPEN_FLAGS, 0o600);
+    try {
+      const st = fstatSync(fd);
+      if ((st.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600);
+      this.ino = st.ino;
+      this.size = st.size;
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    this.fd = fd;
+    this.checkedAt = Date.now();
+  }
+
+  private rotate(): void {
+    this.closeFd();
+    for (let i = this.rotations - 1; i >= 1; i--) renameQuietly(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    if (this.rotations >= 1) renameQuietly(this.path, `${this.path}.1`);
+  }
+
+  private closeFd(): void {
+    if (this.fd === undefined) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
+    this.fd = undefined;
+  }
+}
+
+function renameQuietly(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch {
+    /* a missing rotation slot */
+  }
+}
+
+function chmodQuietly(dir: string): void {
+  try {
+    // mkdir's mode is filtered by the umask; 0700 is the contract.
+    chmodSync(dir, 0o700);
+  } catch {
+    /* not fatal */
+  }
+}

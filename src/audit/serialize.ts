@@ -1,0 +1,120 @@
+/**
+ * One audit record as one JSON line (POLICY.md §6). Only the contract's fields are copied,
+ * each checked for its type, so nothing else a caller attaches (a Buffer, a key object)
+ * can reach the file; a second fence redacts anything shaped like key material. Field
+ * order is §6's: time, event, decision, reason, key|keys, process, destination, purpose, ms.
+ */
+import type { AuditRecord } from '../agent/ports';
+import type { Destination, ProcessInfo } from '../context/types';
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+function num(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+function strings(v: unknown): string[] | null {
+  return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : null;
+}
+
+function processFields(p: ProcessInfo): object {
+  return { pid: num(p.pid), uid: num(p.uid), exe: str(p.exe), argv: strings(p.argv), unit: str(p.unit), parents: strings(p.parents) };
+}
+
+function destinationFields(d: Destination): object {
+  return {
+    host: str(d.host),
+    names: strings(d.names) ?? [],
+    port: num(d.port),
+    hostKey: str(d.hostKey),
+    user: str(d.user),
+    forwarded: d.forwarded === true,
+    via: strings(d.via) ?? [],
+  };
+}
+
+/**
+ * PEM blocks, OpenSSH private key containers ("openssh-key-v1" raw, base64 or hex) and long
+ * base64/hex runs (a private key or a raw secret): none belongs in a record. Peer-supplied
+ * text (argv, comments) is where one could slip in. The check is a linear scan; the
+ * (slower) replacement only runs on a line that has one.
+ */
+const LONG_RUN = 128;
+const MARKERS = ['-----BEGIN', 'openssh-key-v1', 'b3BlbnNzaC1rZXktdjE', '6f70656e7373682d6b65792d7631'];
+const RUN = '[A-Za-z0-9+/=_-]';
+const SECRET_SHAPES = new RegExp(
+  [
+    '-----BEGIN[^-]*-----[\\s\\S]*?(?:-----END[^-]*-----|$)',
+    `(?<!${RUN})${RUN}{${LONG_RUN},}`,
+    `${RUN}*(?:openssh-key-v1|b3BlbnNzaC1rZXktdjE|6f70656e7373682d6b65792d7631)${RUN}*`,
+  ].join('|'),
+  'g',
+);
+
+export const REDACTED = '[redacted]';
+
+function isRunChar(c: number): boolean {
+  return (
+    (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f || c === 0x3d || c === 0x5f || c === 0x2d
+  );
+}
+
+function looksSecret(line: string): boolean {
+  let run = 0;
+  for (let i = 0; i < line.length; i++) {
+    if (isRunChar(line.charCodeAt(i))) {
+      if (++run >= LONG_RUN) return true;
+    } else {
+      run = 0;
+    }
+  }
+  for (const m of MARKERS) if (line.includes(m)) return true;
+  return false;
+}
+
+export function redactSecrets(line: string): string {
+  return looksSecret(line) ? line.replace(SECRET_SHAPES, REDACTED) : line;
+}
+
+/**
+ * A record's process and destination are the same objects for every request of a
+ * connection (and its key view for every use of a key): their checked, redacted JSON is
+ * made once per object and reused, so a record costs little more than its own few fields.
+ */
+const fragments = new WeakMap<object, string>();
+
+function fragment<T extends object>(v: T | null | undefined, fields: (v: T) => object): string {
+  if (v === null || v === undefined || typeof v !== 'object') return 'null';
+  let f = fragments.get(v);
+  if (f === undefined) {
+    f = redactSecrets(JSON.stringify(fields(v)));
+    fragments.set(v, f);
+  }
+  return f;
+}
+
+type KeyFields = NonNullable<AuditRecord['key']>;
+
+function keyFields(k: KeyFields): object {
+  return { fingerprint: str(k.fingerprint), comment: str(k.comment), name: str(k.name), type: str(k.type) };
+}
+
+function text(v: unknown): string {
+  return typeof v === 'string' ? redactSecrets(JSON.stringify(v)) : 'null';
+}
+
+/** The record's JSON line, newline-terminated. */
+export function serializeRecord(r: AuditRecord): string {
+  let line = `{"time":${text(r.time)},"event":${text(r.event)},"decision":${text(r.decision)},"reason":${text(r.reason)}`;
+  if (r.key !== undefined && r.key !== null) line += `,"key":${fragment(r.key, keyFields)}`;
+  if (r.keys !== undefined) line += `,"keys":${redactSecrets(JSON.stringify(strings(r.keys) ?? []))}`;
+  line += `,"process":${fragment(r.process, processFields)},"destination":${fragment(r.destination, destinationFields)}`;
+  if (r.purpose !== undefined) line += `,"purpose":${text(r.purpose)}`;
+  if (r.ms !== undefined) {
+    const ms = num(r.ms);
+    line += `,"ms":${ms === null ? 'null' : String(Math.round(ms * 1000) / 1000)}`;
+  }
+  return `${line}}\n`;
+}

@@ -1,0 +1,23 @@
+/**
+ * The PolicyPort the keyring holds for its whole life, delegating to the policy of the
+ * configuration in force: `tsagent reload` swaps the target in one assignment, so a request
+ * is judged wholly by the old or wholly by the new configuration, never a mix.
+ */
+import type { KeyView, PolicyDecision, PolicyPort, SignQuestion } from '../agent/ports';
+import type { Destination, ProcessInfo } from '../context/types';
+
+export class SwappablePolicy implements PolicyPort {
+  constructor(private current: PolicyPort) {}
+
+  swap(next: PolicyPort): void {
+    this.current = next;
+  }
+
+  selectForList(keys: readonly KeyView[], process: ProcessInfo | null, destination: Destination | null): readonly KeyView[] {
+    return this.current.selectForList(keys, process, destination);
+  }
+
+  decideSign(q: SignQuestion): PolicyDecision {
+    return this.current.decideSign(q);
+  }
+}

@@ -1,0 +1,493 @@
+/**
+ * The decision gate (src/agent/gate.ts) decides both ways a sign request can be served: the
+ * synchronous fast path the server tries first (Keyring.answerSync) and the asynchronous path
+ * (Keyring.sign, what dispatch calls). Every refusal reason — locked, expired, confirm denied,
+ * destination rule, policy deny — must refuse on both, with and without ports; and the ports
+ * (agent/ports.ts) are consulted as their contract says.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { dispatch } from '../../src/agent/dispatcher';
+import type { KeyringOptions } from '../../src/agent/keyring';
+import { Keyring } from '../../src/agent/keyring';
+import type { ApprovalPort, AuditRecord, AuditSink, KeyView, PolicyDecision, PolicyPort, SignQuestion } from '../../src/agent/ports';
+import { AgentSession } from '../../src/agent/session';
+import { AgentClient } from '../../src/client/agent-client';
+import type { HostNames, ProcessInfo } from '../../src/context/types';
+import { AgentError, AgentFailureError, AgentLockedError, ConfirmDeniedError, KeyNotFoundError } from '../../src/errors';
+import { fingerprint } from '../../src/keys/fingerprint';
+import { importPrivateKey } from '../../src/keys/import-private';
+import { Signer } from '../../src/keys/sign';
+import { verifySignature } from '../../src/keys/verify';
+import { loadLibc } from '../../src/native/libc';
+import type { Constraint } from '../../src/protocol/constraints';
+import type { Request, Response } from '../../src/protocol/messages';
+import { encodeSessionBind, SESSION_BIND } from '../../src/protocol/session-bind';
+import { SshWriter } from '../../src/protocol/wire';
+import { AgentServer } from '../../src/server/agent-server';
+import { uidPeerCheck } from '../../src/server/peer-check';
+import { testKey } from '../helpers/test-keys';
+import type { TestKey } from '../helpers/test-keys';
+
+const DATA = Buffer.from('not a userauth request');
+
+const signRequest = (k: TestKey, data: Buffer = DATA): Request => ({ type: 'sign', keyBlob: k.blob, data, flags: 0 });
+
+/** An AuditSink that keeps what it is given. */
+function memoryAudit(): AuditSink & { readonly records: AuditRecord[] } {
+  const records: AuditRecord[] = [];
+  return { records, record: (r) => records.push(r), flush: () => undefined };
+}
+
+/** Blocks this thread for `ms` without running timers (so expiry timers cannot fire meanwhile). */
+function blockFor(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** A restrict-destination constraint allowing only a login to a host we never bind to. */
+function onlyToElsewhere(): Constraint {
+  const reserved = Buffer.alloc(0);
+  return {
+    type: 'restrict-destination',
+    constraints: [
+      {
+        from: { user: '', hostname: '', reserved, keys: [] },
+        to: { user: '', hostname: 'elsewhere.example', reserved, keys: [{ blob: testKey('ecdsa-384').blob, isCa: false }] },
+        reserved,
+      },
+    ],
+  };
+}
+
+/** What `ssh` asks the agent to sign to log in as `user` (RFC 4252 §7). */
+function userauth(sessionId: Buffer, user: string, key: TestKey): Buffer {
+  const w = new SshWriter().string(sessionId).byte(50).string(user).string('ssh-connection').string('publickey').bool(true);
+  return Buffer.from(w.string('ssh-ed25519').string(key.blob).finish());
+}
+
+/** Binds `session` to `host` (session-bind@openssh.com, signed by the host key); returns the session id. */
+async function bind(keyring: Keyring, session: AgentSession, host: TestKey): Promise<Buffer> {
+  const sessionId = randomBytes(32);
+  const signature = await new Signer().sign(importPrivateKey(host.body), sessionId, 0);
+  const contents = encodeSessionBind({ hostKey: host.blob, sessionId, signature, isForwarding: false });
+  await keyring.extension(SESSION_BIND, contents, session);
+  return sessionId;
+}
+
+interface Refusing {
+  readonly keyring: Keyring;
+  readonly session: AgentSession;
+  /** The key asked for on the fast path, and the one asked for on the asynchronous path. */
+  readonly syncKey: TestKey;
+  readonly asyncKey: TestKey;
+}
+
+interface RefusalCase {
+  readonly reason: string;
+  /** The fast path cannot ask a question: it hands the request on instead of refusing. */
+  readonly syncDefers?: boolean;
+  readonly error: new (...args: never[]) => AgentError;
+  /** The audit record's decision and reason. */
+  readonly audit: { readonly decision: AuditRecord['decision']; readonly reason: RegExp };
+  setup(options: KeyringOptions): Promise<Refusing>;
+}
+
+const ed = (): TestKey => testKey('ed25519');
+const ec = (): TestKey => testKey('ecdsa-256');
+
+const CASES: RefusalCase[] = [
+  {
+    reason: 'locked',
+    error: AgentLockedError,
+    audit: { decision: 'fail', reason: /^agent is locked$/ },
+    async setup(options) {
+      const keyring = new Keyring(options);
+      const session = AgentSession.inProcess();
+      await keyring.add({ key: ed().body, comment: 'k' }, session);
+      await keyring.lock(Buffer.from('pw'), session);
+      return { keyring, session, syncKey: ed(), asyncKey: ed() };
+    },
+  },
+  {
+    reason: 'expired',
+    error: KeyNotFoundError,
+    audit: { decision: 'fail', reason: /^identity expired$/ },
+    async setup(options) {
+      const keyring = new Keyring(options);
+      const session = AgentSession.inProcess();
+      const lifetime: Constraint[] = [{ type: 'lifetime', seconds: 1 }];
+      await keyring.add({ key: ed().body, comment: 'short 1', constraints: lifetime }, session);
+      await keyring.add({ key: ec().body, comment: 'short 2', constraints: lifetime }, session);
+      // Past the deadline with the expiry timers not yet run: the gate itself must see it.
+      blockFor(1100);
+      return { keyring, session, syncKey: ed(), asyncKey: ec() };
+    },
+  },
+  {
+    reason: 'destination rule',
+    error: AgentFailureError,
+    audit: { decision: 'deny', reason: /destination-constrained/ },
+    async setup(options) {
+      const keyring = new Keyring(options);
+      const session = AgentSession.inProcess();
+      await keyring.add({ key: ed().body, comment: 'restricted', constraints: [onlyToElsewhere()] }, session);
+      return { keyring, session, syncKey: ed(), asyncKey: ed() };
+    },
+  },
+  {
+    reason: 'confirm denied',
+    syncDefers: true,
+    error: ConfirmDeniedError,
+    audit: { decision: 'deny', reason: /denied/ },
+    async setup(options) {
+      const keyring = new Keyring({ ...options, confirmer: async () => false });
+      const session = AgentSession.inProcess();
+      await keyring.add({ key: ed().body, comment: 'confirm me', constraints: [{ type: 'confirm' }] }, session);
+      return { keyring, session, syncKey: ed(), asyncKey: ed() };
+    },
+  },
+  {
+    reason: 'policy deny',
+    error: AgentFailureError,
+    audit: { decision: 'deny', reason: /^rule 1$/ },
+    async setup(options) {
+      const policy: PolicyPort = {
+        selectForList: (keys) => keys,
+        decideSign: () => ({ action: 'deny', reason: 'rule 1' }),
+      };
+      const keyring = new Keyring({ ...options, policy });
+      const session = AgentSession.inProcess();
+      await keyring.add({ key: ed().body, comment: 'k' }, session);
+      return { keyring, session, syncKey: ed(), asyncKey: ed() };
+    },
+  },
+];
+
+describe('the gate refuses on both paths', () => {
+  for (const c of CASES) {
+    for (const withAudit of [false, true]) {
+      it(`${c.reason}${withAudit ? ', with an audit sink' : ''}`, async () => {
+        const audit = memoryAudit();
+        const { keyring, session, syncKey, asyncKey } = await c.setup(withAudit ? { audit } : {});
+        try {
+          // The fast path, as the server calls it (before any await on this request).
+          const sync = keyring.answerSync(signRequest(syncKey), session);
+          if (c.syncDefers) assert.equal(sync, undefined, 'the fast path must not sign; it hands the request on');
+          else assert.deepEqual(sync, { type: 'failure' }, 'the fast path refuses');
+          // The asynchronous path (dispatch), and the fast path's hand-over ending there too.
+          await assert.rejects(keyring.sign(asyncKey.blob, DATA, 0, session), c.error);
+          if (c.syncDefers) await assert.rejects(keyring.sign(syncKey.blob, DATA, 0, session), c.error);
+          if (withAudit) {
+            const signs = audit.records.filter((r) => r.event === 'sign');
+            assert.equal(signs.length, 2, 'one record per refused request');
+            for (const r of signs) {
+              assert.equal(r.decision, c.audit.decision);
+              assert.match(r.reason, c.audit.reason);
+              assert.equal(r.purpose, 'other');
+              assert.equal(r.destination, null);
+            }
+          }
+        } finally {
+          keyring.clear();
+        }
+      });
+    }
+  }
+
+  it('the same keyrings sign on the fast path once the reason is gone (the cases above are not vacuous)', async () => {
+    const audit = memoryAudit();
+    for (const options of [{}, { audit }]) {
+      const keyring = new Keyring(options);
+      const session = AgentSession.inProcess();
+      await keyring.add({ key: ed().body, comment: 'k' }, session);
+      const sync = keyring.answerSync(signRequest(ed()), session);
+      assert.ok(sync?.type === 'sign-response' && verifySignature(ed().blob, DATA, sync.signature));
+      await keyring.lock(Buffer.from('pw'), session);
+      assert.deepEqual(keyring.answerSync(signRequest(ed()), session), { type: 'failure' });
+      await keyring.unlock(Buffer.from('pw'), session);
+      const again = keyring.answerSync(signRequest(ed()), session);
+      assert.equal(again?.type, 'sign-response');
+      keyring.clear();
+    }
+    assert.deepEqual(
+      audit.records.map((r) => [r.event, r.decision]),
+      [
+        ['add', 'allow'],
+        ['sign', 'allow'],
+        ['lock', 'allow'],
+        ['sign', 'fail'],
+        ['unlock', 'allow'],
+        ['sign', 'allow'],
+      ],
+    );
+    const first = audit.records[1]!;
+    assert.deepEqual(first.key, { fingerprint: fingerprint(ed().blob), comment: 'k', name: null, type: 'ssh-ed25519' });
+    assert.equal(first.reason, 'default');
+  });
+});
+
+describe('the gate and its ports', () => {
+  it('without ports a list is one cached array (the server caches its encoded frame by it)', async () => {
+    const keyring = new Keyring();
+    const session = AgentSession.inProcess();
+    await keyring.add({ key: ed().body, comment: 'a' }, session);
+    const first = keyring.answerSync({ type: 'request-identities' }, session) as Extract<Response, { type: 'identities' }>;
+    assert.equal(await keyring.list(AgentSession.inProcess()), first.identities);
+    await keyring.add({ key: ec().body, comment: 'b' }, session);
+    const after = await keyring.list(session);
+    assert.notEqual(after, first.identities, 'a changed keyring is a new array');
+    assert.deepEqual(
+      after.map((i) => i.comment),
+      ['a', 'b'],
+    );
+    keyring.clear();
+  });
+
+  it('policy.selectForList decides the list on both paths; an unchanged selection keeps the cached array', async () => {
+    let reverse = true;
+    const seen: Array<{ keys: readonly KeyView[] }> = [];
+    const policy: PolicyPort = {
+      selectForList: (keys) => {
+        seen.push({ keys });
+        return reverse ? [...keys].reverse() : keys;
+      },
+      decideSign: () => ({ action: 'allow', reason: 'default' }),
+    };
+    const keyring = new Keyring({ policy });
+    const session = AgentSession.inProcess();
+    await keyring.add({ key: ed().body, comment: 'a' }, session);
+    await keyring.add({ key: ec().body, comment: 'b', constraints: [{ type: 'confirm' }] }, session);
+    const sync = keyring.answerSync({ type: 'request-identities' }, session);
+    assert.ok(sync?.type === 'identities');
+    assert.deepEqual(
+      sync.identities.map((i) => i.comment),
+      ['b', 'a'],
+    );
+    assert.deepEqual(
+      (await keyring.list(session)).map((i) => i.comment),
+      ['b', 'a'],
+    );
+    const views = seen[0]!.keys;
+    assert.deepEqual(
+      views.map((v) => [v.comment, v.fingerprint, v.type, v.source, v.name, v.confirm]),
+      [
+        ['a', fingerprint(ed().blob), 'ssh-ed25519', 'added', null, false],
+        ['b', fingerprint(ec().blob), 'ecdsa-sha2-nistp256', 'added', null, true],
+      ],
+    );
+    assert.equal(seen[1]!.keys[0], views[0], 'KeyViews are built once, at add time');
+    reverse = false;
+    assert.equal(await keyring.list(session), await keyring.list(session));
+    keyring.clear();
+  });
+
+  it('policy and approvals see the session: process, destination (names from the namer, user per request), purpose', async () => {
+    const host = testKey('ecdsa-384');
+    const questions: SignQuestion[] = [];
+    let answer = true;
+    const approvals: ApprovalPort = {
+      ask: async (q) => {
+        questions.push(q);
+        return { allowed: answer, reason: answer ? 'approved by test' : 'denied by test' };
+      },
+    };
+    const decisions: PolicyDecision[] = [{ action: 'confirm', reason: 'rule 3' }];
+    const policy: PolicyPort = {
+      selectForList: (keys) => keys,
+      decideSign: (q) => {
+        questions.push(q);
+        return decisions[0]!;
+      },
+    };
+    const audit = memoryAudit();
+    const keyring = new Keyring({ policy, approvals, audit, confirmer: async () => assert.fail('askpass must not run when an ApprovalPort is given') });
+    const names: HostNames = { names: ['bastion.example', 'bastion'], port: 2222 };
+    const namer = (blob: Buffer): HostNames => (blob.equals(host.blob) ? names : { names: [], port: null });
+    const session = new AgentSession({ connectionId: 7, peer: { pid: 4242, uid: 1000 }, namer });
+    await keyring.add({ key: ed().body, comment: 'k' }, session);
+    assert.equal(session.destination(), null, 'unbound: no destination');
+    const sessionId = await bind(keyring, session, host);
+    const expected = {
+      hostKey: fingerprint(host.blob),
+      names: ['bastion.example', 'bastion'],
+      host: 'bastion.example',
+      port: 2222,
+      user: null,
+      forwarded: false,
+      via: [],
+    };
+    assert.deepEqual(session.destination(), expected);
+    assert.equal(session.destination(), session.destination(), 'computed once per binding');
+
+    const login = userauth(sessionId, 'alice', ed());
+    assert.equal(keyring.answerSync(signRequest(ed(), login), session), undefined, 'a question is never asked on the fast path');
+    const sig = await keyring.sign(ed().blob, login, 0, session);
+    assert.ok(verifySignature(ed().blob, login, sig));
+    const q = questions.at(-1)!;
+    assert.deepEqual(q.destination, { ...expected, user: 'alice' });
+    assert.equal(q.purpose, 'login');
+    assert.deepEqual(q.process, { pid: 4242, uid: 1000, exe: null, argv: null, unit: null, parents: null });
+    assert.equal(q.key.fingerprint, fingerprint(ed().blob));
+
+    answer = false;
+    await assert.rejects(keyring.sign(ed().blob, login, 0, session), ConfirmDeniedError);
+    const signs = audit.records.filter((r) => r.event === 'sign');
+    assert.deepEqual(
+      signs.map((r) => [r.decision, r.reason, r.purpose, r.destination?.user]),
+      [
+        ['allow', 'approved by test', 'login', 'alice'],
+        ['deny', 'denied by test', 'login', 'alice'],
+      ],
+    );
+    assert.ok(signs.every((r) => typeof r.ms === 'number' && r.process?.pid === 4242));
+    keyring.clear();
+  });
+
+  it('a port that throws never throws out of the fast path; dispatch answers FAILURE', async () => {
+    const policy: PolicyPort = {
+      selectForList: () => {
+        throw new Error('policy bug');
+      },
+      decideSign: () => {
+        throw new Error('policy bug');
+      },
+    };
+    const keyring = new Keyring({ policy });
+    const session = AgentSession.inProcess();
+    await keyring.add({ key: ed().body, comment: 'k' }, session);
+    assert.equal(keyring.answerSync({ type: 'request-identities' }, session), undefined);
+    assert.equal(keyring.answerSync(signRequest(ed()), session), undefined);
+    assert.deepEqual(await dispatch(keyring, signRequest(ed()), session), { type: 'failure' });
+    assert.deepEqual(await dispatch(keyring, { type: 'request-identities' }, session), { type: 'failure' });
+    keyring.clear();
+  });
+
+  it('an ssh-add -c key is confirmed even when the policy allows', async () => {
+    let asked = 0;
+    const policy: PolicyPort = { selectForList: (k) => k, decideSign: () => ({ action: 'allow', reason: 'rule 1' }) };
+    const keyring = new Keyring({
+      policy,
+      confirmer: async () => {
+        asked++;
+        return false;
+      },
+    });
+    const session = AgentSession.inProcess();
+    await keyring.add({ key: ed().body, comment: 'c', constraints: [{ type: 'confirm' }] }, session);
+    assert.equal(keyring.answerSync(signRequest(ed()), session), undefined);
+    await assert.rejects(keyring.sign(ed().blob, DATA, 0, session), ConfirmDeniedError);
+    assert.equal(asked, 1);
+    keyring.clear();
+  });
+
+  it('a pending approval is withdrawn when the agent locks, and the request refused', async () => {
+    let signalled: AbortSignal | undefined;
+    const approvals: ApprovalPort = {
+      ask: (_q, signal) => {
+        signalled = signal;
+        return new Promise((resolve) => signal.addEventListener('abort', () => resolve({ allowed: true, reason: 'answered late' })));
+      },
+    };
+    const keyring = new Keyring({ approvals });
+    const session = AgentSession.inProcess();
+    await keyring.add({ key: ed().body, comment: 'c', constraints: [{ type: 'confirm' }] }, session);
+    const pending = keyring.sign(ed().blob, DATA, 0, session);
+    await keyring.lock(Buffer.from('pw'), session);
+    // Even an approval that arrives after the lock must not sign with a sealed key.
+    await assert.rejects(pending, AgentLockedError);
+    assert.equal(signalled?.aborted, true);
+    keyring.clear();
+  });
+
+  it('a pending approval is withdrawn when its connection closes', async () => {
+    const approvals: ApprovalPort = {
+      ask: (_q, signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve({ allowed: false, reason: 'withdrawn' }))),
+    };
+    const keyring = new Keyring({ approvals });
+    const session = AgentSession.inProcess();
+    await keyring.add({ key: ed().body, comment: 'c', constraints: [{ type: 'confirm' }] }, session);
+    const pending = keyring.sign(ed().blob, DATA, 0, session);
+    session.close();
+    await assert.rejects(pending, ConfirmDeniedError);
+    keyring.clear();
+  });
+
+  it('audit records add, remove, remove-all, lock, unlock and list, failures included', async () => {
+    const audit = memoryAudit();
+    const keyring = new Keyring({ audit });
+    const session = AgentSession.inProcess();
+    await keyring.add({ key: ed().body, comment: 'a' }, session);
+    await keyring.add({ key: ec().body, comment: 'b' }, session);
+    await keyring.list(session);
+    await keyring.remove(ec().blob, session);
+    await assert.rejects(keyring.remove(ec().blob, session), AgentError);
+    await keyring.lock(Buffer.from('lock-passphrase-17'), session);
+    keyring.answerSync({ type: 'request-identities' }, session);
+    await assert.rejects(keyring.unlock(Buffer.from('wrong-passphrase-17'), session), AgentError);
+    await keyring.unlock(Buffer.from('lock-passphrase-17'), session);
+    await keyring.removeAll(session);
+    assert.deepEqual(
+      audit.records.map((r) => [r.event, r.decision, r.reason]),
+      [
+        ['add', 'allow', 'added'],
+        ['add', 'allow', 'added'],
+        ['list', 'allow', 'default'],
+        ['remove', 'allow', 'removed'],
+        ['remove', 'fail', 'no such identity'],
+        ['lock', 'allow', 'locked'],
+        ['list', 'fail', 'agent is locked'],
+        ['unlock', 'fail', 'wrong passphrase'],
+        ['unlock', 'allow', 'unlocked'],
+        ['remove-all', 'allow', 'removed all'],
+      ],
+    );
+    assert.deepEqual(audit.records[2]!.keys, [fingerprint(ed().blob), fingerprint(ec().blob)]);
+    assert.equal(audit.records[3]!.key?.fingerprint, fingerprint(ec().blob));
+    const text = JSON.stringify(audit.records);
+    assert.ok(!/passphrase-17/.test(text), 'no passphrase in a record');
+    keyring.clear();
+  });
+
+  it('over a socket: each connection gets its session on accept, with the peer from SO_PEERCRED', async (t) => {
+    const loaded = loadLibc();
+    if (!('libc' in loaded) || typeof process.getuid !== 'function') {
+      t.skip(`peer credentials unavailable here: ${'unavailable' in loaded ? loaded.unavailable : 'no getuid'}`);
+      return;
+    }
+    const processes: Array<ProcessInfo | null> = [];
+    let decision: PolicyDecision = { action: 'allow', reason: 'rule 1' };
+    const policy: PolicyPort = {
+      selectForList: (keys, process) => {
+        processes.push(process);
+        return keys;
+      },
+      decideSign: (q) => {
+        processes.push(q.process);
+        return decision;
+      },
+    };
+    const keyring = new Keyring({ policy });
+    const server = new AgentServer({ agent: keyring, peerCheck: uidPeerCheck(loaded.libc, process.getuid()) });
+    const dir = mkdtempSync(join(tmpdir(), 'tsagent-gate-'));
+    const client = new AgentClient({ socketPath: join(dir, 'agent.sock'), timeoutMs: 10_000 });
+    try {
+      await server.listen({ kind: 'path', path: join(dir, 'agent.sock') });
+      await client.add({ key: ed().body, comment: 'k' });
+      assert.equal((await client.list()).length, 1);
+      assert.ok(verifySignature(ed().blob, DATA, await client.sign(ed().blob, DATA)));
+      decision = { action: 'deny', reason: 'rule 2' };
+      await assert.rejects(client.sign(ed().blob, DATA), AgentFailureError);
+      assert.equal(processes.length, 3);
+      for (const p of processes) assert.deepEqual(p, { pid: process.pid, uid: process.getuid(), exe: null, argv: null, unit: null, parents: null });
+    } finally {
+      client.close();
+      await server.close();
+      keyring.clear();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,177 @@
+/**
+ * The peer process facts (POLICY.md §1) of real children connected to a real Unix socket:
+ * SO_PEERCRED and SO_PEERPIDFD read at accept (koffi), then /proc. The pid-reuse guard: a
+ * pidfd whose process is gone, or a pid that now names another process, gives null facts.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parseCgroupUnit, parseCmdline, parseProcStat } from '../../src/context/proc-files';
+import { bareProcessInfo, clearProcessCache, readPeerProcess } from '../../src/context/process';
+import type { ProcessInfo } from '../../src/context/types';
+import { loadLibc } from '../../src/native/libc';
+import type { Libc } from '../../src/native/libc';
+import { socketFd } from '../../src/server/peer-check';
+import { findPeerOrFail } from '../helpers/peers';
+import { cleanEnv, removeDir, tempDir, waitFor } from '../helpers/proc';
+
+const linux = process.platform === 'linux';
+/** SSH2_AGENT_IDENTITIES_ANSWER with no keys. */
+const EMPTY_LIST = Buffer.from([0, 0, 0, 5, 12, 0, 0, 0, 0]);
+
+interface Accepted {
+  readonly sock: Socket;
+  readonly pid: number;
+  readonly uid: number;
+  readonly pidfd: number | undefined;
+}
+
+describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () => {
+  let dir: string;
+  let server: Server;
+  let libc: Libc;
+  const accepted: Accepted[] = [];
+
+  before(async () => {
+    dir = await tempDir('tsagent-proc-');
+    const loaded = loadLibc();
+    assert.ok('libc' in loaded, `koffi/libc must load on Linux: ${'unavailable' in loaded ? loaded.unavailable : ''}`);
+    libc = loaded.libc;
+    server = createServer((sock) => {
+      const fd = socketFd(sock)!;
+      const cred = libc.peerCredentials(fd)!;
+      accepted.push({ sock, pid: cred.pid, uid: cred.uid, pidfd: libc.peerPidfd?.(fd) });
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(join(dir, 's.sock'), resolve));
+  });
+  after(async () => {
+    for (const a of accepted) a.sock.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await removeDir(dir);
+  });
+
+  /** Runs `sh -c 'ssh-add -l; exit 0'` against the socket and returns its accepted connection (ssh-add waits for a reply). */
+  async function connectChild(): Promise<{ a: Accepted; exited: Promise<void> }> {
+    const before = accepted.length;
+    const child = spawn('/bin/sh', ['-c', 'ssh-add -l; exit 0'], {
+      env: cleanEnv({ SSH_AUTH_SOCK: join(dir, 's.sock') }),
+      stdio: 'ignore',
+    });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    await waitFor(() => accepted.length > before, { timeoutMs: 10_000 });
+    return { a: accepted[before]!, exited };
+  }
+
+  it('a real ssh-add child: exe, argv, parents (sh, then this node), unit, uid — pinned by a pidfd', async () => {
+    findPeerOrFail('ssh-add');
+    const { a, exited } = await connectChild();
+    assert.notEqual(a.pidfd, undefined, 'SO_PEERPIDFD works on this kernel (6.5+)');
+    const p = readPeerProcess({ pid: a.pid, uid: a.uid }, a.pidfd !== undefined ? { pidfd: a.pidfd } : {});
+    a.sock.end(EMPTY_LIST);
+    await exited;
+    assert.equal(p.pid, a.pid);
+    assert.equal(p.uid, process.getuid?.());
+    assert.equal(p.exe, realpathSync(findPeerOrFail('ssh-add')));
+    assert.deepEqual(p.argv, ['ssh-add', '-l']);
+    assert.equal(p.parents?.[0], realpathSync('/bin/sh'));
+    assert.equal(p.parents?.[1], realpathSync(process.execPath));
+    assert.ok(p.parents!.length <= 4);
+    assert.equal(p.unit, parseCgroupUnit(readFileSync('/proc/self/cgroup', 'utf8')) ?? null, 'same cgroup as its ancestor, this test');
+  });
+
+  it('without a pidfd the start time guards the reads', async () => {
+    const { a, exited } = await connectChild();
+    const p = readPeerProcess({ pid: a.pid, uid: a.uid });
+    a.sock.end(EMPTY_LIST);
+    await exited;
+    assert.equal(p.exe?.endsWith('/ssh-add'), true);
+    // Gone (exited and reaped): nothing is guessed.
+    assert.deepEqual(readPeerProcess({ pid: a.pid, uid: a.uid }), bareProcessInfo({ pid: a.pid, uid: a.uid }));
+  });
+
+  it('a recycled pid: the pidfd pins the dead peer, so another live process behind the pid gives nulls', async () => {
+    const { a, exited } = await connectChild();
+    assert.notEqual(a.pidfd, undefined);
+    a.sock.end(EMPTY_LIST);
+    await exited;
+    // The peer is gone; pretend its pid now names a live process (this one).
+    const p = readPeerProcess({ pid: process.pid, uid: a.uid }, { pidfd: a.pidfd! });
+    assert.deepEqual(p, bareProcessInfo({ pid: process.pid, uid: a.uid }));
+  });
+
+  it('other platforms: only the kernel pid and uid', async () => {
+    assert.deepEqual(readPeerProcess({ pid: process.pid, uid: 1 }, { platform: 'darwin' }), {
+      pid: process.pid,
+      uid: 1,
+      exe: null,
+      argv: null,
+      unit: null,
+      parents: null,
+    });
+  });
+
+  it('an ancestor that started after its child is a recycled pid and ends the chain', async () => {
+    const root = join(dir, 'fakeproc');
+    const stat = (pid: number, comm: string, ppid: number, start: number): string =>
+      `${pid} (${comm}) S ${ppid} ${Array.from({ length: 17 }, () => '0').join(' ')} ${start} 0 0\n`;
+    const mk = (pid: number, ppid: number, start: number, exe: string): void => {
+      mkdirSync(join(root, String(pid)), { recursive: true });
+      writeFileSync(join(root, String(pid), 'stat'), stat(pid, 'a) (b', ppid, start));
+      symlinkSync(exe, join(root, String(pid), 'exe'));
+      writeFileSync(join(root, String(pid), 'cmdline'), 'prog\0arg with space\0');
+      writeFileSync(join(root, String(pid), 'cgroup'), '0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-x.scope\n');
+    };
+    mk(300, 200, 5000, '/usr/bin/prog');
+    mk(200, 100, 4000, '/usr/bin/parent');
+    mk(100, 1, 9000, '/usr/bin/impostor'); // started after its "child": the real parent died
+    const p: ProcessInfo = readPeerProcess({ pid: 300, uid: 7 }, { procRoot: root });
+    assert.deepEqual(p, {
+      pid: 300,
+      uid: 7,
+      exe: '/usr/bin/prog',
+      argv: ['prog', 'arg with space'],
+      unit: 'app-x.scope',
+      parents: ['/usr/bin/parent'],
+    });
+  });
+
+  it('reading costs (diagnostic, not asserted; best of 20 rounds on a shared machine)', (t) => {
+    const parents = readPeerProcess({ pid: process.pid, uid: 0 }).parents?.length;
+    const n = 25;
+    let first = Infinity;
+    let again = Infinity;
+    for (let round = 0; round < 20; round++) {
+      let t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) {
+        clearProcessCache();
+        readPeerProcess({ pid: process.pid, uid: 0 });
+      }
+      first = Math.min(first, Number(process.hrtime.bigint() - t0) / n / 1000);
+      t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) readPeerProcess({ pid: process.pid, uid: 0 });
+      again = Math.min(again, Number(process.hrtime.bigint() - t0) / n / 1000);
+    }
+    t.diagnostic(`readPeerProcess (${parents} parents): ${first.toFixed(1)} µs first connection, ${again.toFixed(1)} µs same process again`);
+  });
+});
+
+describe('/proc file parsers', () => {
+  it('stat: fields counted after the last parenthesis', () => {
+    assert.deepEqual(parseProcStat(`12 (we (ird) x) S 7 ${'0 '.repeat(17)}123456 0`), { ppid: 7, startTime: '123456' });
+    assert.equal(parseProcStat('garbage'), undefined);
+    assert.equal(parseProcStat('1 (x) S'), undefined);
+  });
+  it('cmdline and cgroup', () => {
+    assert.deepEqual(parseCmdline(Buffer.from('a\0b\0')), ['a', 'b']);
+    assert.equal(parseCmdline(Buffer.alloc(0)), undefined);
+    assert.equal(parseCgroupUnit('0::/system.slice/sshd.service\n'), 'sshd.service');
+    assert.equal(parseCgroupUnit('0::/user.slice/user-1000.slice/session-3.scope\n'), 'session-3.scope');
+    assert.equal(parseCgroupUnit('12:cpu:/x\n1:name=systemd:/user.slice/user@1000.service/app.slice\n'), 'user@1000.service');
+    assert.equal(parseCgroupUnit('0::/\n'), undefined);
+  });
+});
