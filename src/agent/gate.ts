@@ -13,6 +13,7 @@
  * (confirm only `ssh-add -c` keys, through the askpass Confirmer) and the common verdicts are
  * shared constants, so the hot path allocates nothing and computes no request context.
  */
+import { signPurpose } from '../context/purpose';
 import type { Destination, ProcessInfo } from '../context/types';
 import { AgentFailureError, AgentLockedError, ConfirmDeniedError, KeyNotFoundError } from '../errors';
 import type { AgentError } from '../errors';
@@ -32,7 +33,6 @@ import type {
   PolicyPort,
   SignQuestion,
 } from './ports';
-import { signedDataFacts } from './purpose-seam';
 import type { AgentSession } from './session';
 
 /** What the gate reads of a held key. */
@@ -246,7 +246,7 @@ export class Gate {
     this.audit.record({
       ...base,
       ...(view === undefined ? {} : { key: keyRecord(view) }),
-      purpose: q?.purpose ?? signedDataFacts(data).purpose,
+      purpose: q?.purpose ?? signPurpose(data).purpose,
       ms: performance.now() - startedAt,
     });
   }
@@ -270,9 +270,7 @@ export class Gate {
 
   /** The request context of one sign (POLICY.md §1): the bound destination plus this login's user. */
   private question(view: KeyView, session: AgentSession, data: Buffer): SignQuestion {
-    const facts = signedDataFacts(data);
-    const bound = session.destination();
-    const destination = bound === null || facts.user === null ? bound : { ...bound, user: facts.user };
-    return { key: view, process: session.process, destination, purpose: facts.purpose };
+    const facts = signPurpose(data);
+    return { key: view, process: session.process, destination: session.destinationFor(facts.user), purpose: facts.purpose };
   }
 }

@@ -27,7 +27,8 @@ import { KeyRelease } from './key-release';
 import { sealPrivateKey, unsealPrivateKey } from './key-sealing';
 import { PassphraseLock } from './passphrase-lock';
 import type { ApprovalPort, AuditEventName, AuditSink, KeyView, PolicyPort } from './ports';
-import type { AgentSession } from './session';
+import type { PassphraseAsker, RegisteredKeySource, RegisteredKeyView } from './registered';
+import { AgentSession } from './session';
 // [pkcs11] smartcard keys (issue 15)
 import { publicKeyInfo } from '../keys/public-info';
 import { ProviderTable, smartcardConstraints, smartcardIdentities } from './smartcard';
@@ -55,13 +56,27 @@ export interface KeyringOptions {
 }
 
 interface Entry extends GateKey {
+  /** Changes when [[key]] settings are reloaded, or a registered key is added with ssh-add. */
+  view: KeyView;
+  rules: readonly DestinationRule[];
+  expiresAt: number | undefined;
   /** Public facts about the key; kept while locked. */
   readonly info: KeyInfo;
-  /** The usable key; undefined while the agent is locked (then `sealed` holds it). */
+  /**
+   * The usable key; undefined while the agent is locked (then `sealed` holds it), and for a
+   * registered key unless it was also added with ssh-add (its decrypted half lives in the
+   * RegisteredKeySource).
+   */
   held: HeldKey | undefined;
   /** The private key encrypted under the lock passphrase's sealing key, while locked. */
   sealed: Buffer | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** A registered key (POLICY.md §3): listed while its private half is not loaded. */
+  registered: RegisteredKeyView | undefined;
+  /** The `ssh-add -c` flag as added (view.confirm may add the config's). */
+  addedConfirm: boolean;
+  /** Date.now() of the last signature, for `tsagent keys`. */
+  lastUsed: number | undefined;
   /** [pkcs11] A smartcard key (view.source "pkcs11"): signed by its provider, never held here. */
   readonly external?: { readonly provider: LoadedProvider; readonly signingBlob: Buffer };
 }
@@ -71,6 +86,19 @@ interface PendingAsk {
   readonly entry: Entry;
   readonly controller: AbortController;
 }
+
+/** What `tsagent keys` shows of a key beyond its view (POLICY.md §5). */
+export interface KeyFacts {
+  readonly view: KeyView;
+  /** The private half is in memory (sealed while locked counts; a registered key not yet decrypted does not). */
+  readonly loaded: boolean;
+  /** Seconds until the key (or a registered key's decrypted half) is dropped; null: no limit. */
+  readonly lifetimeLeft: number | null;
+  /** ISO time of the last signature, or null. */
+  readonly lastUsed: string | null;
+}
+
+const NO_ASKER: PassphraseAsker = () => Promise.resolve(null);
 
 /** Locked: the list reply is this one array, so its encoded frame is cached like any other. */
 const NO_IDENTITIES: Identity[] = [];
@@ -139,6 +167,9 @@ export class Keyring implements Agent, SyncAnswering {
   private readonly pendingAsks = new Set<PendingAsk>();
   /** [pkcs11] Loaded providers and how many identities each backs. */
   private readonly providers = new ProviderTable();
+  /** Registered keys (POLICY.md §3) and how to ask their passphrases; set by setRegistered. */
+  private registeredSource: RegisteredKeySource | undefined;
+  private asker: PassphraseAsker = NO_ASKER;
 
   constructor(private readonly options: KeyringOptions = {}) {
     this.passphraseLock = new PassphraseLock(options.unlockBackoff);
@@ -213,9 +244,12 @@ export class Keyring implements Agent, SyncAnswering {
       this.options.logger?.debug({ conn: session.connectionId, request: req.type, error: err.name, reason: err.message }, 'request failed');
       return FAILURE;
     }
-    if (verdict.action === 'ask' || entry?.held === undefined) return undefined;
-    const signature = this.signer.signInline(entry.held, req.data, req.flags);
+    if (verdict.action === 'ask' || entry === undefined) return undefined;
+    const held = entry.held ?? (entry.registered === undefined ? undefined : this.registeredSource?.held(entry.registered.name));
+    if (held === undefined) return undefined;
+    const signature = this.signer.signInline(held, req.data, req.flags);
     if (signature === undefined) return undefined;
+    entry.lastUsed = Date.now();
     this.gate.recordSign(session, 'allow', verdict.reason, entry.view, req.data, verdict.question, startedAt);
     return { type: 'sign-response', signature };
   }
@@ -229,18 +263,67 @@ export class Keyring implements Agent, SyncAnswering {
     // decideSign refuses unknown keys.
     const e = entry!;
     const reason = verdict.action === 'ask' ? await this.confirm(verdict, e, k, session, data, startedAt) : verdict.reason;
+    // A registered key's private half is read and decrypted now, once the gate allowed the use.
+    const held = e.held ?? (e.registered === undefined ? undefined : await this.decryptRegistered(e, e.registered, session, data, startedAt));
     // Locked meanwhile (the key was sealed while a prompt or a request was pending).
-    if (e.held === undefined && e.external === undefined) throw this.refused(REFUSE_LOCKED, k, e, session, data, startedAt);
+    if (this.locked || (held === undefined && e.external === undefined)) throw this.refused(REFUSE_LOCKED, k, e, session, data, startedAt);
     let signature: Buffer;
     try {
       // [pkcs11] A token key is signed by its provider, in its helper process.
-      signature = e.external !== undefined ? await e.external.provider.sign(e.external.signingBlob, data, flags) : await this.signer.sign(e.held!, data, flags);
+      signature = e.external !== undefined ? await e.external.provider.sign(e.external.signingBlob, data, flags) : await this.signer.sign(held!, data, flags);
     } catch (err) {
       this.gate.recordSign(session, 'fail', 'signature failed', e.view, data, verdict.question, startedAt);
       throw err;
     }
+    e.lastUsed = Date.now();
     this.gate.recordSign(session, 'allow', reason, e.view, data, verdict.question, startedAt);
     return signature;
+  }
+
+  /**
+   * The private half of a registered key: in memory, or read and decrypted now (in a worker
+   * thread), asking the passphrase through the asker; three wrong answers fail the request.
+   * Records `key-decrypted` when it decrypts.
+   */
+  private async decryptRegistered(e: Entry, r: RegisteredKeyView, session: AgentSession, data: Buffer, startedAt: number): Promise<HeldKey> {
+    const source = this.registeredSource;
+    const have = source?.held(r.name);
+    if (have !== undefined) return have;
+    if (source === undefined) throw new KeyNotFoundError('no such identity');
+    try {
+      const held = await source.unlock(r.name, this.asker);
+      this.gate.recordChange('key-decrypted', 'allow', 'decrypted for a signature', session, e.view);
+      this.options.logger?.debug({ conn: session.connectionId, key: r.name, fingerprint: this.fingerprintOf(e.view) }, 'registered key decrypted');
+      return held;
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : 'cannot decrypt';
+      this.gate.recordChange('key-decrypted', 'fail', reason, session, e.view);
+      this.gate.recordSign(session, 'fail', 'key not decrypted', e.view, data, undefined, startedAt);
+      throw new AgentFailureError(`registered key ${JSON.stringify(r.name)} not decrypted: ${reason}`);
+    }
+  }
+
+  /**
+   * `tsagent unlock-key NAME`: decrypts a registered key now with this passphrase (zeroed),
+   * one attempt. Throws when locked, unknown or wrong.
+   */
+  async unlockRegistered(name: string, passphrase: Buffer): Promise<void> {
+    const source = this.registeredSource;
+    const entry = this.registeredEntry(name);
+    if (this.locked || source === undefined || entry === undefined) {
+      passphrase.fill(0);
+      if (this.locked) throw new AgentLockedError('agent is locked');
+      throw new KeyNotFoundError(`no registered key is named ${JSON.stringify(name)}`);
+    }
+    const session = AgentSession.inProcess();
+    const had = source.held(name) !== undefined;
+    try {
+      await source.unlockWith(name, passphrase);
+    } catch (err) {
+      this.gate.recordChange('key-decrypted', 'fail', err instanceof Error ? err.message : 'cannot decrypt', session, entry.view);
+      throw err;
+    }
+    if (!had) this.gate.recordChange('key-decrypted', 'allow', 'unlock-key', session, entry.view);
   }
 
   /** Asks the user about an `ask` verdict; returns the approval's reason or throws the refusal. */
@@ -297,22 +380,23 @@ export class Keyring implements Agent, SyncAnswering {
     const held = previous?.held ?? key;
     if (held !== key) this.keyRelease.released();
     const info = previous?.info ?? publicPart(key);
+    const fp = previous?.view.fingerprint ?? fingerprint(info.publicBlob);
+    // A registered key added with ssh-add stays the config's key (name, source), now loaded.
+    const registered = previous?.registered;
     const entry: Entry = {
       info,
-      view: {
-        blob: info.publicBlob,
-        fingerprint: previous?.view.fingerprint ?? fingerprint(info.publicBlob),
-        comment: identity.comment,
-        type: info.type,
-        name: null,
-        source: 'added',
-        confirm: parsed.confirm,
-      },
+      view:
+        registered === undefined
+          ? this.addedView(info, fp, identity.comment, parsed.confirm)
+          : { ...registered.view, confirm: registered.view.confirm || parsed.confirm },
       held,
       sealed: undefined,
       rules: parsed.rules,
       expiresAt: lifetime === undefined ? undefined : performance.now() + lifetime * 1000,
       timer: undefined,
+      registered,
+      addedConfirm: parsed.confirm,
+      lastUsed: previous?.lastUsed,
     };
     if (previous !== undefined) {
       if (previous.rules.length > 0) this.restricted--;
@@ -344,7 +428,8 @@ export class Keyring implements Agent, SyncAnswering {
       const entry = this.lookup(keyBlob);
       if (!identityPermitted(entry.rules, session.bindings)) throw new KeyNotFoundError('identity not visible on this connection');
       this.delete(blobKey(keyBlob));
-      return { reason: 'removed', view: entry.view };
+      // A registered key stays listed, its private half dropped (POLICY.md §3).
+      return { reason: entry.registered === undefined ? 'removed' : 'private half dropped (registered key)', view: entry.view };
     });
   }
 
@@ -356,15 +441,13 @@ export class Keyring implements Agent, SyncAnswering {
     });
   }
 
-  /** Drops every key regardless of the lock (SIGUSR1, shutdown). */
+  /**
+   * Drops every key regardless of the lock (`ssh-add -D`, SIGUSR1, shutdown). Registered keys
+   * stay listed with their private halves dropped (POLICY.md §3).
+   */
   clear(): void {
-    for (const e of this.entries.values()) {
-      if (e.timer !== undefined) clearTimeout(e.timer);
-      e.sealed?.fill(0);
-    }
-    this.entries.clear();
-    this.changed();
-    this.restricted = 0;
+    for (const k of [...this.entries.keys()]) this.delete(k);
+    this.registeredSource?.dropAll();
     this.withdrawAsks(undefined);
     this.providers.closeAll(); // [pkcs11]
     this.keyRelease.released();
@@ -388,8 +471,11 @@ export class Keyring implements Agent, SyncAnswering {
       } finally {
         sealingKey.fill(0);
       }
+      // Decrypted registered keys are not sealed but dropped: their file is their home (POLICY.md §3).
+      this.registeredSource?.dropAll();
       this.keyRelease.released();
       this.withdrawAsks(undefined);
+      this.options.approvals?.agentLocked?.();
       return { reason: 'locked' };
     });
   }
@@ -430,7 +516,7 @@ export class Keyring implements Agent, SyncAnswering {
     let keyObjects = 0;
     let sealed = 0;
     for (const e of this.entries.values()) {
-      if (e.held !== undefined) keyObjects++;
+      if (e.held !== undefined || (e.registered !== undefined && this.registeredSource?.held(e.registered.name) !== undefined)) keyObjects++;
       if (e.sealed !== undefined) sealed++;
     }
     return { identities: this.entries.size, keyObjects, sealed };
@@ -491,6 +577,9 @@ export class Keyring implements Agent, SyncAnswering {
           expiresAt,
           timer: undefined,
           external: { provider, signingBlob: id.signingBlob },
+          registered: undefined,
+          addedConfirm: c.confirm,
+          lastUsed: undefined,
         };
         if (rules.length > 0) this.restricted++;
         this.entries.set(k, entry);
@@ -569,17 +658,139 @@ export class Keyring implements Agent, SyncAnswering {
     return entry;
   }
 
+  /**
+   * Removes a key (ssh-add -d, -D, expiry). A registered key is not removed: it goes back to
+   * its config form, listed with no private half (POLICY.md §3).
+   */
   private delete(k: string): void {
     const e = this.entries.get(k);
     if (e === undefined) return;
     if (e.timer !== undefined) clearTimeout(e.timer);
+    e.timer = undefined;
     e.sealed?.fill(0);
     if (e.rules.length > 0) this.restricted--;
-    this.entries.delete(k);
+    if (e.registered !== undefined) {
+      this.registeredSource?.drop(e.registered.name);
+      this.toRegistered(e, e.registered);
+    } else {
+      this.entries.delete(k);
+    }
     this.changed();
     this.withdrawAsks(e);
+    this.options.approvals?.keyGone?.(e.view.fingerprint);
     if (e.external !== undefined) this.providers.release(e.external.provider.path); // [pkcs11]
     this.keyRelease.released();
+  }
+
+  /** Makes `e` the plain registered key `r`: the config's view, no private half, no constraints. */
+  private toRegistered(e: Entry, r: RegisteredKeyView): void {
+    e.sealed?.fill(0);
+    e.sealed = undefined;
+    e.held = undefined;
+    e.view = r.view;
+    e.registered = r;
+    e.rules = [];
+    e.expiresAt = undefined;
+    e.addedConfirm = false;
+  }
+
+  /** An ssh-add key's view: `[[key]] fingerprint=` settings give its name and confirm (POLICY.md §2). */
+  private addedView(info: KeyInfo, fp: string, comment: string, confirm: boolean): KeyView {
+    const settings = this.registeredSource?.addedKeySettings(fp);
+    return {
+      blob: info.publicBlob,
+      fingerprint: fp,
+      comment,
+      type: info.type,
+      name: settings?.name ?? null,
+      source: 'added',
+      confirm: confirm || settings?.confirm === true,
+    };
+  }
+
+  private registeredEntry(name: string): Entry | undefined {
+    for (const e of this.entries.values()) if (e.registered?.name === name) return e;
+    return undefined;
+  }
+
+  /**
+   * Registers the config's keys (start, reload): listed first, in config order, before keys
+   * added with ssh-add (they were "added" when the agent started). Keys no longer registered
+   * go, unless ssh-add also added them; `[[key]] fingerprint=` settings are re-applied to
+   * added keys. `asker` asks passphrases for signatures (askpass).
+   */
+  setRegistered(source: RegisteredKeySource | undefined, asker?: PassphraseAsker): void {
+    this.registeredSource = source;
+    this.asker = asker ?? NO_ASKER;
+    const next = new Map<string, Entry>();
+    for (const r of source?.list() ?? []) {
+      const k = blobKey(r.view.blob);
+      const e = this.entries.get(k);
+      if (e === undefined) {
+        next.set(k, {
+          info: publicKeyInfo(r.view.blob),
+          view: r.view,
+          held: undefined,
+          sealed: undefined,
+          rules: [],
+          expiresAt: undefined,
+          timer: undefined,
+          registered: r,
+          addedConfirm: false,
+          lastUsed: undefined,
+        });
+        continue;
+      }
+      e.registered = r;
+      if (e.held === undefined && e.sealed === undefined && e.external === undefined) this.toRegistered(e, r);
+      else e.view = { ...r.view, confirm: r.view.confirm || e.addedConfirm };
+      next.set(k, e);
+    }
+    const gone: Entry[] = [];
+    for (const [k, e] of this.entries) {
+      if (next.has(k)) continue;
+      if (e.registered !== undefined) {
+        e.registered = undefined;
+        // No longer registered and never added with ssh-add: it goes.
+        if (e.held === undefined && e.sealed === undefined) {
+          if (e.timer !== undefined) clearTimeout(e.timer);
+          gone.push(e);
+          continue;
+        }
+      }
+      if (e.external === undefined) e.view = this.addedView(e.info, e.view.fingerprint, e.view.comment, e.addedConfirm);
+      next.set(k, e);
+    }
+    this.entries.clear();
+    for (const [k, e] of next) this.entries.set(k, e);
+    this.changed();
+    for (const e of gone) {
+      this.withdrawAsks(e);
+      this.options.approvals?.keyGone?.(e.view.fingerprint);
+    }
+  }
+
+  /** Every key with what `tsagent keys` shows of it (POLICY.md §5), in list order. No audit record. */
+  keyFacts(): KeyFacts[] {
+    const now = performance.now();
+    const out: KeyFacts[] = [];
+    for (const e of this.entries.values()) {
+      const name = e.registered?.name;
+      const decrypted = name !== undefined && this.registeredSource?.held(name) !== undefined;
+      const lifetimeLeft =
+        e.expiresAt !== undefined
+          ? Math.max(0, Math.ceil((e.expiresAt - now) / 1000))
+          : name === undefined
+            ? null
+            : (this.registeredSource?.lifetimeLeft(name) ?? null);
+      out.push({
+        view: e.view,
+        loaded: e.held !== undefined || e.sealed !== undefined || e.external !== undefined || decrypted,
+        lifetimeLeft,
+        lastUsed: e.lastUsed === undefined ? null : new Date(e.lastUsed).toISOString(),
+      });
+    }
+    return out;
   }
 
   /** A key's fingerprint in the `-E` hash, for logs (KeyView's is always SHA256). */

@@ -58,6 +58,13 @@ export interface ApprovalPort {
    * request can no longer be served (agent locked, key removed or expired, connection gone).
    */
   ask(q: SignQuestion, signal: AbortSignal): Promise<ApprovalAnswer>;
+  /**
+   * A key is gone (removed, expired, `ssh-add -D`; for a registered key: its private half
+   * dropped by `ssh-add -d`/`-D`): its grants end. Called once per key.
+   */
+  keyGone?(fingerprint: string): void;
+  /** The agent was locked (`ssh-add -x`): every grant ends. */
+  agentLocked?(): void;
 }
 
 export type AuditEventName =

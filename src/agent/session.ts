@@ -5,7 +5,7 @@
  * Every per-request Agent method takes it explicitly.
  */
 import type { Destination, DestinationNamer, HostNames, ProcessInfo } from '../context/types';
-import { fingerprint } from '../keys/fingerprint';
+import { buildDestination, withUser } from '../context/destination';
 import { SessionBindings } from './session-bindings';
 
 /** SO_PEERCRED (or the platform's equivalent), when the transport can tell. */
@@ -48,6 +48,9 @@ export class AgentSession {
   /** Bindings only ever grow, so their count says whether the cached destination is current. */
   private destinationBindings = 0;
   private cachedDestination: Destination | null = null;
+  /** destinationFor's last answer and the bound destination it was made from. */
+  private userDestination: Destination | undefined;
+  private userDestinationBase: Destination | null = null;
 
   constructor(options: AgentSessionOptions) {
     this.connectionId = options.connectionId;
@@ -77,38 +80,31 @@ export class AgentSession {
 
   /**
    * Where this connection's signatures go (POLICY.md §1): null while unbound; `user` is
-   * always null here (it belongs to one sign request: the gate adds it). Computed once per
+   * always null here (it belongs to one sign request: see destinationFor). Computed once per
    * new binding, so a list or sign costs a field read.
    */
   destination(): Destination | null {
     const path = this.bindings.bindings;
     if (path.length === 0) return null;
     if (path.length !== this.destinationBindings) {
-      this.cachedDestination = this.describePath();
+      this.cachedDestination = buildDestination(path, (blob) => this.namer(blob, this.process));
       this.destinationBindings = path.length;
     }
     return this.cachedDestination;
   }
 
-  private describePath(): Destination {
-    const path = this.bindings.bindings;
-    const last = path[path.length - 1]!;
-    const { names, port } = this.namer(last.hostKey.blob, this.process);
-    const via: string[] = [];
-    for (let i = 0; i < path.length - 1; i++) {
-      const hop = path[i]!.hostKey.blob;
-      via.push(this.namer(hop, this.process).names[0] ?? fingerprint(hop));
+  /**
+   * The destination with the remote user of one login. The same object while the binding and
+   * the user stay the same, so a connection's signatures share it (the audit writer caches
+   * its JSON per object).
+   */
+  destinationFor(user: string | null): Destination | null {
+    const bound = this.destination();
+    if (user === null || bound === null) return bound;
+    if (this.userDestination === undefined || this.userDestinationBase !== bound || this.userDestination.user !== user) {
+      this.userDestination = withUser(bound, user)!;
+      this.userDestinationBase = bound;
     }
-    return {
-      hostKey: fingerprint(last.hostKey.blob),
-      names,
-      host: names[0] ?? null,
-      port,
-      user: null,
-      // Only the first hop can be bound for forwarding by our own ssh (`ssh -A`); every later
-      // hop came through it.
-      forwarded: path[0]!.forwarded,
-      via,
-    };
+    return this.userDestination;
   }
 }

@@ -52,6 +52,12 @@ export interface ApprovalsOptions {
   /** Replaces the channels `prompt` would make (embedding, tests). */
   readonly channels?: readonly PromptChannel[];
   readonly now?: () => number;
+  /**
+   * Deny at once a prompt that no on-screen method (notification, askpass) could show, rather
+   * than wait for `tsagent approve` until the timeout. The daemon sets it when there is no
+   * config file, where it must answer as OpenSSH's agent does (confirm fails without askpass).
+   */
+  readonly denyWhenUnshown?: boolean;
 }
 
 export interface TerminalAnswerResult {
@@ -179,6 +185,18 @@ export class PendingApprovals implements ApprovalPort {
     return { id, allowed, grant: entry.grant };
   }
 
+  /** The key was removed or expired (POLICY.md §4): its grants end, its pending requests are refused. */
+  keyGone(fingerprint: string): void {
+    this.grants.revokeForKey(fingerprint);
+    for (const entry of [...(this.byKey.get(fingerprint) ?? [])]) this.finish(entry, false, 'withdrawn: key removed', false);
+  }
+
+  /** The agent was locked: every grant ends, every pending request is refused. */
+  agentLocked(): void {
+    this.grants.revokeAll();
+    for (const entry of [...this.pending.values()]) this.finish(entry, false, 'withdrawn: agent locked', false);
+  }
+
   /** Denies everything pending, withdraws every prompt, drops the grants (agent shutdown). */
   close(): void {
     for (const entry of [...this.pending.values()]) this.finish(entry, false, 'withdrawn: agent stopping', false);
@@ -239,11 +257,24 @@ export class PendingApprovals implements ApprovalPort {
       rememberLabel: durationLabel(this.grants.durationMs),
       timeoutMs: Math.max(1, entry.asked + this.timeoutMs - this.now()),
     };
+    let unavailable = 0;
+    const noMethod = (): void => {
+      if (++unavailable === this.channels.length && this.options.denyWhenUnshown === true && entry.state !== 'done') {
+        this.finish(entry, false, 'no prompt method available', false);
+      }
+    };
+    if (this.channels.length === 0 && this.options.denyWhenUnshown === true) {
+      this.finish(entry, false, 'no prompt method available', false);
+      return;
+    }
     for (const channel of this.channels) {
       channel
         .show(request)
         .then((shown) => {
-          if (shown === null) return;
+          if (shown === null) {
+            noMethod();
+            return;
+          }
           if (entry.state === 'done') {
             shown.withdraw();
             return;
@@ -256,6 +287,7 @@ export class PendingApprovals implements ApprovalPort {
           });
         })
         .catch((e: unknown) => {
+          noMethod();
           this.options.logger?.debug({ approval: entry.id, method: channel.method, err: e instanceof Error ? e.message : String(e) }, 'prompt method failed');
         });
     }

@@ -1,8 +1,10 @@
 /**
  * The audit log writer (POLICY.md §6): an AuditSink that queues records synchronously and
  * writes each batch with one write(2) to an O_APPEND file (0600, directory 0700, created if
- * missing), rotating by size to FILE.1 … FILE.5. The server calls flush() before a sign
- * reply leaves; other records are flushed on the next turn of the event loop.
+ * missing), rotating by size to FILE.1 … FILE.5. The file is opened on the first write, so
+ * an agent that records nothing never touches it. The server calls flush() before a sign
+ * reply leaves; without that call a batch is written at the end of the current tick (a
+ * microtask), so records queued by one burst of requests still share one write(2).
  *
  * The log never takes the agent down: a removed file is re-created, a replaced one
  * reopened, and a failure to write is reported once (until writing works again) and the
@@ -49,7 +51,7 @@ export class AuditFileSink implements AuditSink {
   private checkedAt = 0;
   private readonly pathCheckMs: number;
   private size = 0;
-  private scheduled: NodeJS.Immediate | undefined;
+  private scheduled = false;
   private failing = false;
   private closed = false;
 
@@ -64,12 +66,12 @@ export class AuditFileSink implements AuditSink {
   record(r: AuditRecord): void {
     if (this.closed) return;
     this.queue.push(r);
-    if (this.scheduled === undefined) {
-      this.scheduled = setImmediate(() => {
-        this.scheduled = undefined;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(() => {
+        this.scheduled = false;
         this.flush();
       });
-      this.scheduled.unref();
     }
   }
 
@@ -91,8 +93,6 @@ export class AuditFileSink implements AuditSink {
 
   /** Flushes and closes the file; later records are ignored. */
   close(): void {
-    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
-    this.scheduled = undefined;
     this.flush();
     this.closed = true;
     this.closeFd();

@@ -16,7 +16,7 @@ interface CommonFlags {
 }
 
 /** Text from the agent (comments, names) is shown as data: control characters escaped. */
-function safe(s: string): string {
+export function safe(s: string): string {
   return s.replace(/\p{Cc}/gu, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
@@ -55,13 +55,17 @@ function keysText(keys: readonly KeyJson[]): string {
     k.lastUsed ?? '-',
     safe(k.comment),
   ]);
-  const head = ['NAME', 'TYPE', 'FINGERPRINT', 'SOURCE', 'LOADED', 'HOSTS', 'CONFIRM', 'LEFT', 'LAST USED', 'COMMENT'];
+  return alignedTable(['NAME', 'TYPE', 'FINGERPRINT', 'SOURCE', 'LOADED', 'HOSTS', 'CONFIRM', 'LEFT', 'LAST USED', 'COMMENT'], rows);
+}
+
+/** Columns padded to their widest cell, two spaces apart; the last column unpadded. */
+export function alignedTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: readonly string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   return [line(head), ...rows.map(line)].join('\n');
 }
 
-function withCommon(cmd: Command): Command {
+export function withCommon(cmd: Command): Command {
   return cmd.option('--socket <path>', 'the agent socket (default: $SSH_AUTH_SOCK)').option('--json', 'print JSON');
 }
 

@@ -4,12 +4,12 @@
  * new state completely before swapping it in, so an invalid file leaves everything as it
  * was (the command exits 1 with the ConfigError's message).
  *
- * Until the decision gate consults this state, it reports the keyring's held keys and the
- * registered keys side by side; the integration replaces keys() with the gate's view.
+ * The registered keys live in the keyring (Keyring.setRegistered, at start and on every
+ * reload), which also asks their passphrases through askpass when a signature needs them.
  */
 import type { Logger } from 'pino';
 import type { Keyring } from '../agent/keyring';
-import { fingerprint } from '../keys/fingerprint';
+import { askpassPassphrase } from '../policy/askpass-passphrase';
 import { loadConfig } from '../policy/config';
 import type { Config } from '../policy/config-types';
 import { RegisteredKeys } from '../policy/registered-keys';
@@ -48,6 +48,8 @@ export interface DaemonControlOptions {
   readonly logger?: Logger;
   /** Told of every successful reload (the gate swaps its PolicyPort). */
   readonly onReload?: (state: PolicyState, previous: PolicyState) => void;
+  /** Told of every failed reload (the old configuration stays): the audit `config` record. */
+  readonly onReloadFailed?: (err: Error) => void;
 }
 
 export class DaemonControl implements ControlTarget {
@@ -56,6 +58,7 @@ export class DaemonControl implements ControlTarget {
 
   constructor(private readonly options: DaemonControlOptions) {
     this.current = options.initial;
+    options.keyring.setRegistered(options.initial.registered, askpassPassphrase(options.env));
   }
 
   get state(): PolicyState {
@@ -68,7 +71,8 @@ export class DaemonControl implements ControlTarget {
       socket: this.options.socket,
       control: this.options.control,
       config: this.current.config.file,
-      keys: { held: this.options.keyring.size, registered: this.current.registered.list().length },
+      // held: keys added with ssh-add (registered keys live in the keyring too, counted apart).
+      keys: { held: this.options.keyring.keyFacts().filter((f) => f.view.source !== 'config').length, registered: this.current.registered.list().length },
       locked: this.options.keyring.locked,
       uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
     };
@@ -76,44 +80,37 @@ export class DaemonControl implements ControlTarget {
 
   keys(): readonly KeyJson[] {
     const reg = this.current.registered;
-    const out: KeyJson[] = reg.list().map((k) => ({
-      name: k.name,
-      comment: k.comment,
-      fingerprint: k.fingerprint,
-      type: k.type,
-      source: 'config',
-      loaded: reg.isLoaded(k.name),
-      hosts: k.spec.hosts === null ? null : [...k.spec.hosts.source],
-      confirm: k.spec.confirm,
-      lifetimeLeft: reg.lifetimeLeft(k.name),
-      lastUsed: null,
-    }));
     const byFp = new Map(this.current.config.keys.filter((k) => k.fingerprint !== null).map((k) => [k.fingerprint!, k]));
-    for (const v of this.options.keyring.keyViews()) {
-      const fp = v.fingerprint.startsWith('SHA256:') ? v.fingerprint : fingerprint(v.blob);
-      if (reg.byFingerprint(fp) !== undefined) continue;
-      const spec = byFp.get(fp);
-      out.push({
-        name: v.name ?? spec?.name ?? null,
-        comment: v.comment,
-        fingerprint: fp,
-        type: v.type,
-        source: 'added',
-        loaded: true,
+    return this.options.keyring.keyFacts().map(({ view, loaded, lifetimeLeft, lastUsed }) => {
+      const spec = (view.source === 'config' && view.name !== null ? reg.byName(view.name)?.spec : undefined) ?? byFp.get(view.fingerprint);
+      return {
+        name: view.name,
+        comment: view.comment,
+        fingerprint: view.fingerprint,
+        type: view.type,
+        // "config", "added" (POLICY.md §5) or "pkcs11" for token keys (`ssh-add -s`, issue 15).
+        source: view.source,
+        loaded,
         hosts: spec?.hosts == null ? null : [...spec.hosts.source],
-        confirm: v.confirm || (spec?.confirm ?? false),
-        lifetimeLeft: null,
-        lastUsed: null,
-      });
-    }
-    return out;
+        confirm: view.confirm,
+        lifetimeLeft,
+        lastUsed,
+      };
+    });
   }
 
   reload(): readonly string[] {
-    const next = loadPolicyState(this.options.configPath, this.options.env);
+    let next: PolicyState;
+    try {
+      next = loadPolicyState(this.options.configPath, this.options.env);
+    } catch (err) {
+      if (err instanceof Error) this.options.onReloadFailed?.(err);
+      throw err;
+    }
     const previous = this.current;
     next.registered.adoptFrom(previous.registered);
     this.current = next;
+    this.options.keyring.setRegistered(next.registered, askpassPassphrase(this.options.env));
     this.options.onReload?.(next, previous);
     this.options.logger?.info({ config: next.config.file, registered: next.registered.list().length }, 'configuration reloaded');
     for (const w of next.warnings) this.options.logger?.warn({ reason: w }, 'registered key not loaded');
@@ -121,6 +118,6 @@ export class DaemonControl implements ControlTarget {
   }
 
   async unlockKey(name: string, passphrase: Buffer): Promise<void> {
-    await this.current.registered.unlockWith(name, passphrase);
+    await this.options.keyring.unlockRegistered(name, passphrase);
   }
 }

@@ -7,14 +7,15 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { AuditRecord } from '../agent/ports';
 import { followAudit } from '../audit/follow';
-import { defaultAuditPath } from '../audit/paths';
 import { matchesFilter, parseSince, readAuditRecords } from '../audit/query';
 import type { AuditFilter } from '../audit/query';
+import { loadConfig } from '../policy/config';
 import { columnWidths, formatRow, formatTable, tableRow, TABLE_HEADER } from '../audit/table';
 import type { Io } from './start';
 
 interface LogFlags {
   readonly file?: string;
+  readonly config?: string;
   readonly key?: string;
   readonly host?: string;
   readonly process?: string;
@@ -28,10 +29,7 @@ interface LogFlags {
 export interface LogRun {
   /** Aborts `-f`. */
   readonly signal?: AbortSignal;
-  /**
-   * The audit file when --file is not given: the config's `[audit] file` once a config
-   * reader exists (POLICY.md §2). Default: defaultAuditPath (XDG_STATE_HOME).
-   */
+  /** The audit file when --file is not given. Default: the config's `[audit] file` (POLICY.md §2). */
   readonly auditPath?: (env: NodeJS.ProcessEnv) => string;
 }
 
@@ -46,7 +44,7 @@ function filterOf(flags: LogFlags): AuditFilter {
 }
 
 export async function runLog(flags: LogFlags, io: Io, run: LogRun = {}): Promise<void> {
-  const path = flags.file ?? (run.auditPath ?? defaultAuditPath)(io.env);
+  const path = flags.file ?? (run.auditPath ?? ((env) => configuredAuditPath(flags.config, env)))(io.env);
   const filter = filterOf(flags);
   const records = readAuditRecords(path).filter((r) => matchesFilter(r, filter));
   const line = (r: AuditRecord): string => `${JSON.stringify(r)}\n`;
@@ -68,6 +66,14 @@ export async function runLog(flags: LogFlags, io: Io, run: LogRun = {}): Promise
   );
 }
 
+/**
+ * The config's `[audit] file` (`--config FILE`, else the XDG path; the default path when no
+ * file exists). An invalid config is an error naming file, line and key, as for the agent.
+ */
+function configuredAuditPath(configPath: string | undefined, env: NodeJS.ProcessEnv): string {
+  return loadConfig(configPath, env).audit.file;
+}
+
 function sinceArgument(value: string): Date {
   try {
     return parseSince(value);
@@ -79,7 +85,8 @@ function sinceArgument(value: string): Date {
 export function logCommand(io: Io, run: Omit<LogRun, 'signal'> = {}): Command {
   return new Command('log')
     .description('show the audit log (newest last): which program used which key, for which host, and what was decided')
-    .option('--file <path>', 'the audit file (default: $XDG_STATE_HOME/tsagent/audit.jsonl)')
+    .option('--file <path>', "the audit file (default: the config's [audit] file, else $XDG_STATE_HOME/tsagent/audit.jsonl)")
+    .option('--config <file>', 'the configuration file naming the audit file (default: $XDG_CONFIG_HOME/tsagent/config.toml)')
     .option('--key <key>', 'only records for this key: name, comment or fingerprint (patterns * ?)')
     .option('--host <host>', 'only records for this destination host, name, hop or host key fingerprint (patterns)')
     .option('--process <program>', 'only records from this program: exe path or basename (patterns)')

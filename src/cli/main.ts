@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { AgentError } from '../errors';
 import { logCommand } from './log';
+import { approvalCommands } from './approval-commands';
 import { controlCommands } from './control-commands';
 import { serviceCommand } from './service';
 import { start } from './start';
@@ -53,6 +54,7 @@ export function buildProgram(io: Io): Command {
   program.addCommand(serviceCommand(io));
   program.addCommand(logCommand(io));
   for (const c of controlCommands(io)) program.addCommand(c);
+  for (const c of approvalCommands(io)) program.addCommand(c);
 
   return program;
 }

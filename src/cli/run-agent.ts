@@ -3,16 +3,18 @@
  * mode, by the detached background child, and by command mode.
  */
 import type { Logger } from 'pino';
+import type { Socket } from 'node:net';
 import { Keyring } from '../agent/keyring';
 import type { FingerprintHash } from '../keys/fingerprint';
 import { Pkcs11Providers } from '../pkcs11/provider-host';
 import { AgentServer } from '../server/agent-server';
 import type { ListenTarget } from '../server/agent-server';
-import { uidPeerCheck } from '../server/peer-check';
+import { socketFd, uidPeerCheck } from '../server/peer-check';
 import { ControlServer, registerCoreCommands } from '../server/control-socket';
 import { ensurePrivateDir, isWindowsPipe } from '../server/socket-path';
 import { DaemonControl } from './daemon-control';
 import type { PolicyState } from './daemon-control';
+import type { JsonValue } from '../protocol/control';
 import { KnownHostsResolver } from '../context/known-hosts';
 import { knownHostsNamer } from '../context/namer';
 import { readPeerProcess } from '../context/process';
@@ -21,6 +23,10 @@ import type { DestinationNamer, ProcessInfo } from '../context/types';
 import { literalHostNames } from '../policy/rules';
 import { SwappablePolicy } from '../policy/swappable-policy';
 import { hardenProcess } from './harden';
+import { PendingApprovals } from '../approvals/pending';
+import { approvalCommands } from '../approvals/handlers';
+import { ConfiguredAuditSink, configRecord } from '../audit/configured-sink';
+import type { Config } from '../policy/config-types';
 
 export interface RunAgentOptions {
   readonly target: ListenTarget;
@@ -42,6 +48,10 @@ export interface RunAgentOptions {
 
 export interface RunningAgent {
   readonly keyring: Keyring;
+  /** The audit log (POLICY.md §6); undefined without a policy state. */
+  readonly audit: ConfiguredAuditSink | undefined;
+  /** Pending approvals and grants (POLICY.md §4); undefined without a policy state. */
+  readonly approvals: PendingApprovals | undefined;
   readonly server: AgentServer;
   /** The control socket's commands and the policy state, when a control socket listens. */
   readonly commands: DaemonControl | undefined;
@@ -59,16 +69,38 @@ function destinationNamer(state: PolicyState, env: NodeJS.ProcessEnv): Destinati
   return knownHostsNamer(resolver, literalHostNames(state.config));
 }
 
+function newApprovals(config: Config, env: NodeJS.ProcessEnv, audit: ConfiguredAuditSink | undefined, logger: Logger): PendingApprovals {
+  return new PendingApprovals({
+    prompt: config.agent.prompt,
+    promptTimeoutMs: config.agent.promptTimeoutSeconds * 1000,
+    rememberMs: config.agent.rememberSeconds * 1000,
+    env,
+    logger,
+    // No config file: confirm behaves as OpenSSH's (no askpass, no approval) — POLICY.md §2.
+    denyWhenUnshown: config.file === null,
+    ...(audit === undefined ? {} : { audit }),
+  });
+}
+
 export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => void): Promise<RunningAgent> {
   const { logger } = opts;
   // With a config, its rules judge every list and signature (POLICY.md §2); reload swaps them.
   const policy = opts.policy === undefined ? undefined : new SwappablePolicy(opts.policy.state.policy);
+  const config = opts.policy?.state.config;
+  // The audit log is written with or without a config file (POLICY.md §2); opened on first record.
+  const audit = config === undefined ? undefined : new ConfiguredAuditSink(config.audit, (m) => logger.warn(m));
+  audit?.record(configRecord('allow', config?.file === null || config === undefined ? 'no config file: defaults' : `loaded ${config.file}`));
+  // Confirmations (rule `confirm`, key `confirm`, `ssh-add -c`) become pending approvals shown
+  // by every method of `prompt` at once, the terminal always among them (POLICY.md §4).
+  const approvals = config === undefined ? undefined : newApprovals(config, opts.policy!.env, audit, logger);
   const keyring = new Keyring({
     defaultLifetimeSeconds: opts.defaultLifetimeSeconds,
     fingerprintHash: opts.fingerprintHash,
     logger,
     smartcards: new Pkcs11Providers({ ...opts.pkcs11, logger }),
     ...(policy === undefined ? {} : { policy }),
+    ...(audit === undefined ? {} : { audit }),
+    ...(approvals === undefined ? {} : { approvals }),
   });
   const protections = hardenProcess();
   for (const w of protections.warnings) logger.warn(w);
@@ -82,9 +114,22 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
       ? {}
       : {
           namer: (hostKey: Buffer, process: ProcessInfo | null) => namer!(hostKey, process),
-          describePeer: (peer: PeerIdentity | null) => (peer === null ? null : readPeerProcess(peer)),
+          // Pinned by a pidfd where the kernel gives one (SO_PEERPIDFD, Linux 6.5+), so a
+          // recycled pid can never lend another process's facts (POLICY.md §1).
+          describePeer: (peer: PeerIdentity | null, sock: Socket) => {
+            if (peer === null) return null;
+            const fd = socketFd(sock);
+            const pidfd = fd === undefined ? undefined : protections.libc?.peerPidfd?.(fd);
+            return readPeerProcess(peer, pidfd === undefined ? {} : { pidfd });
+          },
         };
-  const server = new AgentServer({ agent: keyring, logger, ...context, ...(peerCheck === undefined ? {} : { peerCheck }) });
+  const server = new AgentServer({
+    agent: keyring,
+    logger,
+    ...context,
+    ...(peerCheck === undefined ? {} : { peerCheck }),
+    ...(audit === undefined ? {} : { audit }),
+  });
   let controlServer: ControlServer | undefined;
   let commands: DaemonControl | undefined;
   const ctl = opts.control;
@@ -102,9 +147,15 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
       onReload: (next: PolicyState) => {
         policy?.swap(next.policy);
         namer = destinationNamer(next, opts.policy!.env);
+        audit?.swap(next.config.audit);
+        audit?.record(configRecord('allow', next.config.file === null ? 'reloaded: no config file, defaults' : `reloaded ${next.config.file}`));
       },
+      onReloadFailed: (err: Error) => audit?.record(configRecord('fail', `reload failed: ${err.message}`)),
     });
     registerCoreCommands(controlServer, commands);
+    if (approvals !== undefined) {
+      for (const [name, handler] of Object.entries(approvalCommands(approvals))) controlServer.register(name, (args) => handler(args) as JsonValue);
+    }
     // The control socket first: whoever sees the agent socket can rely on its .ctl being there.
     if (opts.target.kind === 'path' && opts.target.ownedDir !== undefined) ensurePrivateDir(opts.target.ownedDir);
     await controlServer.listen(ctl);
@@ -121,10 +172,12 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       for (const [sig, fn] of handlers) process.off(sig, fn);
+      approvals?.close();
       keyring.clear();
       commands?.state.registered.dropAll();
       await controlServer?.close();
       await server.close();
+      audit?.close();
     })();
     return stopping;
   };
@@ -149,5 +202,5 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   for (const [sig, fn] of handlers) process.on(sig, fn);
   const where = (t: ListenTarget): string => (t.kind === 'fd' ? `fd ${t.fd}` : t.path);
   logger.info({ socket: where(opts.target), control: opts.control === undefined ? undefined : where(opts.control) }, 'listening');
-  return { keyring, server, stop, warnings: protections.warnings, control: opts.control, commands };
+  return { keyring, audit, approvals, server, stop, warnings: protections.warnings, control: opts.control, commands };
 }

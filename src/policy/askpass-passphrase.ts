@@ -19,9 +19,9 @@ function mayRunAskpass(env: NodeJS.ProcessEnv): boolean {
 }
 
 export function askpassPassphrase(env: NodeJS.ProcessEnv = process.env): PassphraseAsker {
-  return (prompt) =>
+  return (prompt, _attempt, signal) =>
     new Promise<Buffer | null>((resolve) => {
-      if (!mayRunAskpass(env)) {
+      if (!mayRunAskpass(env) || signal?.aborted === true) {
         resolve(null);
         return;
       }
@@ -48,6 +48,15 @@ export function askpassPassphrase(env: NodeJS.ProcessEnv = process.env): Passphr
         chunk.fill(0);
         got += n;
       });
+      // Answered elsewhere (tsagent unlock-key): the prompt goes away.
+      signal?.addEventListener(
+        'abort',
+        () => {
+          child.kill('SIGKILL');
+          done(null);
+        },
+        { once: true },
+      );
       child.on('error', () => done(null));
       child.on('close', (code) => {
         if (code !== 0 || got > MAX_PASSPHRASE_BYTES) {

@@ -15,6 +15,8 @@
 import { basename } from 'node:path';
 import { KeyFileError, UnsupportedKeyError } from '../errors';
 import type { KeyView } from '../agent/ports';
+import { KeyRelease } from '../agent/key-release';
+import type { AddedKeySettings, PassphraseAsker, RegisteredKeySource } from '../agent/registered';
 import { fingerprint as fingerprintOf } from '../keys/fingerprint';
 import type { HeldKey } from '../keys/held-key';
 import { importPrivateKey } from '../keys/import-private';
@@ -33,11 +35,7 @@ export const PASSPHRASE_ATTEMPTS = 3;
 /** setTimeout's ceiling; longer unlock-for periods re-arm. */
 const MAX_TIMER_MS = 0x7fffffff;
 
-/**
- * Asks for the passphrase of a registered key. Resolves with it (the caller zeroes it after
- * use) or null when the user cancels or no method can ask.
- */
-export type PassphraseAsker = (prompt: string, attempt: number) => Promise<Buffer | null>;
+export type { PassphraseAsker };
 
 export interface RegisteredKey {
   readonly spec: KeySpec;
@@ -69,15 +67,28 @@ export function passphrasePrompt(k: Pick<RegisteredKey, 'name' | 'file'>): strin
   return `Enter passphrase for key "${k.name}" (${k.file}) to use it through tsagent: `;
 }
 
-export class RegisteredKeys {
+export class RegisteredKeys implements RegisteredKeySource {
   private readonly byNameMap = new Map<string, RegisteredKey>();
   private readonly byFp = new Map<string, RegisteredKey>();
   private readonly unlocked = new Map<string, Unlocked>();
   private readonly pending = new Map<string, Promise<HeldKey>>();
+  /** Keys whose passphrase is being asked now: `tsagent unlock-key` may answer instead. */
+  private readonly waiting = new Map<string, (passphrase: Buffer) => void>();
   /** Bumped by dropAll, so a decryption that finishes after a lock is not kept. */
   private generation = 0;
+  /** Has OpenSSL free the decrypted halves dropped here (expiry, lock, reload), like the keyring's. */
+  private readonly keyRelease = new KeyRelease();
 
-  private constructor(private readonly keys: readonly RegisteredKey[]) {
+  /** `[[key]] fingerprint=` settings, for keys added later with ssh-add. */
+  private readonly addedSettings = new Map<string, AddedKeySettings>();
+
+  private constructor(
+    private readonly keys: readonly RegisteredKey[],
+    specs: readonly KeySpec[] = [],
+  ) {
+    for (const spec of specs) {
+      if (spec.fingerprint !== null) this.addedSettings.set(spec.fingerprint, { name: spec.name, confirm: spec.confirm });
+    }
     for (const k of keys) {
       this.byNameMap.set(k.name, k);
       this.byFp.set(k.fingerprint, k);
@@ -103,7 +114,7 @@ export class RegisteredKeys {
         errors.push(err instanceof KeyFileError ? err : new KeyFileError('cannot be registered', spec.file, { cause: err }));
       }
     }
-    return { keys: new RegisteredKeys(keys), errors };
+    return { keys: new RegisteredKeys(keys, specs), errors };
   }
 
   list(): readonly RegisteredKey[] {
@@ -116,6 +127,10 @@ export class RegisteredKeys {
 
   byFingerprint(fp: string): RegisteredKey | undefined {
     return this.byFp.get(fp);
+  }
+
+  addedKeySettings(fingerprint: string): AddedKeySettings | undefined {
+    return this.addedSettings.get(fingerprint);
   }
 
   /** file path -> fingerprint, for RulePolicy's key settings. */
@@ -157,7 +172,7 @@ export class RegisteredKeys {
     if (k === undefined) return Promise.reject(new KeyFileError('no registered key has this name', name));
     const gen = this.generation;
     const p = (async () => {
-      const body = await readPrivate(k, ask, attempts);
+      const body = await readPrivate(k, this.answerable(name, ask), attempts);
       const held = importMatching(k, body);
       if (gen === this.generation) this.keep(k, held);
       return held;
@@ -166,8 +181,47 @@ export class RegisteredKeys {
     return p;
   }
 
-  /** `tsagent unlock-key NAME`: one passphrase, one attempt. The passphrase is zeroed. */
+  /**
+   * `ask`, except that unlockWith may answer while it waits (POLICY.md §3: askpass or
+   * `tsagent unlock-key`, first answer wins; the other question is withdrawn).
+   */
+  private answerable(name: string, ask: PassphraseAsker): PassphraseAsker {
+    return (prompt, attempt) =>
+      new Promise<Buffer | null>((resolve) => {
+        const withdraw = new AbortController();
+        let settled = false;
+        const settle = (answer: Buffer | null): void => {
+          if (settled) {
+            answer?.fill(0);
+            return;
+          }
+          settled = true;
+          if (this.waiting.get(name) === offer) this.waiting.delete(name);
+          resolve(answer);
+        };
+        const offer = (answer: Buffer): void => {
+          settle(answer);
+          withdraw.abort();
+        };
+        this.waiting.set(name, offer);
+        ask(prompt, attempt, withdraw.signal).then(settle, () => settle(null));
+      });
+  }
+
+  /**
+   * `tsagent unlock-key NAME`: one passphrase, one attempt. The passphrase is zeroed. While a
+   * signature waits for this key's passphrase, it answers that question instead and resolves
+   * when that decryption ends (a wrong answer there counts as one of its three attempts).
+   */
   async unlockWith(name: string, passphrase: Buffer): Promise<void> {
+    const offer = this.waiting.get(name);
+    const running = this.pending.get(name);
+    if (offer !== undefined && running !== undefined) {
+      offer(Buffer.from(passphrase));
+      passphrase.fill(0);
+      await running;
+      return;
+    }
     let given = false;
     try {
       await this.unlockAsking(
@@ -200,6 +254,7 @@ export class RegisteredKeys {
     if (u === undefined) return;
     if (u.timer !== undefined) clearTimeout(u.timer);
     this.unlocked.delete(name);
+    this.keyRelease.released();
   }
 
   /**

@@ -52,7 +52,7 @@ export interface KeyJson {
   readonly comment: string;
   readonly fingerprint: string;
   readonly type: string;
-  readonly source: 'config' | 'added';
+  readonly source: 'config' | 'added' | 'pkcs11';
   readonly loaded: boolean;
   readonly hosts: readonly string[] | null;
   readonly confirm: boolean;

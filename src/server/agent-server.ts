@@ -6,6 +6,7 @@ import { rmdirSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { AuditSink } from '../agent/ports';
 import type { Agent } from '../agent/agent';
 import { AgentSession } from '../agent/session';
 import type { PeerCredentials } from '../agent/session';
@@ -27,7 +28,9 @@ export interface AgentServerOptions {
   /** Names for the host keys connections bind to (known_hosts); default: none proven. */
   readonly namer?: DestinationNamer;
   /** What is known of the peer process, read once per connection; default: pid and uid only. */
-  readonly describePeer?: (peer: PeerCredentials | null) => ProcessInfo | null;
+  readonly describePeer?: (peer: PeerCredentials | null, sock: Socket) => ProcessInfo | null;
+  /** The audit log, flushed before a sign reply leaves (POLICY.md §6). */
+  readonly audit?: Pick<AuditSink, 'flush'>;
 }
 
 export class AgentServer {
@@ -69,9 +72,9 @@ export class AgentServer {
       connectionId,
       peer: peer ?? null,
       namer: this.options.namer,
-      ...(this.options.describePeer === undefined ? {} : { process: this.options.describePeer(peer ?? null) }),
+      ...(this.options.describePeer === undefined ? {} : { process: this.options.describePeer(peer ?? null, sock) }),
     });
-    void serveConnection(this.options.agent, sock, { logger: this.options.logger, session }).then(() => {
+    void serveConnection(this.options.agent, sock, { logger: this.options.logger, session, audit: this.options.audit }).then(() => {
       session.close();
       this.connections.delete(sock);
       this.options.logger?.debug({ conn: connectionId }, 'connection closed');

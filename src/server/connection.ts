@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { answersSync } from '../agent/agent';
 import type { Agent } from '../agent/agent';
+import type { AuditSink } from '../agent/ports';
 import type { AgentSession } from '../agent/session';
 import { dispatch } from '../agent/dispatcher';
 import { ProtocolError } from '../errors';
@@ -34,6 +35,8 @@ export interface ServeOptions {
   readonly logger?: Logger;
   /** The connection's session (agent/session.ts), made when it was accepted. */
   readonly session: AgentSession;
+  /** The audit log: its sign records are written before the reply leaves (POLICY.md §6). */
+  readonly audit?: Pick<AuditSink, 'flush'>;
 }
 
 /**
@@ -67,7 +70,7 @@ function fitted(frame: Buffer): Buffer {
 
 /** Serves `agent` on `stream` until it closes. Resolves when the stream is done. */
 export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions): Promise<void> {
-  const { logger, session: context } = opts;
+  const { logger, session: context, audit } = opts;
   const sync = answersSync(agent);
   // ADD requests carry private keys: the decoder wipes whatever it copies (see frame.ts).
   const frames = new FrameDecoder(undefined, { wipeCopies: true });
@@ -115,6 +118,8 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
       const resp = agent.answerSync(req, context);
       if (resp !== undefined) {
         if (SECRET_BODIES.has(body[0]!)) body.fill(0);
+        // A sign decision is on disk before its reply leaves (one write for the queued batch).
+        if (req.type === 'sign') audit?.flush();
         replies.send(encodeReply(resp));
         return;
       }
@@ -126,6 +131,7 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
       // ADD bodies hold private key fields or a PIN, LOCK/UNLOCK the passphrase; they have
       // been used by now, so wipe them.
       if (SECRET_BODIES.has(body[0]!)) body.fill(0);
+      if (req?.type === 'sign') audit?.flush();
       replies.settle(slot, encodeReply(resp));
     };
     pending.then(settle, () => settle(FAILURE));

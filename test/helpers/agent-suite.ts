@@ -15,8 +15,8 @@ import { verifySignature } from '../../src/keys/verify';
 import { encodeRequest } from '../../src/protocol/codec';
 import type { Request, Response } from '../../src/protocol/messages';
 import { SshReader } from '../../src/protocol/wire';
-import { certifiedKey, testKey } from './test-keys';
-import type { TestKey, TestKeyType } from './test-keys';
+import { certifiedKey, testKey } from './keys';
+import type { TestKey, TestKeyType } from './keys';
 
 /** One connection to the agent under test, speaking raw requests. */
 export interface RawConnection {

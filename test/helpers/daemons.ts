@@ -1,65 +1,99 @@
 /**
- * Starting the two agents under test as real processes: tsagent's daemon binary and
- * OpenSSH's ssh-agent, each on a fresh socket in a fresh 0700 temp dir, with a clean env.
+ * The two agents under test as real processes: tsagent's daemon binary and OpenSSH's
+ * ssh-agent, each on a fresh socket in a fresh 0700 temp dir, with a clean env. Both are
+ * started through proc.ts's `startDaemon` (tracked, stopped by PID, bounded waits); OpenSSH's
+ * via openssh-agent.ts.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { findPeerOrFail } from './peers';
-import { stopChild, waitForSocket } from './proc';
+import { startOpenSSHAgent } from './openssh-agent';
+import type { OpenSSHAgent } from './openssh-agent';
+import { cleanEnv, removeDir, startDaemon as startProcess, tempDir, waitForSocket } from './proc';
+import type { DaemonHandle } from './proc';
 
 export const TSAGENT_BIN = resolve(__dirname, '../../../bin/tsagent.js');
 
 export type AgentImpl = 'tsagent' | 'openssh';
 
-export interface RunningDaemon {
+export interface AgentDaemon {
   readonly impl: AgentImpl;
   readonly socketPath: string;
   readonly dir: string;
   readonly child: ChildProcess;
-  /** What the daemon wrote on stderr so far (tsagent's JSON logs). */
+  /** What the daemon wrote on stderr so far (tsagent's JSON logs; the last 1 MiB). */
   stderr(): string;
+  /** Stops the agent by PID (SIGTERM, then SIGKILL) and removes its temp dir. Idempotent. */
   stop(): Promise<void>;
 }
 
-export interface DaemonOptions {
+export interface AgentDaemonOptions {
   /** Extra environment for the agent (askpass settings...). */
   readonly env?: NodeJS.ProcessEnv;
   /** Extra arguments after `start -D -a SOCK` (tsagent) or `-D -a SOCK` (OpenSSH). */
   readonly args?: readonly string[];
 }
 
-export async function startDaemon(impl: AgentImpl, opts: DaemonOptions = {}): Promise<RunningDaemon> {
-  const dir = mkdtempSync(join(tmpdir(), `tsagent-${impl}-`));
-  const socketPath = join(dir, 'agent.sock');
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...opts.env };
-  const extra = opts.args ?? [];
-  const child =
-    impl === 'openssh'
-      ? spawn(findPeerOrFail('ssh-agent'), ['-D', '-a', socketPath, ...extra], { env, stdio: ['ignore', 'ignore', 'pipe'] })
-      : spawn(process.execPath, [TSAGENT_BIN, 'start', '-D', '-a', socketPath, ...extra], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
-    if (err.length < 4 * 1024 * 1024) err += s;
-  });
+const START_TIMEOUT_MS = 15_000;
+
+function failedStart(impl: AgentImpl, e: unknown, stderr: string): Error {
+  return new Error(`${impl} did not start: ${e instanceof Error ? e.message : String(e)}\n${stderr}`);
+}
+
+async function startOpenSSH(opts: AgentDaemonOptions): Promise<AgentDaemon> {
+  let agent: OpenSSHAgent;
   try {
-    await waitForSocket(socketPath, 15_000, child);
-  } catch (e) {
-    await stopChild(child);
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`${impl} did not start: ${(e as Error).message}\n${err}`);
+    agent = await startOpenSSHAgent(undefined, { env: opts.env, args: opts.args, timeoutMs: START_TIMEOUT_MS });
+  } catch (e: unknown) {
+    throw failedStart('openssh', e, '');
   }
   return {
-    impl,
-    socketPath,
-    dir,
-    child,
-    stderr: () => err,
-    stop: async () => {
-      await stopChild(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    impl: 'openssh',
+    socketPath: agent.socketPath,
+    dir: agent.dir,
+    child: agent.daemon.child,
+    stderr: () => agent.daemon.stderr(),
+    stop: () => agent.stop(),
   };
 }
+
+async function startTsagent(opts: AgentDaemonOptions): Promise<AgentDaemon> {
+  const dir = await tempDir('tsagent-tsagent-');
+  const socketPath = join(dir, 'agent.sock');
+  const env = cleanEnv({ HOME: dir, ...opts.env });
+  let daemon: DaemonHandle;
+  try {
+    daemon = await startProcess(process.execPath, [TSAGENT_BIN, 'start', '-D', '-a', socketPath, ...(opts.args ?? [])], {
+      env,
+      name: 'tsagent',
+    });
+  } catch (e: unknown) {
+    await removeDir(dir);
+    throw failedStart('tsagent', e, '');
+  }
+  const stop = async (): Promise<void> => {
+    try {
+      await daemon.stop();
+    } finally {
+      await removeDir(dir);
+    }
+  };
+  try {
+    await waitForSocket(socketPath, START_TIMEOUT_MS, daemon);
+  } catch (e: unknown) {
+    await stop();
+    throw failedStart('tsagent', e, daemon.stderr());
+  }
+  return { impl: 'tsagent', socketPath, dir, child: daemon.child, stderr: () => daemon.stderr(), stop };
+}
+
+/** Starts `impl` on `<fresh dir>/agent.sock` and waits (bounded) until the socket accepts. */
+export function startAgentDaemon(impl: AgentImpl, opts: AgentDaemonOptions = {}): Promise<AgentDaemon> {
+  return impl === 'openssh' ? startOpenSSH(opts) : startTsagent(opts);
+}
+
+/** @deprecated Renamed: use `startAgentDaemon` (proc.ts's `startDaemon` is the general one). */
+export const startDaemon = startAgentDaemon;
+/** @deprecated Renamed: use `AgentDaemon`. */
+export type RunningDaemon = AgentDaemon;
+/** @deprecated Renamed: use `AgentDaemonOptions` (proc.ts has its own `DaemonOptions`). */
+export type DaemonOptions = AgentDaemonOptions;

@@ -20,8 +20,8 @@ import type { Request, Response } from '../../src/protocol/messages';
 import { encodeSessionBind } from '../../src/protocol/session-bind';
 import { SshWriter } from '../../src/protocol/wire';
 import type { AgentHarness, HarnessFactory, RawConnection } from './agent-suite';
-import { testKey } from './test-keys';
-import type { TestKey } from './test-keys';
+import { testKey } from './keys';
+import type { TestKey } from './keys';
 
 interface HostKey {
   readonly blob: Buffer;

@@ -1,8 +1,11 @@
 /**
- * Throwaway SSH keys and certificates for interop tests, made with the real `ssh-keygen`.
+ * The one key-fixture helper: throwaway SSH keys and certificates for tests, fresh per run.
  *
- * Keys are generated fresh per run into a caller-owned (temp) directory; private key contents
- * are never printed or logged — only paths, public lines and fingerprints are returned.
+ * - On disk, made with the real `ssh-keygen` (`generateKey`, `makeCA`, `signUserCert`...):
+ *   keys go into a caller-owned (temp) directory; private key contents are never printed or
+ *   logged — only paths, public lines and fingerprints are returned.
+ * - In memory, made with node:crypto (`testKey`, cached per type for the process), as the
+ *   agent's PrivateKeyBody; `certifiedKey` adds a certificate from a fresh CA (real ssh-keygen).
  *
  * rsa-768: `ssh-keygen` refuses RSA < 1024 bits, so that key is made with node:crypto
  * (generateKeyPairSync('rsa', { modulusLength: 768 })) and written as a traditional PKCS#1
@@ -11,12 +14,19 @@
  * refuse that file ("Invalid key length"); it exists to test tsagent's own handling of
  * undersized keys (e.g. via a Node client), not for OpenSSH to load.
  */
-import { createHash, generateKeyPairSync } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { publicBlobOfBody } from '../../src/protocol/private-key';
+import { certificateBlobFromLine, privateKeyBodyFromKeyObject, withCertificate } from '../../src/keys/key-file';
+import type { PrivateKeyBody } from '../../src/protocol/private-key';
+import { encodePlainPublicKey } from '../../src/protocol/public-key';
+import { SshReader, mpintFromUnsigned } from '../../src/protocol/wire';
 import { findPeer } from './peers';
-import { cleanEnv, runOk } from './proc';
+import { cleanEnv, runOk, runSyncOk } from './proc';
 
 export type KeyType =
   | 'ed25519'
@@ -93,23 +103,30 @@ export async function readPublicLine(path: string): Promise<string> {
   return line.trim();
 }
 
-function sshString(b: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(b.length);
-  return Buffer.concat([len, b]);
+/**
+ * Fresh key pairs come out of generateKeyPairSync as DER and are re-imported, never used as
+ * the KeyObjects it returns: on Node 20 a garbage collection that finalizes the generation
+ * job while that same key is being exported (JWK, as privateKeyBodyFromKeyObject does)
+ * deadlocks the process on the key's mutex (agent-key.test.js hung in some runs, at random).
+ */
+const SPKI_DER = { type: 'spki', format: 'der' } as const;
+const PKCS8_DER = { type: 'pkcs8', format: 'der' } as const;
+
+interface DerPair {
+  readonly publicKey: Buffer;
+  readonly privateKey: Buffer;
 }
 
-function mpint(unsignedBigEndian: Buffer): Buffer {
-  let i = 0;
-  while (i < unsignedBigEndian.length - 1 && unsignedBigEndian[i] === 0) i++;
-  let v = unsignedBigEndian.subarray(i);
-  if (v.length === 1 && v[0] === 0) v = Buffer.alloc(0);
-  else if ((v[0] ?? 0) & 0x80) v = Buffer.concat([Buffer.from([0]), v]);
-  return sshString(v);
+function detached(pair: DerPair): { publicKey: KeyObject; privateKey: KeyObject } {
+  return {
+    publicKey: createPublicKey({ key: pair.publicKey, format: 'der', type: 'spki' }),
+    privateKey: createPrivateKey({ key: pair.privateKey, format: 'der', type: 'pkcs8' }),
+  };
 }
 
 async function generateSmallRsa(privatePath: string, bits: number, comment: string, passphrase: string): Promise<void> {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: 65537 });
+  const pair = generateKeyPairSync('rsa', { modulusLength: bits, publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER });
+  const { privateKey, publicKey } = detached(pair);
   const pem =
     passphrase === ''
       ? privateKey.export({ type: 'pkcs1', format: 'pem' })
@@ -117,11 +134,12 @@ async function generateSmallRsa(privatePath: string, bits: number, comment: stri
   await writeFile(privatePath, pem, { mode: 0o600, flag: 'wx' });
   const jwk = publicKey.export({ format: 'jwk' });
   if (jwk.n === undefined || jwk.e === undefined) throw new Error('RSA JWK without n/e');
-  const blob = Buffer.concat([
-    sshString(Buffer.from('ssh-rsa')),
-    mpint(Buffer.from(jwk.e, 'base64url')),
-    mpint(Buffer.from(jwk.n, 'base64url')),
-  ]);
+  const blob = encodePlainPublicKey({
+    kind: 'rsa',
+    type: 'ssh-rsa',
+    e: mpintFromUnsigned(Buffer.from(jwk.e, 'base64url')),
+    n: mpintFromUnsigned(Buffer.from(jwk.n, 'base64url')),
+  });
   await writeFile(`${privatePath}.pub`, `ssh-rsa ${blob.toString('base64')} ${comment}\n`, { mode: 0o644, flag: 'wx' });
 }
 
@@ -187,16 +205,21 @@ function certPathFor(pubKeyPath: string): string {
   return `${base}-cert.pub`;
 }
 
-async function sign(ca: Pick<GeneratedKey, 'privatePath'>, pubKeyPath: string, o: CertOptions, host: boolean): Promise<string> {
+/** `ssh-keygen` arguments that sign `pubKeyPath` with `caPath`. */
+function certArgs(caPath: string, pubKeyPath: string, o: CertOptions, host: boolean): string[] {
   if (o.principals.length === 0) throw new Error('certificate needs at least one principal');
-  const args = ['-q', '-s', ca.privatePath, '-I', o.identity];
+  const args = ['-q', '-s', caPath, '-I', o.identity];
   if (host) args.push('-h');
   args.push('-n', o.principals.join(','));
   if (o.validity !== undefined) args.push('-V', o.validity);
   if (o.serial !== undefined) args.push('-z', String(o.serial));
   for (const opt of o.options ?? []) args.push('-O', opt);
   args.push(pubKeyPath);
-  await runOk(sshKeygen(), args, { env: cleanEnv(), timeoutMs: 20_000 });
+  return args;
+}
+
+async function sign(ca: Pick<GeneratedKey, 'privatePath'>, pubKeyPath: string, o: CertOptions, host: boolean): Promise<string> {
+  await runOk(sshKeygen(), certArgs(ca.privatePath, pubKeyPath, o, host), { env: cleanEnv(), timeoutMs: 20_000 });
   const cert = certPathFor(pubKeyPath);
   if (!existsSync(cert)) throw new Error(`ssh-keygen -s did not write ${cert}`);
   return cert;
@@ -210,4 +233,67 @@ export function signUserCert(ca: Pick<GeneratedKey, 'privatePath'>, pubKeyPath: 
 /** Host certificate: as signUserCert plus `-h`. */
 export function signHostCert(ca: Pick<GeneratedKey, 'privatePath'>, pubKeyPath: string, o: CertOptions): Promise<string> {
   return sign(ca, pubKeyPath, o, true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// in-memory keys (node:crypto), as the agent holds them
+
+export type TestKeyType = Extract<KeyType, 'ed25519' | 'ecdsa-256' | 'ecdsa-384' | 'ecdsa-521' | 'rsa-2048' | 'rsa-768'>;
+
+export interface TestKey {
+  readonly name: TestKeyType;
+  readonly body: PrivateKeyBody;
+  readonly blob: Buffer;
+}
+
+function generateBody(name: TestKeyType): PrivateKeyBody {
+  const body = (pair: DerPair): PrivateKeyBody => privateKeyBodyFromKeyObject(detached(pair).privateKey);
+  switch (name) {
+    case 'ed25519':
+      return body(generateKeyPairSync('ed25519', { publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
+    case 'ecdsa-256':
+      return body(generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
+    case 'ecdsa-384':
+      return body(generateKeyPairSync('ec', { namedCurve: 'P-384', publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
+    case 'ecdsa-521':
+      return body(generateKeyPairSync('ec', { namedCurve: 'P-521', publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
+    case 'rsa-2048':
+      return body(generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
+    case 'rsa-768':
+      return body(generateKeyPairSync('rsa', { modulusLength: 768, publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
+  }
+}
+
+/** The public blob of a key body (the certificate for a certificate body), as the agent lists it. */
+export function publicBlobOf(body: PrivateKeyBody): Buffer {
+  return publicBlobOfBody(body);
+}
+
+const cache = new Map<TestKeyType, TestKey>();
+
+/** A key of `name`, generated once per process and then reused. */
+export function testKey(name: TestKeyType): TestKey {
+  let k = cache.get(name);
+  if (k === undefined) {
+    const body = generateBody(name);
+    k = { name, body, blob: publicBlobOf(body) };
+    cache.set(name, k);
+  }
+  return k;
+}
+
+/** A user certificate for `key` from a fresh ed25519 CA, made by the real ssh-keygen (bounded). */
+export function certifiedKey(key: TestKey, principal = 'root'): TestKey {
+  const dir = mkdtempSync(join(tmpdir(), 'tsagent-cert-'));
+  try {
+    const ca = join(dir, 'ca');
+    runSyncOk(sshKeygen(), ['-q', '-N', '', ...keygenTypeArgs('ed25519'), '-f', ca], { env: cleanEnv() });
+    const pub = join(dir, 'key.pub');
+    writeFileSync(pub, `${new SshReader(key.blob).text()} ${key.blob.toString('base64')} test\n`);
+    runSyncOk(sshKeygen(), certArgs(ca, pub, { principals: [principal], identity: 'suite' }, false), { env: cleanEnv() });
+    const cert = certificateBlobFromLine(readFileSync(certPathFor(pub), 'utf8'));
+    return { name: key.name, body: withCertificate(key.body, cert), blob: cert };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

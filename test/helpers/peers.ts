@@ -2,7 +2,8 @@
  * Finding the real peer programs (OpenSSH, python3 + paramiko) that interop tests drive.
  *
  * A missing peer is a FAILURE under CI (`process.env.CI` set to anything but "" / "0" /
- * "false"): `requirePeer` throws. On a developer machine it skips the test instead.
+ * "false"): `requirePeer` throws. On a developer machine it skips the test instead. That
+ * policy lives in `skipOrFail` alone; tests with other prerequisites (root, a library) use it too.
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
@@ -48,10 +49,20 @@ export function findPeer(name: string): string | undefined {
   return undefined;
 }
 
-function missing(t: SkipContext, what: string, hint: string): undefined {
-  if (underCI()) throw new Error(`required peer ${what} is missing (${hint}); a missing peer fails under CI`);
-  t.skip(`${what} not installed (${hint})`);
+/**
+ * The one skip policy (every test helper and test goes through it): a prerequisite that is
+ * absent skips the test with `reason` — unless under CI, where it throws, so a CI run never
+ * passes by skipping. Returns undefined: the caller then `return`s.
+ */
+export function skipOrFail(t: SkipContext, reason: string): undefined {
+  if (underCI()) throw new Error(`${reason}; a missing peer fails under CI`);
+  t.skip(reason);
   return undefined;
+}
+
+/** `skipOrFail` for a peer that is not installed, with how to install it. */
+export function peerMissing(t: SkipContext, what: string, hint: string): undefined {
+  return skipOrFail(t, `${what} not installed (${hint})`);
 }
 
 /** Install hints for the messages. */
@@ -78,7 +89,7 @@ const INSTALL_HINT: Readonly<Record<string, string>> = {
 export function requirePeer(t: SkipContext, name: string): string | undefined {
   const p = findPeer(name);
   if (p !== undefined) return p;
-  return missing(t, name, INSTALL_HINT[name] ?? 'not found in PATH, /usr/sbin or /usr/bin');
+  return peerMissing(t, name, INSTALL_HINT[name] ?? 'not found in PATH, /usr/sbin or /usr/bin');
 }
 
 /** All of `names`, or undefined (after skipping / throwing on the first missing one). */
@@ -104,7 +115,7 @@ export function requirePython(t: SkipContext, module = 'paramiko'): string | und
     throw new Error(`requirePython: not a Python module name: ${JSON.stringify(module)}`);
   }
   const hint = module === 'paramiko' ? 'apt-get install -y python3-paramiko' : `python3 module ${module}`;
-  if (!isExecutableFile(PYTHON3)) return missing(t, `${PYTHON3} (for ${module})`, hint);
+  if (!isExecutableFile(PYTHON3)) return peerMissing(t, `${PYTHON3} (for ${module})`, hint);
   const r = spawnSync(PYTHON3, ['-c', `import ${module}`], {
     stdio: ['ignore', 'ignore', 'pipe'],
     timeout: 20_000,
@@ -112,7 +123,7 @@ export function requirePython(t: SkipContext, module = 'paramiko'): string | und
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
   });
   if (r.status === 0) return PYTHON3;
-  return missing(t, `python3 module ${module}`, hint);
+  return peerMissing(t, `python3 module ${module}`, hint);
 }
 
 /**

@@ -6,7 +6,7 @@
  * test process exits (normally, or by SIGINT/SIGTERM/SIGHUP) is SIGKILLed by its PID.
  * No shell is ever involved: commands are spawned with an argv array.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { lstatSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -209,15 +209,38 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
   });
 }
 
+function commandFailed(cmd: string, args: readonly string[], r: RunResult): Error {
+  return new Error(
+    `command failed (code ${r.code}, signal ${r.signal}): ${describeCmd(cmd, args)}\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-2000)}`,
+  );
+}
+
 /** `run`, then throw (with stderr) unless it exited 0. */
 export async function runOk(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const r = await run(cmd, args, opts);
-  if (r.code !== 0) {
-    throw new Error(
-      `command failed (code ${r.code}, signal ${r.signal}): ${describeCmd(cmd, args)}\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-2000)}`,
-    );
-  }
+  if (r.code !== 0) throw commandFailed(cmd, args, r);
   return r;
+}
+
+/**
+ * `runOk` for setup code that cannot await (module level, sync helpers): spawnSync without a
+ * shell, SIGKILLed after `timeoutMs` (default 20000), throws unless it exited 0.
+ */
+export function runSyncOk(cmd: string, args: readonly string[], opts: Pick<RunOptions, 'env' | 'timeoutMs' | 'cwd'> = {}): RunResult {
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const r = spawnSync(cmd, [...args], {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+    shell: false,
+  });
+  const result: RunResult = { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  if (r.error !== undefined) throw new Error(`cannot run ${describeCmd(cmd, args)}: ${r.error.message}\nstderr: ${result.stderr.slice(-2000)}`);
+  if (r.status !== 0) throw commandFailed(cmd, args, result);
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,12 +6,12 @@
 import { AgentClient } from '../../src/client/agent-client';
 import { runAgentSuite } from '../helpers/agent-suite';
 import type { AgentHarness } from '../helpers/agent-suite';
-import { startDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
 import type { AgentImpl } from '../helpers/daemons';
 import { runDestinationSuite } from '../helpers/destination-suite';
 
 async function harness(impl: AgentImpl, askpassEnv: NodeJS.ProcessEnv): Promise<AgentHarness> {
-  const daemon = await startDaemon(impl, { env: askpassEnv });
+  const daemon = await startAgentDaemon(impl, { env: askpassEnv });
   const client = new AgentClient({ socketPath: daemon.socketPath, timeoutMs: 10_000 });
   return {
     impl,

@@ -16,7 +16,7 @@ import { AgentNotPresentError, AgentProtocolError, AgentTimeoutError } from '../
 import { encodeResponseFrame } from '../../src/protocol/codec';
 import { frame } from '../../src/protocol/frame';
 import { removeDir, tempDir } from '../helpers/proc';
-import { testKey } from '../helpers/test-keys';
+import { testKey } from '../helpers/keys';
 
 let dir: string;
 let counter = 0;

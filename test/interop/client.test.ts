@@ -16,8 +16,8 @@ import { AgentKey } from '../../src/client/agent-key';
 import { getKeys } from '../../src/client/get-keys';
 import { AgentFailureError, InvalidKeyError } from '../../src/errors';
 import { SshReader } from '../../src/protocol/wire';
-import { startDaemon } from '../helpers/daemons';
-import type { AgentImpl, RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentImpl, AgentDaemon } from '../helpers/daemons';
 import { generateKey, makeCA, signUserCert } from '../helpers/keys';
 import type { GeneratedKey, KeyType } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
@@ -49,7 +49,7 @@ function sigAlgorithm(sig: Buffer): string {
 for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[]) {
   describe(`client against ${impl}`, () => {
     let dir: string;
-    let daemon: RunningDaemon;
+    let daemon: AgentDaemon;
     let client: AgentClient;
     let approveFile: string;
     /** Per identity in agent order: the file ssh-keygen -l reads for it. */
@@ -63,7 +63,7 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
       const askpass = join(dir, 'askpass');
       writeFileSync(askpass, `#!/bin/sh\n[ -f '${approveFile}' ] && exit 0\nexit 1\n`);
       chmodSync(askpass, 0o700);
-      daemon = await startDaemon(impl, { env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' } });
+      daemon = await startAgentDaemon(impl, { env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' } });
       client = new AgentClient({ socketPath: daemon.socketPath, timeoutMs: 15_000 });
       ca = await makeCA(dir);
       for (const type of PLAIN) keys[type] = await generateKey(dir, type, `client-${type}`);

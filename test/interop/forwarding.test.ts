@@ -27,8 +27,8 @@ import { AgentClient } from '../../src/client/agent-client';
 import { forwardAgentChannel } from '../../src/client/forwarding';
 import { exposeForwardedAgent } from '../../src/client/forwarding-server';
 import type { AgentRelay } from '../../src/client/frame-relay';
-import { startDaemon } from '../helpers/daemons';
-import type { RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentDaemon } from '../helpers/daemons';
 import { duplexPair } from '../helpers/duplex-pair';
 import { generateKey } from '../helpers/keys';
 import type { GeneratedKey } from '../helpers/keys';
@@ -107,13 +107,13 @@ function finish(req: ExecRequest, output: string, code = 0): void {
 
 describe('agent forwarding', () => {
   let dir: string;
-  let daemon: RunningDaemon;
+  let daemon: AgentDaemon;
   let key: GeneratedKey;
   let server: Ssh2TestServer;
 
   before(async () => {
     dir = await tempDir('tsagent-fwd-test-');
-    daemon = await startDaemon('tsagent');
+    daemon = await startAgentDaemon('tsagent');
     key = await generateKey(dir, 'ed25519', 'forwarded-key');
     const client = new AgentClient({ socketPath: daemon.socketPath });
     await client.addKey({ path: key.privatePath });

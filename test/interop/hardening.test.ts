@@ -10,14 +10,13 @@ import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
-import { requirePeers } from '../helpers/peers';
-import { run, startDaemon as startProcess, waitFor, waitForSocket } from '../helpers/proc';
+import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
+import { requirePeers, skipOrFail } from '../helpers/peers';
+import { run, startDaemon, waitFor, waitForSocket } from '../helpers/proc';
 
 function needRoot(t: TestContext): boolean {
   if (process.getuid?.() === 0) return true;
-  if (process.env.CI) throw new Error('these tests switch users and must run as root under CI');
-  t.skip('not root');
+  skipOrFail(t, 'not root (these tests switch users; CI runs them as root)');
   return false;
 }
 
@@ -48,7 +47,7 @@ describe('process and peer protections', () => {
   it('a client running as another user gets no answer, even through a world-writable socket', async (t) => {
     const bin = requirePeers(t, ['ssh-add', 'setpriv'] as const);
     if (bin === undefined || !needRoot(t)) return;
-    const agent = await startDaemon('tsagent', { args: ['-d'] });
+    const agent = await startAgentDaemon('tsagent', { args: ['-d'] });
     t.after(() => agent.stop());
     // Open the file-system fence on purpose: only the uid check is left.
     chmodSync(agent.dir, 0o755);
@@ -77,7 +76,7 @@ describe('process and peer protections', () => {
     chownSync(dir, uid, gid);
     const sock = join(dir, 'agent.sock');
     const script = await tsagentReadableBy(bin.setpriv, dir);
-    const daemon = await startProcess(
+    const daemon = await startDaemon(
       bin.setpriv,
       ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, script, 'start', '-D', '-a', sock],
       { env: { PATH: process.env.PATH, HOME: dir } },

@@ -8,8 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { AgentClient } from '../../src/client/agent-client';
 import { getKeys } from '../../src/client/get-keys';
 import { fingerprint } from '../../src/keys/fingerprint';
-import { startDaemon } from '../helpers/daemons';
-import type { RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentDaemon } from '../helpers/daemons';
 import { generateKey, makeCA, signUserCert } from '../helpers/keys';
 import { requirePeer, requirePython } from '../helpers/peers';
 import { cleanEnv, removeDir, runOk, tempDir } from '../helpers/proc';
@@ -45,11 +45,11 @@ const md5Text = (hex: string): string => 'MD5:' + hex.replace(/(..)(?!$)/g, '$1:
 
 describe('paramiko and getKeys() agree', () => {
   let dir: string;
-  let daemon: RunningDaemon;
+  let daemon: AgentDaemon;
 
   before(async () => {
     dir = await tempDir('tsagent-paramiko-');
-    daemon = await startDaemon('tsagent');
+    daemon = await startAgentDaemon('tsagent');
   });
   after(async () => {
     await daemon?.stop();

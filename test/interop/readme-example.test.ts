@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, symlinkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { startDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
 import { cleanEnv, removeDir, run, runOk, tempDir } from '../helpers/proc';
@@ -31,7 +31,7 @@ describe('README: Use it from Node', () => {
     assert.ok(code.trimEnd().split('\n').length <= 10, 'a 10-line example');
 
     const dir = await tempDir('tsagent-readme-');
-    const daemon = await startDaemon('tsagent');
+    const daemon = await startAgentDaemon('tsagent');
     t.after(async () => {
       await daemon.stop();
       await removeDir(dir);

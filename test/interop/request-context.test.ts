@@ -26,6 +26,7 @@ import { startOpenSSHAgent } from '../helpers/openssh-agent';
 import type { OpenSSHAgent } from '../helpers/openssh-agent';
 import { requirePeers } from '../helpers/peers';
 import { cleanEnv, removeDir, run, runOk, tempDir } from '../helpers/proc';
+import { aliasSshConfig } from '../helpers/ssh-alias';
 import { startSshd } from '../helpers/sshd';
 import type { Sshd } from '../helpers/sshd';
 
@@ -134,31 +135,7 @@ describe('request context from real peers', () => {
   });
 
   /** An ssh config with an alias and HostKeyAlias, and a client home holding known_hosts. */
-  function aliasConfig(sshd: Sshd, home: string, alias: string, hostKeyAlias: string): string {
-    const cfg = join(home, 'ssh_config');
-    writeFileSync(
-      cfg,
-      [
-        `Host ${alias}`,
-        '  HostName 127.0.0.1',
-        `  Port ${sshd.port}`,
-        `  User ${sshd.user}`,
-        `  HostKeyAlias ${hostKeyAlias}`,
-        `  UserKnownHostsFile ${join(home, '.ssh', 'known_hosts')}`,
-        '  GlobalKnownHostsFile /dev/null',
-        '  StrictHostKeyChecking yes',
-        '  UpdateHostKeys no',
-        '  BatchMode yes',
-        '  IdentityFile none',
-        '  PreferredAuthentications publickey',
-        '  ControlMaster no',
-        '  ControlPath none',
-        '  LogLevel ERROR',
-        '',
-      ].join('\n'),
-    );
-    return cfg;
-  }
+  const aliasConfig = (sshd: Sshd, home: string, alias: string, hostKeyAlias: string): string => aliasSshConfig(sshd, home, alias, hostKeyAlias);
 
   for (const hashed of [false, true]) {
     it(`ssh via a config alias with HostKeyAlias, ${hashed ? 'hashed' : 'plain'} known_hosts: host, user, login, exe ssh`, async (t) => {

@@ -9,8 +9,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import { startDaemon } from '../helpers/daemons';
-import type { AgentImpl, RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentImpl, AgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import type { GeneratedKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
@@ -49,10 +49,10 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
     });
 
     /** A fresh agent holding the key with these -h constraints. */
-    async function agentWith(t: TestContext, constraints: string[]): Promise<RunningDaemon | undefined> {
+    async function agentWith(t: TestContext, constraints: string[]): Promise<AgentDaemon | undefined> {
       const bin = requirePeers(t, PEERS);
       if (bin === undefined) return undefined;
-      const agent = await startDaemon(impl);
+      const agent = await startAgentDaemon(impl);
       t.after(() => agent.stop());
       const args = ['-H', knownHosts, ...constraints.flatMap((c) => ['-h', c]), key.privatePath];
       const added = await run(bin['ssh-add'], args, { env: { PATH: process.env.PATH, HOME: dir, SSH_AUTH_SOCK: agent.socketPath } });
@@ -61,7 +61,7 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
       return agent;
     }
 
-    const login = async (agent: RunningDaemon, server: Sshd, extra: string[] = [], command: string[] = ['true']) => {
+    const login = async (agent: AgentDaemon, server: Sshd, extra: string[] = [], command: string[] = ['true']) => {
       const bin = requirePeers({ skip: () => undefined }, PEERS)!;
       return run(bin.ssh, server.sshArgs(extra, command), { env: server.clientEnv(agent.socketPath) });
     };

@@ -30,10 +30,10 @@ import { encodeRequest, encodeResponse } from '../../src/protocol/codec';
 import type { Constraint } from '../../src/protocol/constraints';
 import type { Identity } from '../../src/protocol/messages';
 import type { PrivateKeyBody } from '../../src/protocol/private-key';
-import { startDaemon } from '../helpers/daemons';
-import type { RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentDaemon } from '../helpers/daemons';
 import { requirePeer } from '../helpers/peers';
-import { certifiedKey, publicBlobOf, testKey } from '../helpers/test-keys';
+import { certifiedKey, publicBlobOf, testKey } from '../helpers/keys';
 
 /** PROTOCOL.md: requests over 256 KiB, and zero-length ones, close the connection. */
 const MAX_LEN = 256 * 1024;
@@ -428,7 +428,7 @@ function freshProbe(name: string, body: PrivateKeyBody): Probe {
 describe('tsagent daemon robustness (black box, real daemon)', () => {
   let dir: string;
   let sockPath: string;
-  let daemon: RunningDaemon;
+  let daemon: AgentDaemon;
   let control: AgentClient;
   let askpassMarker: string;
   let slowFlag: string;
@@ -457,7 +457,7 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
     );
     chmodSync(askpass, 0o700);
     // `tsagent start -D -a <tmp>/agent.sock` with a clean env (PATH, HOME) plus askpass.
-    daemon = await startDaemon('tsagent', { env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' } });
+    daemon = await startAgentDaemon('tsagent', { env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' } });
     sockPath = daemon.socketPath;
     control = new AgentClient({ socketPath: sockPath, timeoutMs: 15_000 });
     for (const h of held) await control.add({ key: h.key.body, comment: h.comment });
@@ -917,7 +917,11 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
       assert.equal(a.replies[1]![0], IDENTITIES_ANSWER, 'the list behind the slow sign answered in order');
 
       const fingerprint = `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
-      assert.equal(readFileSync(askpassMarker, 'utf8'), `confirm\nAllow use of key confirm key?\nKey fingerprint ${fingerprint}.`);
+      // SSH_ASKPASS_PROMPT=confirm as OpenSSH, with issue 14's richer text (POLICY.md §4).
+      const asked = readFileSync(askpassMarker, 'utf8');
+      assert.match(asked, /^confirm\nAllow sign other data with an SSH key\? \(approval \w+\)\nProgram: /);
+      assert.match(asked, /\nDestination: no destination \(connection not bound to a host\)\nPurpose: sign other data\n/);
+      assert.ok(asked.endsWith(`\nKey: confirm key ${fingerprint}`), asked);
     } finally {
       a.destroy();
       b.destroy();

@@ -8,8 +8,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startDaemon } from '../helpers/daemons';
-import type { AgentImpl, RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentImpl, AgentDaemon } from '../helpers/daemons';
 import { findPeerOrFail } from '../helpers/peers';
 import { run as runPeer } from '../helpers/proc';
 import type { RunResult } from '../helpers/proc';
@@ -58,7 +58,7 @@ describe('ssh-add and ssh-keygen against tsagent, side by side with OpenSSH', ()
   const askEnv = (): NodeJS.ProcessEnv => ({ SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' });
 
   /** The scripted session; returns every step's result for comparison. */
-  async function session(daemon: RunningDaemon): Promise<Array<[string, Result]>> {
+  async function session(daemon: AgentDaemon): Promise<Array<[string, Result]>> {
     const env = { PATH: process.env.PATH, HOME: dir, SSH_AUTH_SOCK: daemon.socketPath, ...askEnv() };
     const steps: Array<[string, string[], string?]> = [
       ['list empty', ['-l']],
@@ -97,7 +97,7 @@ describe('ssh-add and ssh-keygen against tsagent, side by side with OpenSSH', ()
 
   for (const impl of ['openssh', 'tsagent'] as const) {
     it(`runs the ssh-add session against ${impl}`, async () => {
-      const daemon = await startDaemon(impl, { env: askEnv() });
+      const daemon = await startAgentDaemon(impl, { env: askEnv() });
       try {
         results.set(impl, await session(daemon));
       } finally {
@@ -140,7 +140,7 @@ describe('ssh-add and ssh-keygen against tsagent, side by side with OpenSSH', ()
 
   for (const k of ['ed', 'rsa', 'ec'] as const) {
     it(`ssh-keygen -Y sign through tsagent (${k}, as git signs commits) verifies with -Y verify`, async () => {
-      const daemon = await startDaemon('tsagent', { env: askEnv() });
+      const daemon = await startAgentDaemon('tsagent', { env: askEnv() });
       try {
         const env = { PATH: process.env.PATH, HOME: dir, SSH_AUTH_SOCK: daemon.socketPath, ...askEnv() };
         assert.equal((await run(sshAdd, [key(k)], env)).code, 0);

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import { startDaemon } from '../helpers/daemons';
-import type { RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentDaemon } from '../helpers/daemons';
 import { generateKey, makeCA, signUserCert } from '../helpers/keys';
 import type { GeneratedKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
@@ -18,12 +18,12 @@ const PEERS = ['ssh', 'sshd', 'ssh-add', 'ssh-keygen'] as const;
 
 describe('ssh logins through tsagent', () => {
   let dir: string;
-  let agent: RunningDaemon;
+  let agent: AgentDaemon;
   const keys: Record<string, GeneratedKey> = {};
 
   before(async () => {
     dir = await tempDir('tsagent-login-');
-    agent = await startDaemon('tsagent', { args: ['-d'] });
+    agent = await startAgentDaemon('tsagent', { args: ['-d'] });
   });
   after(async () => {
     await agent?.stop();
@@ -71,7 +71,7 @@ describe('ssh logins through tsagent', () => {
     const user = await generateKey(dir, 'ed25519', 'cert-user');
     const sshd = await startSshd({ authorizedKeys: [], trustedUserCAKeys: ca.publicPath }, t);
     await signUserCert(ca, user.publicPath, { principals: [sshd.user], identity: 'tsagent-cert-login', validity: '-5m:+1h' });
-    const certAgent = await startDaemon('tsagent');
+    const certAgent = await startAgentDaemon('tsagent');
     t.after(() => certAgent.stop());
     const env = sshd.clientEnv(certAgent.socketPath);
     // Without the certificate the plain key alone is not authorized.

@@ -23,8 +23,8 @@ import type { TestContext } from 'node:test';
 import * as sshpk from 'sshpk';
 import { AgentClient } from '../../src/client/agent-client';
 import { verifySignature } from '../../src/keys/verify';
-import { startDaemon } from '../helpers/daemons';
-import type { AgentImpl, RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentImpl, AgentDaemon } from '../helpers/daemons';
 import { generateKey, makeCA, signUserCert } from '../helpers/keys';
 import type { GeneratedKey } from '../helpers/keys';
 import { findPeer, requirePeers } from '../helpers/peers';
@@ -92,7 +92,7 @@ async function must<T>(what: string, p: Promise<Outcome<T>>): Promise<T> {
 
 interface Agent {
   readonly impl: AgentImpl;
-  readonly daemon: RunningDaemon;
+  readonly daemon: AgentDaemon;
   readonly client: SshpkAgentClient;
   /** 'error' events the client emitted (a healthy run has none). */
   readonly errors: string[];
@@ -215,7 +215,7 @@ describe('sshpk-agent Client against tsagent and OpenSSH ssh-agent', () => {
     [cert, certBlob] = await readCert(certKey);
     [edCert, edCertBlob] = await readCert(edCertKey);
     for (const impl of ['tsagent', 'openssh'] as const) {
-      const daemon = await startDaemon(impl);
+      const daemon = await startAgentDaemon(impl);
       const client = new sshpkAgent.Client({ socketPath: daemon.socketPath, timeout: TIMEOUT_MS });
       const errors: string[] = [];
       client.on('error', (e) => errors.push(e.message));

@@ -14,7 +14,7 @@ import { AgentKey } from '../../src/client/agent-key';
 import { parseQueryReply } from '../../src/client/query';
 import { AgentProtocolError, InvalidKeyError, ProtocolError, UnsupportedKeyError, UsageError } from '../../src/errors';
 import { SshReader, SshWriter } from '../../src/protocol/wire';
-import { certifiedKey, testKey } from '../helpers/test-keys';
+import { certifiedKey, testKey } from '../helpers/keys';
 
 const DATA = Buffer.from('unit data');
 const s = AgentSession.inProcess();

@@ -260,3 +260,16 @@ test('the commands by name take the control request args and refuse bad ones', a
   assert.ok(r.grant !== null);
   assert.throws(() => cmd.revoke?.({ id: r.grant?.id }), UsageError);
 });
+
+test('with denyWhenUnshown (no config file), a prompt no method can show is denied at once, as OpenSSH does', async (t) => {
+  // No channels at all, and a channel that is unavailable (no askpass, no bus): both deny.
+  const unavailable = { method: 'askpass' as const, show: () => Promise.resolve(null), close: () => undefined };
+  for (const channels of [[], [unavailable]]) {
+    const audit = new RecordingAudit();
+    const approvals = new PendingApprovals({ channels, audit, denyWhenUnshown: true, promptTimeoutMs: 60_000 });
+    t.after(() => approvals.close());
+    const answer = await approvals.ask(loginQuestion(keyView()), new AbortController().signal);
+    assert.deepEqual(answer, { allowed: false, reason: 'no prompt method available' });
+    assert.deepEqual(approvals.list(), []);
+  }
+});

@@ -27,7 +27,7 @@ import type { Request, Response } from '../../src/protocol/messages';
 import { CERT_SUFFIX, ECDSA_TYPES } from '../../src/protocol/private-key';
 import type { CertKeyType, PrivateKeyBody } from '../../src/protocol/private-key';
 import { MAX_MPINT_BYTES, SshReader } from '../../src/protocol/wire';
-import { testKey } from '../helpers/test-keys';
+import { testKey } from '../helpers/keys';
 
 const RUNS = Number(process.env.FC_RUNS ?? 300);
 const params = { numRuns: RUNS };

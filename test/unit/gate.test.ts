@@ -14,11 +14,13 @@ import { describe, it } from 'node:test';
 import { dispatch } from '../../src/agent/dispatcher';
 import type { KeyringOptions } from '../../src/agent/keyring';
 import { Keyring } from '../../src/agent/keyring';
+import type { PassphraseAsker, RegisteredKeySource } from '../../src/agent/registered';
 import type { ApprovalPort, AuditRecord, AuditSink, KeyView, PolicyDecision, PolicyPort, SignQuestion } from '../../src/agent/ports';
 import { AgentSession } from '../../src/agent/session';
 import { AgentClient } from '../../src/client/agent-client';
 import type { HostNames, ProcessInfo } from '../../src/context/types';
-import { AgentError, AgentFailureError, AgentLockedError, ConfirmDeniedError, KeyNotFoundError } from '../../src/errors';
+import { AgentError, AgentFailureError, AgentLockedError, ConfirmDeniedError, KeyFileError, KeyNotFoundError } from '../../src/errors';
+import type { HeldKey } from '../../src/keys/held-key';
 import { fingerprint } from '../../src/keys/fingerprint';
 import { importPrivateKey } from '../../src/keys/import-private';
 import { Signer } from '../../src/keys/sign';
@@ -30,8 +32,9 @@ import { encodeSessionBind, SESSION_BIND } from '../../src/protocol/session-bind
 import { SshWriter } from '../../src/protocol/wire';
 import { AgentServer } from '../../src/server/agent-server';
 import { uidPeerCheck } from '../../src/server/peer-check';
-import { testKey } from '../helpers/test-keys';
-import type { TestKey } from '../helpers/test-keys';
+import { testKey } from '../helpers/keys';
+import { skipOrFail } from '../helpers/peers';
+import type { TestKey } from '../helpers/keys';
 
 const DATA = Buffer.from('not a userauth request');
 
@@ -95,6 +98,49 @@ interface RefusalCase {
   readonly audit: { readonly decision: AuditRecord['decision']; readonly reason: RegExp };
   setup(options: KeyringOptions): Promise<Refusing>;
 }
+
+/**
+ * Registered keys (POLICY.md §3) as the keyring sees them (agent/registered.ts), kept in
+ * memory: `unlock` asks the asker once and takes any answer but "wrong".
+ */
+function memoryRegistered(keys: readonly TestKey[], opts: { confirm?: boolean } = {}): RegisteredKeySource & { asked: number } {
+  const held = new Map<string, HeldKey>();
+  const list = keys.map((k, i) => {
+    const name = `reg${i}`;
+    const type = importPrivateKey(k.body).type;
+    return { name, key: k, view: { blob: k.blob, fingerprint: fingerprint(k.blob), comment: name, type, name, source: 'config' as const, confirm: opts.confirm === true } };
+  });
+  const src = {
+    asked: 0,
+    list: () => list,
+    held: (name: string) => held.get(name),
+    async unlock(name: string, ask: PassphraseAsker): Promise<HeldKey> {
+      const have = held.get(name);
+      if (have !== undefined) return have;
+      src.asked++;
+      const pass = await ask(`passphrase for ${name}`, 1);
+      const ok = pass !== null && pass.toString() !== 'wrong';
+      pass?.fill(0);
+      if (!ok) throw new KeyFileError('wrong passphrase', name);
+      const k = importPrivateKey(list.find((x) => x.name === name)!.key.body);
+      held.set(name, k);
+      return k;
+    },
+    async unlockWith(name: string, passphrase: Buffer): Promise<void> {
+      await src.unlock(name, async () => passphrase);
+    },
+    drop: (name: string) => void held.delete(name),
+    dropAll: () => held.clear(),
+    lifetimeLeft: () => null,
+    addedKeySettings: () => undefined,
+  };
+  return src;
+}
+
+const answer =
+  (text: string): PassphraseAsker =>
+  async () =>
+    Buffer.from(text);
 
 const ed = (): TestKey => testKey('ed25519');
 const ec = (): TestKey => testKey('ecdsa-256');
@@ -163,6 +209,52 @@ const CASES: RefusalCase[] = [
       const session = AgentSession.inProcess();
       await keyring.add({ key: ed().body, comment: 'k' }, session);
       return { keyring, session, syncKey: ed(), asyncKey: ed() };
+    },
+  },
+  {
+    reason: 'registered key not loaded, locked',
+    error: AgentLockedError,
+    audit: { decision: 'fail', reason: /^agent is locked$/ },
+    async setup(options) {
+      const keyring = new Keyring(options);
+      const session = AgentSession.inProcess();
+      keyring.setRegistered(memoryRegistered([ed()]), answer('right'));
+      await keyring.lock(Buffer.from('pw'), session);
+      return { keyring, session, syncKey: ed(), asyncKey: ed() };
+    },
+  },
+  {
+    reason: 'registered key not loaded, policy deny',
+    error: AgentFailureError,
+    audit: { decision: 'deny', reason: /^rule 1$/ },
+    async setup(options) {
+      const policy: PolicyPort = { selectForList: (keys) => keys, decideSign: () => ({ action: 'deny', reason: 'rule 1' }) };
+      const keyring = new Keyring({ ...options, policy });
+      // A passphrase is never asked for a use the gate refuses.
+      keyring.setRegistered(memoryRegistered([ed()]), () => assert.fail('asked for a passphrase'));
+      return { keyring, session: AgentSession.inProcess(), syncKey: ed(), asyncKey: ed() };
+    },
+  },
+  {
+    reason: 'registered key not loaded, confirm denied',
+    syncDefers: true,
+    error: ConfirmDeniedError,
+    audit: { decision: 'deny', reason: /denied/ },
+    async setup(options) {
+      const keyring = new Keyring({ ...options, confirmer: async () => false });
+      keyring.setRegistered(memoryRegistered([ed()], { confirm: true }), () => assert.fail('asked for a passphrase'));
+      return { keyring, session: AgentSession.inProcess(), syncKey: ed(), asyncKey: ed() };
+    },
+  },
+  {
+    reason: 'registered key, wrong passphrase',
+    syncDefers: true,
+    error: AgentFailureError,
+    audit: { decision: 'fail', reason: /^key not decrypted$/ },
+    async setup(options) {
+      const keyring = new Keyring(options);
+      keyring.setRegistered(memoryRegistered([ed()]), answer('wrong'));
+      return { keyring, session: AgentSession.inProcess(), syncKey: ed(), asyncKey: ed() };
     },
   },
 ];
@@ -455,7 +547,7 @@ describe('the gate and its ports', () => {
   it('over a socket: each connection gets its session on accept, with the peer from SO_PEERCRED', async (t) => {
     const loaded = loadLibc();
     if (!('libc' in loaded) || typeof process.getuid !== 'function') {
-      t.skip(`peer credentials unavailable here: ${'unavailable' in loaded ? loaded.unavailable : 'no getuid'}`);
+      skipOrFail(t, `peer credentials unavailable here: ${'unavailable' in loaded ? loaded.unavailable : 'no getuid'}`);
       return;
     }
     const processes: Array<ProcessInfo | null> = [];
@@ -488,6 +580,88 @@ describe('the gate and its ports', () => {
       await server.close();
       keyring.clear();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('registered keys in the keyring (POLICY.md §3)', () => {
+  it('listed before any use, decrypted on the asynchronous path once, then signed on the fast path', async () => {
+    const audit = memoryAudit();
+    const keyring = new Keyring({ audit });
+    const session = AgentSession.inProcess();
+    await keyring.add({ key: ec().body, comment: 'added' }, session);
+    const source = memoryRegistered([ed()]);
+    keyring.setRegistered(source, answer('right'));
+    try {
+      // Registered keys come first: they were "added" when the agent started.
+      assert.deepEqual(
+        (await keyring.list(session)).map((i) => i.comment),
+        ['reg0', 'added'],
+      );
+      assert.equal(source.asked, 0);
+      assert.equal(keyring.answerSync(signRequest(ed()), session), undefined, 'not loaded: handed on');
+      const sig = await keyring.sign(ed().blob, DATA, 0, session);
+      assert.ok(verifySignature(ed().blob, DATA, sig));
+      assert.equal(source.asked, 1);
+      const fast = keyring.answerSync(signRequest(ed()), session);
+      assert.equal(fast?.type, 'sign-response');
+      assert.equal(source.asked, 1);
+      const decrypted = audit.records.filter((r) => r.event === 'key-decrypted');
+      assert.deepEqual(decrypted.map((r) => [r.decision, r.key?.name]), [['allow', 'reg0']]);
+      const facts = keyring.keyFacts();
+      assert.deepEqual(facts.map((f) => [f.view.name, f.view.source, f.loaded]), [['reg0', 'config', true], [null, 'added', true]]);
+      assert.ok(facts[0]!.lastUsed !== null && facts[1]!.lastUsed === null);
+    } finally {
+      keyring.clear();
+    }
+  });
+
+  it('ssh-add -d / -D keep it listed with the private half dropped; lock drops it too; the approval hooks hear of each', async () => {
+    const gone: string[] = [];
+    let locks = 0;
+    const approvals: ApprovalPort = { ask: async () => ({ allowed: true, reason: 'yes' }), keyGone: (fp) => gone.push(fp), agentLocked: () => locks++ };
+    const keyring = new Keyring({ approvals });
+    const session = AgentSession.inProcess();
+    const source = memoryRegistered([ed()]);
+    keyring.setRegistered(source, answer('right'));
+    await keyring.add({ key: ec().body, comment: 'added' }, session);
+    try {
+      await keyring.sign(ed().blob, DATA, 0, session);
+      await keyring.remove(ed().blob, session);
+      assert.deepEqual((await keyring.list(session)).map((i) => i.comment), ['reg0', 'added']);
+      assert.equal(keyring.keyFacts()[0]!.loaded, false);
+      await keyring.sign(ed().blob, DATA, 0, session);
+      await keyring.removeAll(session);
+      assert.deepEqual((await keyring.list(session)).map((i) => i.comment), ['reg0']);
+      assert.equal(keyring.keyFacts()[0]!.loaded, false);
+      assert.deepEqual(gone.sort(), [fingerprint(ed().blob), fingerprint(ec().blob), fingerprint(ed().blob)].sort());
+      await keyring.sign(ed().blob, DATA, 0, session);
+      await keyring.lock(Buffer.from('pw'), session);
+      assert.equal(locks, 1);
+      assert.deepEqual(await keyring.list(session), [], 'nothing is listed while locked');
+      await keyring.unlock(Buffer.from('pw'), session);
+      assert.equal(keyring.keyFacts()[0]!.loaded, false);
+      assert.equal(source.asked, 3);
+      // A reload that no longer registers it: it goes (and its grants with it).
+      keyring.setRegistered(memoryRegistered([]), answer('right'));
+      assert.deepEqual(await keyring.list(session), []);
+      assert.equal(gone.filter((f) => f === fingerprint(ed().blob)).length, 3);
+    } finally {
+      keyring.clear();
+    }
+  });
+
+  it('unlock-key decrypts it before any signature; the first use then asks nothing', async () => {
+    const keyring = new Keyring();
+    const source = memoryRegistered([ed()]);
+    keyring.setRegistered(source, () => assert.fail('asked for a passphrase'));
+    try {
+      await assert.rejects(keyring.unlockRegistered('nobody', Buffer.from('x')), KeyNotFoundError);
+      await keyring.unlockRegistered('reg0', Buffer.from('right'));
+      const fast = keyring.answerSync(signRequest(ed()), AgentSession.inProcess());
+      assert.equal(fast?.type, 'sign-response');
+    } finally {
+      keyring.clear();
     }
   });
 });

@@ -12,7 +12,7 @@ import { AgentError } from '../../src/errors';
 import { verifySignature } from '../../src/keys/verify';
 import { mpintToUnsigned } from '../../src/protocol/wire';
 import type { PrivateKeyBody } from '../../src/protocol/private-key';
-import { testKey } from '../helpers/test-keys';
+import { testKey } from '../helpers/keys';
 
 const TYPES = ['ed25519', 'ecdsa-256', 'ecdsa-521', 'rsa-2048'] as const;
 const DATA = Buffer.from('sign me');

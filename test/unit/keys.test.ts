@@ -13,7 +13,7 @@ import { plainAlgorithm } from '../../src/protocol/algorithms';
 import { Signer, signatureFor } from '../../src/keys/sign';
 import { verifySignature } from '../../src/keys/verify';
 import { findPeerOrFail } from '../helpers/peers';
-import { certifiedKey, testKey } from '../helpers/test-keys';
+import { certifiedKey, testKey } from '../helpers/keys';
 
 const DATA = Buffer.from('payload');
 
