@@ -23,7 +23,10 @@ export function ecdsaSignatureFromDer(der: Buffer): Buffer {
   const [, seq] = derLength(der, 1);
   const [rLen, rAt] = derLength(der, seq + 1);
   const [sLen, sAt] = derLength(der, rAt + rLen + 1);
-  return new SshWriter(rLen + sLen + 8).mpint(der.subarray(rAt, rAt + rLen)).mpint(der.subarray(sAt, sAt + sLen)).finish();
+  return new SshWriter(rLen + sLen + 8)
+    .mpint(der.subarray(rAt, rAt + rLen))
+    .mpint(der.subarray(sAt, sAt + sLen))
+    .finish();
 }
 
 /** From P1363 r || s: two unsigned big-endian halves of equal, fixed width. */

@@ -29,7 +29,9 @@ const DIGEST_INFO_PREFIX: Readonly<Partial<Record<HashName, Buffer>>> = {
 const ECDSA_ALGORITHMS: readonly KeyAlgorithm[] = ECDSA_TYPES.map((t) => plainAlgorithm(t)!);
 
 /** ECDSA rows by the DER of their named-curve OID, as CKA_EC_PARAMS holds it (RFC 5480 §2.1.1.1). */
-const ECDSA_BY_PARAMS: ReadonlyMap<string, KeyAlgorithm> = new Map(ECDSA_ALGORITHMS.map((a) => [Buffer.from(a.curve!.oidDer).toString('hex'), a]));
+const ECDSA_BY_PARAMS: ReadonlyMap<string, KeyAlgorithm> = new Map(
+  ECDSA_ALGORITHMS.map((a) => [Buffer.from(a.curve!.oidDer).toString('hex'), a]),
+);
 
 interface RecordedKey {
   readonly blob: Buffer;
