@@ -10,7 +10,7 @@ import { fingerprint } from '../keys/fingerprint';
 import type { FingerprintHash } from '../keys/fingerprint';
 import type { HeldKey, KeyInfo } from '../keys/held-key';
 import { importPrivateKey } from '../keys/import-private';
-import { signData, signInline } from '../keys/sign';
+import { Signer } from '../keys/sign';
 import type { Constraint } from '../protocol/constraints';
 import { FAILURE, SUCCESS } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
@@ -23,6 +23,7 @@ import type { DestinationRule } from './destination-policy';
 import { handleExtension } from './extensions';
 import { Gate, REFUSE_CONFIRM_DENIED, REFUSE_LOCKED, auditDecisionOf, refusalError } from './gate';
 import type { AskFirst, GateKey, Refusal } from './gate';
+import { KeyRelease } from './key-release';
 import { sealPrivateKey, unsealPrivateKey } from './key-sealing';
 import { PassphraseLock } from './passphrase-lock';
 import type { ApprovalPort, AuditEventName, AuditSink, KeyView, PolicyPort } from './ports';
@@ -155,6 +156,9 @@ export class Keyring implements Agent, SyncAnswering {
   private readonly passphraseLock: PassphraseLock;
   private readonly gate: Gate;
   private readonly hash: FingerprintHash;
+  private readonly signer = new Signer();
+  /** Has OpenSSL free (and wipe) the keys this keyring drops (README "What is in memory"). */
+  private readonly keyRelease: KeyRelease;
   /** Every key's view in insertion order, and the list reply built from it: cached until the keyring changes. */
   private views: KeyView[] | undefined;
   private identities: Identity[] | undefined;
@@ -170,6 +174,7 @@ export class Keyring implements Agent, SyncAnswering {
   constructor(private readonly options: KeyringOptions = {}) {
     this.passphraseLock = new PassphraseLock(options.unlockBackoff);
     this.hash = options.fingerprintHash ?? 'sha256';
+    this.keyRelease = new KeyRelease(options.logger);
     this.gate = new Gate({
       policy: options.policy,
       approvals: options.approvals,
@@ -242,7 +247,7 @@ export class Keyring implements Agent, SyncAnswering {
     if (verdict.action === 'ask' || entry === undefined) return undefined;
     const held = entry.held ?? (entry.registered === undefined ? undefined : this.registeredSource?.held(entry.registered.name));
     if (held === undefined) return undefined;
-    const signature = signInline(held, req.data, req.flags);
+    const signature = this.signer.signInline(held, req.data, req.flags);
     if (signature === undefined) return undefined;
     entry.lastUsed = Date.now();
     this.gate.recordSign(session, 'allow', verdict.reason, entry.view, req.data, verdict.question, startedAt);
@@ -265,7 +270,7 @@ export class Keyring implements Agent, SyncAnswering {
     let signature: Buffer;
     try {
       // [pkcs11] A token key is signed by its provider, in its helper process.
-      signature = e.external !== undefined ? await e.external.provider.sign(e.external.signingBlob, data, flags) : await signData(held!, data, flags);
+      signature = e.external !== undefined ? await e.external.provider.sign(e.external.signingBlob, data, flags) : await this.signer.sign(held!, data, flags);
     } catch (err) {
       this.gate.recordSign(session, 'fail', 'signature failed', e.view, data, verdict.question, startedAt);
       throw err;
@@ -373,6 +378,7 @@ export class Keyring implements Agent, SyncAnswering {
     if (previous?.timer !== undefined) clearTimeout(previous.timer);
     // Keep the KeyObject already built for a re-added key: same key, same blob.
     const held = previous?.held ?? key;
+    if (held !== key) this.keyRelease.released();
     const info = previous?.info ?? publicPart(key);
     const fp = previous?.view.fingerprint ?? fingerprint(info.publicBlob);
     // A registered key added with ssh-add stays the config's key (name, source), now loaded.
@@ -444,6 +450,7 @@ export class Keyring implements Agent, SyncAnswering {
     this.registeredSource?.dropAll();
     this.withdrawAsks(undefined);
     this.providers.closeAll(); // [pkcs11]
+    this.keyRelease.released();
   }
 
   /**
@@ -466,6 +473,7 @@ export class Keyring implements Agent, SyncAnswering {
       }
       // Decrypted registered keys are not sealed but dropped: their file is their home (POLICY.md §3).
       this.registeredSource?.dropAll();
+      this.keyRelease.released();
       this.withdrawAsks(undefined);
       this.options.approvals?.agentLocked?.();
       return { reason: 'locked' };
@@ -671,6 +679,7 @@ export class Keyring implements Agent, SyncAnswering {
     this.withdrawAsks(e);
     this.options.approvals?.keyGone?.(e.view.fingerprint);
     if (e.external !== undefined) this.providers.release(e.external.provider.path); // [pkcs11]
+    this.keyRelease.released();
   }
 
   /** Makes `e` the plain registered key `r`: the config's view, no private half, no constraints. */

@@ -10,8 +10,8 @@ import type { AddIdentityOptions } from '../agent/agent';
 import { UsageError } from '../errors';
 import { parsePrivateKeyFile, privateKeyBodyFromKeyObject, withCertificate } from '../keys/key-file';
 import type { Constraint } from '../protocol/constraints';
+import { publicBlobOfBody } from '../protocol/private-key';
 import type { PrivateKeyBody } from '../protocol/private-key';
-import { encodePlainPublicKey } from '../protocol/public-key';
 import { assertCertifies, readCertificate } from './certificate-source';
 
 /** A private key: a KeyObject, a key file by path, or a key file's contents. */
@@ -35,20 +35,6 @@ export interface PreparedAdd {
   readonly identity: AddIdentityOptions;
   /** The identity's public blob (the certificate for a certificate identity). */
   readonly blob: Buffer;
-}
-
-/** The public blob of the identity a key body creates. */
-export function publicBlobOfBody(body: PrivateKeyBody): Buffer {
-  switch (body.kind) {
-    case 'ed25519':
-      return encodePlainPublicKey({ kind: 'ed25519', type: body.type, publicKey: body.publicKey });
-    case 'rsa':
-      return encodePlainPublicKey({ kind: 'rsa', type: body.type, e: body.e, n: body.n });
-    case 'ecdsa':
-      return encodePlainPublicKey({ kind: 'ecdsa', type: body.type, curve: body.curve, point: body.point });
-    default:
-      return Buffer.from(body.certificate);
-  }
 }
 
 function constraintsOf(options: AddKeyOptions): Constraint[] {

@@ -7,13 +7,11 @@ import sshpk from 'sshpk';
 import type { Agent } from '../agent/agent';
 import { AgentSession } from '../agent/session';
 import { AgentProtocolError, UnsupportedKeyError, UsageError } from '../errors';
-import { CURVES } from '../keys/curves';
 import { fingerprint } from '../keys/fingerprint';
 import type { FingerprintHash } from '../keys/fingerprint';
 import { verifySignature } from '../keys/verify';
-import { SIGN_FLAG } from '../protocol/messages';
 import type { Identity } from '../protocol/messages';
-import { CERT_SUFFIX } from '../protocol/private-key';
+import { CERT_SUFFIX, plainAlgorithm, signatureAlgorithm } from '../protocol/algorithms';
 import { encodePlainPublicKey, parsePublicKeyBlob, plainKeyOf } from '../protocol/public-key';
 import type { PublicKey } from '../protocol/public-key';
 import { SshReader, mpintToUnsigned } from '../protocol/wire';
@@ -26,13 +24,6 @@ export interface SignOptions {
   /** RSA only (ignored for other keys, as agents ignore the flags): default `rsa-sha2-512`. */
   readonly algorithm?: RsaSignatureAlgorithm;
 }
-
-/** SIGN_REQUEST flags per RSA algorithm (RFC 9987 §5.6.1); `ssh-rsa` (SHA-1) is no flag. */
-const RSA_FLAGS: Readonly<Record<RsaSignatureAlgorithm, number>> = {
-  'ssh-rsa': 0,
-  'rsa-sha2-256': SIGN_FLAG.RSA_SHA2_256,
-  'rsa-sha2-512': SIGN_FLAG.RSA_SHA2_512,
-};
 
 /** FIDO key types have fixed sizes (what `ssh-keygen -l` prints); we keep them as opaque blobs. */
 const OPAQUE_BITS: Readonly<Record<string, number>> = {
@@ -47,7 +38,7 @@ function bitsOf(key: PublicKey): number {
     case 'ed25519':
       return 256;
     case 'ecdsa':
-      return CURVES[plain.type].bits;
+      return plainAlgorithm(plain.type)!.bits!;
     case 'rsa': {
       const n = mpintToUnsigned(plain.n);
       return n.length === 0 ? 0 : (n.length - 1) * 8 + (32 - Math.clz32(n[0]!));
@@ -126,9 +117,11 @@ export class AgentKey {
    */
   async sign(data: Buffer, options: SignOptions = {}): Promise<Buffer> {
     const algorithm = options.algorithm ?? 'rsa-sha2-512';
-    if (!Object.hasOwn(RSA_FLAGS, algorithm)) throw new UsageError(`unknown signature algorithm ${String(algorithm)}`);
+    // The SIGN_REQUEST flag per RSA algorithm (RFC 9987 §5.6.1) is in the algorithm table.
+    const rsaSignature = signatureAlgorithm(algorithm);
+    if (rsaSignature?.algorithm.kind !== 'rsa') throw new UsageError(`unknown signature algorithm ${String(algorithm)}`);
     const rsa = this.isRsa;
-    const signature = await this.agent.sign(this.signingBlob, data, rsa ? RSA_FLAGS[algorithm] : 0, this.session);
+    const signature = await this.agent.sign(this.signingBlob, data, rsa ? rsaSignature.signature.flag : 0, this.session);
     if (rsa) {
       let answered: string;
       try {

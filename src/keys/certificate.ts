@@ -2,21 +2,20 @@
  * OpenSSH certificate checks (PROTOCOL.certkeys) the agent needs for destination
  * constraints: the CA's signature, and whether a host certificate is valid now for a host.
  */
+import { KEY_ALGORITHMS } from '../protocol/algorithms';
 import type { Certificate } from '../protocol/public-key';
 import { CERT_TYPE_HOST } from '../protocol/public-key';
 import { SshReader } from '../protocol/wire';
 import { matchPattern } from '../match';
 import { verifySignature } from './verify';
 
-/** OpenSSH's SSH_ALLOWED_CA_SIGALGS (myproposal.h) without the FIDO ones: no SHA-1 ssh-rsa. */
-export const ALLOWED_CA_SIGNATURE_ALGORITHMS: readonly string[] = [
-  'ssh-ed25519',
-  'ecdsa-sha2-nistp256',
-  'ecdsa-sha2-nistp384',
-  'ecdsa-sha2-nistp521',
-  'rsa-sha2-512',
-  'rsa-sha2-256',
-];
+/**
+ * OpenSSH's SSH_ALLOWED_CA_SIGALGS (myproposal.h) without the FIDO ones: every signature
+ * algorithm of the table except SHA-1 `ssh-rsa`.
+ */
+export const ALLOWED_CA_SIGNATURE_ALGORITHMS: readonly string[] = KEY_ALGORITHMS.flatMap((a) => a.signatures)
+  .filter((s) => s.hash !== 'sha1')
+  .map((s) => s.name);
 
 /** True when the certificate carries a valid signature by its own signature key. */
 export function certificateSignatureValid(cert: Certificate): boolean {

@@ -2,6 +2,8 @@
  * Key equality as OpenSSH's sshkey_equal(): two certificates are equal when their blobs are;
  * otherwise the public key material is compared (a certificate equals its plain key).
  */
+import { CERT_SUFFIX, signatureAlgorithm } from '../protocol/algorithms';
+import type { KeyKind } from '../protocol/algorithms';
 import { encodePlainPublicKey, parsePublicKeyBlob, plainKeyOf } from '../protocol/public-key';
 import type { PublicKey } from '../protocol/public-key';
 
@@ -26,12 +28,10 @@ export function keysEqual(a: ParsedKey, b: ParsedKey): boolean {
  * The key type class OpenSSH's sshkey_type_from_name() gives an algorithm or key type name:
  * RSA signature algorithms map to the RSA key type, all ECDSA curves to one ECDSA type.
  */
-export function keyTypeClass(name: string): string | undefined {
-  const cert = name.endsWith('-cert-v01@openssh.com');
-  const base = cert ? name.slice(0, -'-cert-v01@openssh.com'.length) : name;
-  let cls: string | undefined;
-  if (base === 'ssh-ed25519') cls = 'ed25519';
-  else if (base === 'ssh-rsa' || base === 'rsa-sha2-256' || base === 'rsa-sha2-512') cls = 'rsa';
-  else if (/^ecdsa-sha2-nistp(256|384|521)$/.test(base)) cls = 'ecdsa';
-  return cls === undefined ? undefined : cert ? `${cls}-cert` : cls;
+export function keyTypeClass(name: string): KeyKind | `${KeyKind}-cert` | undefined {
+  // Signature algorithm names include every key type name (and rsa-sha2-*): one lookup.
+  const cert = name.endsWith(CERT_SUFFIX);
+  const sig = signatureAlgorithm(cert ? name.slice(0, -CERT_SUFFIX.length) : name);
+  if (sig === undefined) return undefined;
+  return cert ? `${sig.algorithm.kind}-cert` : sig.algorithm.kind;
 }

@@ -6,22 +6,16 @@
 import type { KeyObject } from 'node:crypto';
 import sshpk from 'sshpk';
 import { InvalidKeyError, UnsupportedKeyError } from '../errors';
-import { certifiedType } from '../protocol/private-key';
-import type { CertKeyType, EcdsaType, PrivateKeyBody } from '../protocol/private-key';
+import { KEY_ALGORITHMS, certifiedType, ecdsaAlgorithmByCurve } from '../protocol/algorithms';
+import type { CertKeyType, EcdsaType } from '../protocol/algorithms';
+import type { PrivateKeyBody } from '../protocol/private-key';
 import { parsePublicKeyBlob } from '../protocol/public-key';
 import { mpintFromUnsigned } from '../protocol/wire';
-import { CURVES } from './curves';
 
 export interface ParsedPrivateKey {
   readonly body: PrivateKeyBody;
   readonly comment: string;
 }
-
-const ECDSA_BY_CURVE: Readonly<Record<string, EcdsaType>> = {
-  nistp256: 'ecdsa-sha2-nistp256',
-  nistp384: 'ecdsa-sha2-nistp384',
-  nistp521: 'ecdsa-sha2-nistp521',
-};
 
 /** Parses a private key file's contents. Encrypted keys need `passphrase`. */
 export function parsePrivateKeyFile(data: string | Buffer, options: { passphrase?: string | Buffer; filename?: string } = {}): ParsedPrivateKey {
@@ -66,10 +60,11 @@ export function parsePrivateKeyFile(data: string | Buffer, options: { passphrase
         comment,
       };
     case 'ecdsa': {
-      const type = ECDSA_BY_CURVE[part('curve').toString('latin1')];
-      if (type === undefined) throw new UnsupportedKeyError('unsupported ECDSA curve');
+      const algorithm = ecdsaAlgorithmByCurve(part('curve').toString('latin1'));
+      if (algorithm === undefined) throw new UnsupportedKeyError('unsupported ECDSA curve');
+      const type = algorithm.name as EcdsaType;
       return {
-        body: { kind: 'ecdsa', type, curve: CURVES[type].sshName, point: part('Q'), d: mpintFromUnsigned(part('d')) },
+        body: { kind: 'ecdsa', type, curve: algorithm.curve!.sshName, point: part('Q'), d: mpintFromUnsigned(part('d')) },
         comment,
       };
     }
@@ -95,10 +90,10 @@ export function privateKeyBodyFromKeyObject(keyObject: KeyObject): PrivateKeyBod
     return { kind: 'rsa', type: 'ssh-rsa', n: m(jwk.n), e: m(jwk.e), d: m(jwk.d), iqmp: m(jwk.qi), p: m(jwk.p), q: m(jwk.q) };
   }
   if (jwk.kty === 'EC') {
-    const type = (Object.keys(CURVES) as EcdsaType[]).find((t) => CURVES[t].jwk === jwk.crv);
-    if (type === undefined) throw new UnsupportedKeyError(`unsupported curve ${String(jwk.crv)}`);
+    const algorithm = KEY_ALGORITHMS.find((a) => a.curve?.jwk === jwk.crv);
+    if (algorithm === undefined) throw new UnsupportedKeyError(`unsupported curve ${String(jwk.crv)}`);
     const point = Buffer.concat([Buffer.from([4]), b(jwk.x), b(jwk.y)]);
-    return { kind: 'ecdsa', type, curve: CURVES[type].sshName, point, d: mpintFromUnsigned(b(jwk.d)) };
+    return { kind: 'ecdsa', type: algorithm.name as EcdsaType, curve: algorithm.curve!.sshName, point, d: mpintFromUnsigned(b(jwk.d)) };
   }
   throw new UnsupportedKeyError(`unsupported key type ${String(jwk.kty)}`);
 }

@@ -4,10 +4,10 @@
  */
 import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { plainAlgorithm, signatureAlgorithm } from '../protocol/algorithms';
 import { parsePublicKeyBlob, plainKeyOf } from '../protocol/public-key';
 import type { PlainPublicKey } from '../protocol/public-key';
 import { SshReader, mpintToUnsigned } from '../protocol/wire';
-import { CURVES } from './curves';
 
 const b64u = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('base64url');
 
@@ -22,7 +22,7 @@ export function publicKeyObject(k: PlainPublicKey): KeyObject {
         format: 'jwk',
       });
     case 'ecdsa': {
-      const c = CURVES[k.type];
+      const c = plainAlgorithm(k.type)!.curve!;
       return createPublicKey({
         key: {
           kty: 'EC',
@@ -35,12 +35,6 @@ export function publicKeyObject(k: PlainPublicKey): KeyObject {
     }
   }
 }
-
-const RSA_HASHES: Readonly<Record<string, string>> = {
-  'ssh-rsa': 'sha1',
-  'rsa-sha2-256': 'sha256',
-  'rsa-sha2-512': 'sha512',
-};
 
 /**
  * True when `signature` (an SSH signature blob) is a valid signature of `data` by the key
@@ -61,28 +55,23 @@ export function verifySignature(
     const bytes = r.string();
     r.end();
     if (allowedAlgorithms !== undefined && !allowedAlgorithms.includes(alg)) return false;
+    // The signature algorithm must be one of this key's rows (RSA has three, others one).
+    const found = signatureAlgorithm(alg);
+    if (found === undefined || found.algorithm.name !== key.type) return false;
     const pub = publicKeyObject(key);
-    switch (key.kind) {
-      case 'ed25519':
-        return alg === 'ssh-ed25519' && cryptoVerify(null, data, pub, bytes);
-      case 'rsa': {
-        const hash = RSA_HASHES[alg];
-        return hash !== undefined && cryptoVerify(hash, data, pub, bytes);
-      }
-      case 'ecdsa': {
-        const c = CURVES[key.type];
-        if (alg !== key.type) return false;
-        const sr = new SshReader(bytes);
-        const rr = mpintToUnsigned(sr.mpint());
-        const ss = mpintToUnsigned(sr.mpint());
-        sr.end();
-        if (rr.length > c.fieldBytes || ss.length > c.fieldBytes) return false;
-        const p1363 = Buffer.alloc(2 * c.fieldBytes);
-        rr.copy(p1363, c.fieldBytes - rr.length);
-        ss.copy(p1363, 2 * c.fieldBytes - ss.length);
-        return cryptoVerify(c.hash, data, { key: pub, dsaEncoding: 'ieee-p1363' }, p1363);
-      }
-    }
+    const { hash } = found.signature;
+    const c = found.algorithm.curve;
+    if (c === undefined) return cryptoVerify(hash, data, pub, bytes);
+    // ECDSA signature bytes are `mpint r, mpint s` (RFC 5656 §3.1.2); OpenSSL wants r || s.
+    const sr = new SshReader(bytes);
+    const rr = mpintToUnsigned(sr.mpint());
+    const ss = mpintToUnsigned(sr.mpint());
+    sr.end();
+    if (rr.length > c.fieldBytes || ss.length > c.fieldBytes) return false;
+    const p1363 = Buffer.alloc(2 * c.fieldBytes);
+    rr.copy(p1363, c.fieldBytes - rr.length);
+    ss.copy(p1363, 2 * c.fieldBytes - ss.length);
+    return cryptoVerify(hash, data, { key: pub, dsaEncoding: 'ieee-p1363' }, p1363);
   } catch {
     return false;
   }

@@ -1,7 +1,8 @@
 /**
  * The few libc calls Node has no API for, through koffi (an optional dependency that ships
  * prebuilt binaries, so it installs without a compiler or install scripts):
- * getsockopt(SO_PEERCRED, SO_PEERPIDFD), prctl(PR_SET_DUMPABLE) and setrlimit(RLIMIT_CORE).
+ * getsockopt(SO_PEERCRED, SO_PEERPIDFD), prctl(PR_SET_DUMPABLE), setrlimit(RLIMIT_CORE) and
+ * mallopt(M_PERTURB).
  * Linux only (the constants below are the x86-64/arm64 values). Where koffi or libc cannot be
  * loaded, `loadLibc()` says why and the agent runs without these protections.
  */
@@ -24,6 +25,11 @@ export interface Libc {
   setNotDumpable(): boolean;
   /** setrlimit(RLIMIT_CORE, {0, 0}). */
   disableCoreDumps(): boolean;
+  /**
+   * mallopt(M_PERTURB): glibc overwrites every block on free (and fills fresh malloc blocks),
+   * so memory OpenSSL or Node freed without clearing holds no stale key bytes.
+   */
+  scrubFreedMemory(): boolean;
 }
 
 const SOL_SOCKET = 1;
@@ -31,6 +37,9 @@ const SO_PEERCRED = 17;
 const SO_PEERPIDFD = 77;
 const PR_SET_DUMPABLE = 4;
 const RLIMIT_CORE = 4;
+/** glibc malloc.h; the byte written over freed blocks (fresh blocks get its complement, 0). */
+const M_PERTURB = -6;
+const PERTURB_BYTE = 0xff;
 
 type LoadResult = { readonly libc: Libc } | { readonly unavailable: string };
 
@@ -52,6 +61,13 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
     const getsockoptInt = lib.func('getsockopt', 'int', ['int', 'int', 'int', koffi.out(koffi.pointer('int32_t')), koffi.inout(koffi.pointer('uint32_t'))]);
     const prctl = lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)');
     const setrlimit = lib.func('int setrlimit(int, const tsagent_rlimit *)');
+    // glibc's; a libc without it only loses the scrubbing, not the other calls.
+    let mallopt: ((option: number, value: number) => unknown) | undefined;
+    try {
+      mallopt = lib.func('int mallopt(int, int)');
+    } catch {
+      mallopt = undefined;
+    }
     void ucred;
     void rlimit;
     const libc: Libc = {
@@ -71,6 +87,8 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
       },
       setNotDumpable: () => (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) as number) === 0,
       disableCoreDumps: () => (setrlimit(RLIMIT_CORE, { rlim_cur: 0, rlim_max: 0 }) as number) === 0,
+      // mallopt returns 1 on success.
+      scrubFreedMemory: () => mallopt !== undefined && (mallopt(M_PERTURB, PERTURB_BYTE) as number) === 1,
     };
     cached = { libc };
   } catch (err) {

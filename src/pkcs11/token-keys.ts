@@ -7,9 +7,10 @@
  */
 import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import { Pkcs11Error } from '../errors';
-import { CURVES } from '../keys/curves';
-import type { CurveInfo } from '../keys/curves';
-import { ecdsaSignatureBytes, rsaAlgorithmFor, signatureBlob } from '../keys/sign';
+import { ecdsaSignatureFromP1363 } from '../keys/ecdsa-signature';
+import { signatureBlob } from '../keys/sign';
+import { ECDSA_TYPES, plainAlgorithm, signatureFor } from '../protocol/algorithms';
+import type { Curve, HashName, KeyAlgorithm } from '../protocol/algorithms';
 import { encodePlainPublicKey } from '../protocol/public-key';
 import { mpintFromUnsigned } from '../protocol/wire';
 import { CKA, CKC_X_509, CKF, CKK, CKM, CKO, CKR, CKU_USER } from './constants';
@@ -19,18 +20,18 @@ import { Cryptoki, bool, readUlong, ulong } from './cryptoki';
 const RSA_MIN_BITS = 1024;
 
 /** RFC 8017 §9.2 note 1: the DER DigestInfo prefix before the hash, per hash. */
-const DIGEST_INFO_PREFIX: Readonly<Record<'sha1' | 'sha256' | 'sha512', Buffer>> = {
+const DIGEST_INFO_PREFIX: Readonly<Partial<Record<HashName, Buffer>>> = {
   sha1: Buffer.from('3021300906052b0e03021a05000414', 'hex'),
   sha256: Buffer.from('3031300d060960864801650304020105000420', 'hex'),
   sha512: Buffer.from('3051300d060960864801650304020305000440', 'hex'),
 };
 
-/** DER of the named-curve OIDs in CKA_EC_PARAMS (RFC 5480 §2.1.1.1). */
-const CURVE_BY_PARAMS: ReadonlyMap<string, CurveInfo> = new Map([
-  ['06082a8648ce3d030107', CURVES['ecdsa-sha2-nistp256']],
-  ['06052b81040022', CURVES['ecdsa-sha2-nistp384']],
-  ['06052b81040023', CURVES['ecdsa-sha2-nistp521']],
-]);
+const ECDSA_ALGORITHMS: readonly KeyAlgorithm[] = ECDSA_TYPES.map((t) => plainAlgorithm(t)!);
+
+/** ECDSA rows by the DER of their named-curve OID, as CKA_EC_PARAMS holds it (RFC 5480 §2.1.1.1). */
+const ECDSA_BY_PARAMS: ReadonlyMap<string, KeyAlgorithm> = new Map(
+  ECDSA_ALGORITHMS.map((a) => [Buffer.from(a.curve!.oidDer).toString('hex'), a]),
+);
 
 interface RecordedKey {
   readonly blob: Buffer;
@@ -38,7 +39,8 @@ interface RecordedKey {
   readonly session: bigint;
   readonly id: Buffer;
   readonly rsaBytes?: number;
-  readonly curve?: CurveInfo;
+  /** ECDSA keys: the key's row in the algorithm table. */
+  readonly ecdsa?: KeyAlgorithm;
 }
 
 export interface LoadOutcome {
@@ -50,7 +52,7 @@ export interface LoadOutcome {
 const b64u = (b: Buffer): string => b.toString('base64url');
 
 /** A DER OCTET STRING's contents (CKA_EC_POINT), or the value itself when it is a bare point. */
-function ecPoint(value: Buffer, curve: CurveInfo): Buffer | undefined {
+function ecPoint(value: Buffer, curve: Curve): Buffer | undefined {
   const bare = 1 + 2 * curve.fieldBytes;
   if (value.length === bare && value[0] === 0x04) return value;
   if (value[0] !== 0x04 || value.length < 2) return undefined;
@@ -66,7 +68,8 @@ function ecPoint(value: Buffer, curve: CurveInfo): Buffer | undefined {
   return value.subarray(at);
 }
 
-function ecdsaBlob(curve: CurveInfo, point: Buffer): Buffer | undefined {
+function ecdsaBlob(algorithm: KeyAlgorithm, point: Buffer): Buffer | undefined {
+  const curve = algorithm.curve!;
   // createPublicKey checks the point is on the curve (sshkey_ec_validate_public).
   try {
     const x = point.subarray(1, 1 + curve.fieldBytes);
@@ -75,7 +78,7 @@ function ecdsaBlob(curve: CurveInfo, point: Buffer): Buffer | undefined {
   } catch {
     return undefined;
   }
-  const type = `ecdsa-sha2-${curve.sshName}` as const;
+  const type = algorithm.name as (typeof ECDSA_TYPES)[number];
   return encodePlainPublicKey({ kind: 'ecdsa', type, curve: curve.sshName, point: Buffer.from(point) });
 }
 
@@ -172,12 +175,12 @@ export class TokenKeys {
       this.record({ blob: rsaBlob(n, e), label, session, id, rsaBytes: Math.ceil(bits / 8) });
     } else if (keyType === CKK.EC) {
       const v = this.ck.attributes(session, obj, [CKA.EC_PARAMS, CKA.EC_POINT]);
-      const curve = CURVE_BY_PARAMS.get(v.get(CKA.EC_PARAMS)?.toString('hex') ?? '');
+      const ecdsa = ECDSA_BY_PARAMS.get(v.get(CKA.EC_PARAMS)?.toString('hex') ?? '');
       const raw = v.get(CKA.EC_POINT);
-      if (curve === undefined || raw === undefined) return;
-      const point = ecPoint(raw, curve);
-      const blob = point === undefined ? undefined : ecdsaBlob(curve, point);
-      if (blob !== undefined) this.record({ blob, label, session, id, curve });
+      if (ecdsa === undefined || raw === undefined) return;
+      const point = ecPoint(raw, ecdsa.curve!);
+      const blob = point === undefined ? undefined : ecdsaBlob(ecdsa, point);
+      if (blob !== undefined) this.record({ blob, label, session, id, ecdsa });
     }
   }
 
@@ -200,11 +203,11 @@ export class TokenKeys {
       if (bits < RSA_MIN_BITS) return;
       this.record({ blob: rsaBlob(n, Buffer.from(jwk.e, 'base64url')), label, session, id, rsaBytes: Math.ceil(bits / 8) });
     } else if (jwk.kty === 'EC' && jwk.x !== undefined && jwk.y !== undefined) {
-      const curve = Object.values(CURVES).find((c) => c.jwk === jwk.crv);
-      if (curve === undefined) return;
+      const ecdsa = ECDSA_ALGORITHMS.find((a) => a.curve!.jwk === jwk.crv);
+      if (ecdsa === undefined) return;
       const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
-      const blob = ecdsaBlob(curve, point);
-      if (blob !== undefined) this.record({ blob, label, session, id, curve });
+      const blob = ecdsaBlob(ecdsa, point);
+      if (blob !== undefined) this.record({ blob, label, session, id, ecdsa });
     }
   }
 
@@ -225,14 +228,18 @@ export class TokenKeys {
     const k = this.keys.find((e) => e.blob.equals(blob));
     if (k === undefined) return undefined;
     const key = this.privateKey(k);
-    if (k.curve !== undefined) {
-      const digest = createHash(k.curve.hash).update(data).digest();
-      const raw = this.ck.sign(k.session, key, CKM.ECDSA, digest, 2 * k.curve.fieldBytes);
-      if (raw.length !== 2 * k.curve.fieldBytes) throw new Pkcs11Error('C_Sign (ECDSA length)', CKR.OK);
-      return signatureBlob(`ecdsa-sha2-${k.curve.sshName}`, ecdsaSignatureBytes(raw));
+    if (k.ecdsa !== undefined) {
+      const sig = k.ecdsa.signatures[0]!;
+      const { fieldBytes } = k.ecdsa.curve!;
+      const digest = createHash(sig.hash!).update(data).digest();
+      // CKM_ECDSA returns r || s (PKCS#11 §2.3.1), each padded to the field size.
+      const raw = this.ck.sign(k.session, key, CKM.ECDSA, digest, 2 * fieldBytes);
+      if (raw.length !== 2 * fieldBytes) throw new Pkcs11Error('C_Sign (ECDSA length)', CKR.OK);
+      return signatureBlob(sig.name, ecdsaSignatureFromP1363(raw));
     }
-    const alg = rsaAlgorithmFor(flags);
-    const digestInfo = Buffer.concat([DIGEST_INFO_PREFIX[alg.hash], createHash(alg.hash).update(data).digest()]);
+    const alg = signatureFor(plainAlgorithm('ssh-rsa')!, flags);
+    const hash = alg.hash!;
+    const digestInfo = Buffer.concat([DIGEST_INFO_PREFIX[hash]!, createHash(hash).update(data).digest()]);
     const len = k.rsaBytes!;
     const raw = this.ck.sign(k.session, key, CKM.RSA_PKCS, digestInfo, len);
     if (raw.length > len) throw new Pkcs11Error('C_Sign (RSA length)', CKR.OK);

@@ -15,6 +15,7 @@
 import { basename } from 'node:path';
 import { KeyFileError, UnsupportedKeyError } from '../errors';
 import type { KeyView } from '../agent/ports';
+import { KeyRelease } from '../agent/key-release';
 import type { AddedKeySettings, PassphraseAsker, RegisteredKeySource } from '../agent/registered';
 import { fingerprint as fingerprintOf } from '../keys/fingerprint';
 import type { HeldKey } from '../keys/held-key';
@@ -75,6 +76,8 @@ export class RegisteredKeys implements RegisteredKeySource {
   private readonly waiting = new Map<string, (passphrase: Buffer) => void>();
   /** Bumped by dropAll, so a decryption that finishes after a lock is not kept. */
   private generation = 0;
+  /** Has OpenSSL free the decrypted halves dropped here (expiry, lock, reload), like the keyring's. */
+  private readonly keyRelease = new KeyRelease();
 
   /** `[[key]] fingerprint=` settings, for keys added later with ssh-add. */
   private readonly addedSettings = new Map<string, AddedKeySettings>();
@@ -251,6 +254,7 @@ export class RegisteredKeys implements RegisteredKeySource {
     if (u === undefined) return;
     if (u.timer !== undefined) clearTimeout(u.timer);
     this.unlocked.delete(name);
+    this.keyRelease.released();
   }
 
   /**

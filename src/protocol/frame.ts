@@ -9,6 +9,16 @@ import { FrameError } from '../errors';
 /** OpenSSH's AGENT_MAX_LEN (ssh-agent.c, authfd.c): larger messages close the connection. */
 export const MAX_MESSAGE_LENGTH = 256 * 1024;
 
+export interface FrameDecoderOptions {
+  /**
+   * Wipe what the decoder copies: the unfinished frame it joins with a new chunk (once
+   * joined), the chunk so copied, and what is still unread when cleared. For a server, whose
+   * requests may carry private keys; the chunks passed in must then not be used by the caller
+   * afterwards, except through the bodies returned. Bodies already handed out are never wiped.
+   */
+  readonly wipeCopies?: boolean;
+}
+
 const EMPTY = Buffer.alloc(0);
 
 export class FrameDecoder {
@@ -18,7 +28,10 @@ export class FrameDecoder {
   /** Offset up to which every frame header has been checked (past `start`). */
   private checked = 0;
 
-  constructor(private readonly maxLength = MAX_MESSAGE_LENGTH) {}
+  constructor(
+    private readonly maxLength = MAX_MESSAGE_LENGTH,
+    private readonly options: FrameDecoderOptions = {},
+  ) {}
 
   /** Bytes received but not yet taken out as a body (complete frames included). */
   get buffered(): number {
@@ -36,8 +49,14 @@ export class FrameDecoder {
       this.checked = 0;
     } else {
       // Copy the remainder with the chunk, so a large old chunk is not kept alive by a few bytes.
-      this.buf = Buffer.concat([this.buf.subarray(this.start), chunk]);
+      const unread = this.buf.subarray(this.start);
+      this.buf = Buffer.concat([unread, chunk]);
       this.checked -= this.start;
+      // Only the unread tail and the chunk: bodies handed out before `start` may still be in use.
+      if (this.options.wipeCopies === true) {
+        unread.fill(0);
+        chunk.fill(0);
+      }
     }
     this.start = 0;
     while (this.buf.length - this.checked >= 4) {
@@ -70,6 +89,7 @@ export class FrameDecoder {
 
   /** Forgets everything buffered (a closed connection must not keep its last chunk alive). */
   clear(): void {
+    if (this.options.wipeCopies === true) this.buf.subarray(this.start).fill(0);
     this.buf = EMPTY;
     this.start = 0;
     this.checked = 0;

@@ -1,72 +1,47 @@
 /**
  * Private key bodies as they travel in ADD_IDENTITY (RFC 9987 §5.2; same field order as the
- * private section of openssh-key-v1). Pure codec: no validation of the mathematics here
- * (src/keys does that); only the shape of the fields.
+ * private section of openssh-key-v1). Pure codec, driven by the field layouts of the key
+ * algorithm table (algorithms.ts): no validation of the mathematics here (src/keys does
+ * that); only the shape of the fields.
  */
 import { ProtocolError } from '../errors';
+import { keyAlgorithm } from './algorithms';
+import type {
+  CertKeyType,
+  EcdsaCertPrivateFields,
+  EcdsaPrivateFields,
+  EcdsaType,
+  Ed25519PrivateFields,
+  KeyAlgorithm,
+  RsaCertPrivateFields,
+  RsaPrivateFields,
+  WireField,
+} from './algorithms';
+import { readFields, writeFields } from './fields';
 import { SshReader, SshWriter } from './wire';
 
-export const ED25519 = 'ssh-ed25519';
-export const RSA = 'ssh-rsa';
-export const ECDSA_TYPES = ['ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521'] as const;
-export type EcdsaType = (typeof ECDSA_TYPES)[number];
-export type PlainKeyType = typeof ED25519 | typeof RSA | EcdsaType;
+export {
+  CERT_SUFFIX,
+  ECDSA_TYPES,
+  ED25519,
+  RSA,
+  certifiedType,
+  isEcdsaType,
+} from './algorithms';
+export type { CertKeyType, EcdsaType, PlainKeyType } from './algorithms';
 
-export const CERT_SUFFIX = '-cert-v01@openssh.com';
-export type CertKeyType = `${PlainKeyType}${typeof CERT_SUFFIX}`;
+export type Ed25519PrivateBody = { readonly kind: 'ed25519'; readonly type: 'ssh-ed25519' } & Ed25519PrivateFields;
+export type RsaPrivateBody = { readonly kind: 'rsa'; readonly type: 'ssh-rsa' } & RsaPrivateFields;
+export type EcdsaPrivateBody = { readonly kind: 'ecdsa'; readonly type: EcdsaType } & EcdsaPrivateFields;
 
-export interface Ed25519PrivateBody {
-  readonly kind: 'ed25519';
-  readonly type: typeof ED25519;
-  readonly publicKey: Buffer;
-  /** 64 bytes: the 32-byte seed followed by the public key (as OpenSSH stores it). */
-  readonly secret: Buffer;
-}
-
-export interface RsaPrivateBody {
-  readonly kind: 'rsa';
-  readonly type: typeof RSA;
-  readonly n: Buffer;
-  readonly e: Buffer;
-  readonly d: Buffer;
-  readonly iqmp: Buffer;
-  readonly p: Buffer;
-  readonly q: Buffer;
-}
-
-export interface EcdsaPrivateBody {
-  readonly kind: 'ecdsa';
-  readonly type: EcdsaType;
-  readonly curve: string;
-  /** Uncompressed point 0x04 || X || Y. */
-  readonly point: Buffer;
-  readonly d: Buffer;
-}
-
-export interface Ed25519CertPrivateBody {
-  readonly kind: 'ed25519-cert';
+interface CertBody {
   readonly type: CertKeyType;
+  /** The certificate blob (PROTOCOL.certkeys), which is also the identity's public blob. */
   readonly certificate: Buffer;
-  readonly publicKey: Buffer;
-  readonly secret: Buffer;
 }
-
-export interface RsaCertPrivateBody {
-  readonly kind: 'rsa-cert';
-  readonly type: CertKeyType;
-  readonly certificate: Buffer;
-  readonly d: Buffer;
-  readonly iqmp: Buffer;
-  readonly p: Buffer;
-  readonly q: Buffer;
-}
-
-export interface EcdsaCertPrivateBody {
-  readonly kind: 'ecdsa-cert';
-  readonly type: CertKeyType;
-  readonly certificate: Buffer;
-  readonly d: Buffer;
-}
+export type Ed25519CertPrivateBody = { readonly kind: 'ed25519-cert' } & CertBody & Ed25519PrivateFields;
+export type RsaCertPrivateBody = { readonly kind: 'rsa-cert' } & CertBody & RsaCertPrivateFields;
+export type EcdsaCertPrivateBody = { readonly kind: 'ecdsa-cert' } & CertBody & EcdsaCertPrivateFields;
 
 export type PrivateKeyBody =
   | Ed25519PrivateBody
@@ -76,15 +51,11 @@ export type PrivateKeyBody =
   | RsaCertPrivateBody
   | EcdsaCertPrivateBody;
 
-export function isEcdsaType(t: string): t is EcdsaType {
-  return (ECDSA_TYPES as readonly string[]).includes(t);
-}
-
-/** The plain key type a certificate type certifies, or undefined if `t` is not a certificate type we know. */
-export function certifiedType(t: string): PlainKeyType | undefined {
-  if (!t.endsWith(CERT_SUFFIX)) return undefined;
-  const base = t.slice(0, -CERT_SUFFIX.length);
-  return base === ED25519 || base === RSA || isEcdsaType(base) ? base : undefined;
+/** The table row and layout for a body. */
+function layoutOf(body: PrivateKeyBody): { algorithm: KeyAlgorithm; fields: readonly WireField[] } {
+  const found = keyAlgorithm(body.type);
+  if (found === undefined) throw new ProtocolError(`unsupported key type ${JSON.stringify(body.type.slice(0, 64))}`);
+  return { algorithm: found.algorithm, fields: found.certificate ? found.algorithm.certPrivateFields : found.algorithm.privateFields };
 }
 
 /**
@@ -94,50 +65,40 @@ export function certifiedType(t: string): PlainKeyType | undefined {
  */
 export function readPrivateKeyBody(r: SshReader): PrivateKeyBody {
   const type = r.text();
-  if (type === ED25519) {
-    return { kind: 'ed25519', type, publicKey: r.string(), secret: r.string() };
+  const found = keyAlgorithm(type);
+  if (found === undefined) throw new ProtocolError(`unsupported key type ${JSON.stringify(type.slice(0, 64))}`, undefined, r.offset);
+  const { algorithm, certificate } = found;
+  if (!certificate) {
+    // The layout and the body type are the same row of the table: the cast restates that.
+    return { kind: algorithm.kind, type, ...readFields(r, algorithm.privateFields) } as unknown as PrivateKeyBody;
   }
-  if (type === RSA) {
-    return { kind: 'rsa', type, n: r.mpint(), e: r.mpint(), d: r.mpint(), iqmp: r.mpint(), p: r.mpint(), q: r.mpint() };
-  }
-  if (isEcdsaType(type)) {
-    return { kind: 'ecdsa', type, curve: r.text(), point: r.string(), d: r.mpint() };
-  }
-  const base = certifiedType(type);
-  if (base !== undefined) {
-    const certType = type as CertKeyType;
-    const certificate = r.string();
-    if (base === ED25519) {
-      return { kind: 'ed25519-cert', type: certType, certificate, publicKey: r.string(), secret: r.string() };
-    }
-    if (base === RSA) {
-      return { kind: 'rsa-cert', type: certType, certificate, d: r.mpint(), iqmp: r.mpint(), p: r.mpint(), q: r.mpint() };
-    }
-    return { kind: 'ecdsa-cert', type: certType, certificate, d: r.mpint() };
-  }
-  throw new ProtocolError(`unsupported key type ${JSON.stringify(type.slice(0, 64))}`, undefined, r.offset);
+  const cert = r.string();
+  return { kind: `${algorithm.kind}-cert`, type, certificate: cert, ...readFields(r, algorithm.certPrivateFields) } as unknown as PrivateKeyBody;
 }
 
 export function writePrivateKeyBody(w: SshWriter, k: PrivateKeyBody): void {
   w.string(k.type);
-  switch (k.kind) {
-    case 'ed25519':
-      w.string(k.publicKey).string(k.secret);
-      return;
-    case 'rsa':
-      w.mpint(k.n).mpint(k.e).mpint(k.d).mpint(k.iqmp).mpint(k.p).mpint(k.q);
-      return;
-    case 'ecdsa':
-      w.string(k.curve).string(k.point).mpint(k.d);
-      return;
-    case 'ed25519-cert':
-      w.string(k.certificate).string(k.publicKey).string(k.secret);
-      return;
-    case 'rsa-cert':
-      w.string(k.certificate).mpint(k.d).mpint(k.iqmp).mpint(k.p).mpint(k.q);
-      return;
-    case 'ecdsa-cert':
-      w.string(k.certificate).mpint(k.d);
-      return;
-  }
+  if ('certificate' in k) w.string(k.certificate);
+  writeFields(w, layoutOf(k).fields, k);
+}
+
+/**
+ * The public blob of the identity a key body creates: the plain public key (its public
+ * fields in the blob's order, RFC 4253 §6.6), or the certificate for a certificate body.
+ */
+export function publicBlobOfBody(body: PrivateKeyBody): Buffer {
+  if ('certificate' in body) return Buffer.from(body.certificate);
+  const { algorithm } = layoutOf(body);
+  const w = new SshWriter(64 + ('n' in body ? body.n.length : 0));
+  w.string(body.type);
+  writeFields(w, algorithm.publicFields, body);
+  return Buffer.from(w.finish());
+}
+
+/** The secret fields of a body (views: filling them wipes the buffer they were read from). */
+export function secretFieldsOf(body: PrivateKeyBody): Buffer[] {
+  const v = body as unknown as Readonly<Record<string, Buffer | string>>;
+  return layoutOf(body)
+    .fields.filter((f) => f.secret === true)
+    .map((f) => v[f.name] as Buffer);
 }

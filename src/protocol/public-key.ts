@@ -1,29 +1,17 @@
 /**
  * Public key and certificate blobs (RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4,
- * OpenSSH PROTOCOL.certkeys). Pure decode/encode of the fields; no cryptography.
+ * OpenSSH PROTOCOL.certkeys). Pure decode/encode of the fields, laid out by the key
+ * algorithm table (algorithms.ts); no cryptography.
  */
 import { ProtocolError } from '../errors';
-import { CERT_SUFFIX, ED25519, RSA, certifiedType, isEcdsaType } from './private-key';
-import type { EcdsaType, PlainKeyType } from './private-key';
+import { keyAlgorithm } from './algorithms';
+import type { EcdsaPublicFields, EcdsaType, Ed25519PublicFields, KeyAlgorithm, RsaPublicFields } from './algorithms';
+import { readFields, writeFields } from './fields';
 import { SshReader, SshWriter } from './wire';
 
-export interface Ed25519PublicKey {
-  readonly kind: 'ed25519';
-  readonly type: typeof ED25519;
-  readonly publicKey: Buffer;
-}
-export interface RsaPublicKey {
-  readonly kind: 'rsa';
-  readonly type: typeof RSA;
-  readonly e: Buffer;
-  readonly n: Buffer;
-}
-export interface EcdsaPublicKey {
-  readonly kind: 'ecdsa';
-  readonly type: EcdsaType;
-  readonly curve: string;
-  readonly point: Buffer;
-}
+export type Ed25519PublicKey = { readonly kind: 'ed25519'; readonly type: 'ssh-ed25519' } & Ed25519PublicFields;
+export type RsaPublicKey = { readonly kind: 'rsa'; readonly type: 'ssh-rsa' } & RsaPublicFields;
+export type EcdsaPublicKey = { readonly kind: 'ecdsa'; readonly type: EcdsaType } & EcdsaPublicFields;
 export type PlainPublicKey = Ed25519PublicKey | RsaPublicKey | EcdsaPublicKey;
 
 export const CERT_TYPE_USER = 1;
@@ -58,29 +46,31 @@ export interface OtherPublicKey {
 
 export type PublicKey = PlainPublicKey | Certificate | OtherPublicKey;
 
-function readPlainFields(r: SshReader, type: PlainKeyType): PlainPublicKey {
-  if (type === ED25519) {
-    const publicKey = r.string();
-    if (publicKey.length !== 32) r.fail('ed25519 public key is not 32 bytes');
-    return { kind: 'ed25519', type, publicKey };
+/** RFC 8709 §4: an ed25519 public key is exactly 32 bytes. */
+const ED25519_PUBLIC_BYTES = 32;
+
+function readPlainFields(r: SshReader, algorithm: KeyAlgorithm): PlainPublicKey {
+  const fields = readFields(r, algorithm.publicFields);
+  if (algorithm.kind === 'ed25519' && (fields['publicKey'] as Buffer).length !== ED25519_PUBLIC_BYTES) {
+    r.fail('ed25519 public key is not 32 bytes');
   }
-  if (type === RSA) return { kind: 'rsa', type, e: r.mpint(), n: r.mpint() };
-  return { kind: 'ecdsa', type, curve: r.text(), point: r.string() };
+  // The layout and the key type are the same row of the table: the cast restates that.
+  return { kind: algorithm.kind, type: algorithm.name, ...fields } as unknown as PlainPublicKey;
 }
 
 /** Parses a public key or certificate blob. Trailing bytes are refused. */
 export function parsePublicKeyBlob(blob: Buffer): PublicKey {
   const r = new SshReader(blob);
   const type = r.text();
-  if (type === ED25519 || type === RSA || isEcdsaType(type)) {
-    const key = readPlainFields(r, type);
+  const found = keyAlgorithm(type);
+  if (found !== undefined && !found.certificate) {
+    const key = readPlainFields(r, found.algorithm);
     r.end();
     return key;
   }
-  const base = certifiedType(type);
-  if (base !== undefined) {
+  if (found !== undefined) {
     const nonce = r.string();
-    const key = readPlainFields(r, base);
+    const key = readPlainFields(r, found.algorithm);
     const serial = r.uint64();
     const certType = r.uint32();
     const keyId = r.text();
@@ -130,20 +120,8 @@ export function plainKeyOf(key: PublicKey): PlainPublicKey | undefined {
 export function encodePlainPublicKey(k: PlainPublicKey): Buffer {
   const w = new SshWriter(64 + (k.kind === 'rsa' ? k.n.length : 0));
   w.string(k.type);
-  switch (k.kind) {
-    case 'ed25519':
-      w.string(k.publicKey);
-      break;
-    case 'rsa':
-      w.mpint(k.e).mpint(k.n);
-      break;
-    case 'ecdsa':
-      w.string(k.curve).string(k.point);
-      break;
-  }
+  writeFields(w, keyAlgorithm(k.type)!.algorithm.publicFields, k);
   return Buffer.from(w.finish());
 }
 
-export function isCertificateType(type: string): boolean {
-  return type.endsWith(CERT_SUFFIX);
-}
+export { isCertificateType } from './algorithms';

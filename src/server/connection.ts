@@ -20,13 +20,15 @@ import { FAILURE, MSG } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
 import { OrderedReplies } from '../stream/ordered-replies';
 
-/** Request types whose body carries a secret (private key fields, a smartcard PIN). */
+/** Request types whose body carries a secret (private key fields, a smartcard PIN, a lock passphrase). */
 const SECRET_BODIES: ReadonlySet<number> = new Set([
   MSG.ADD_IDENTITY,
   MSG.ADD_ID_CONSTRAINED,
   MSG.ADD_SMARTCARD_KEY,
   MSG.ADD_SMARTCARD_KEY_CONSTRAINED,
   MSG.REMOVE_SMARTCARD_KEY,
+  MSG.LOCK,
+  MSG.UNLOCK,
 ]);
 
 export interface ServeOptions {
@@ -70,7 +72,8 @@ function fitted(frame: Buffer): Buffer {
 export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions): Promise<void> {
   const { logger, session: context, audit } = opts;
   const sync = answersSync(agent);
-  const frames = new FrameDecoder();
+  // ADD requests carry private keys: the decoder wipes whatever it copies (see frame.ts).
+  const frames = new FrameDecoder(undefined, { wipeCopies: true });
   let closed = false;
   let ended = false;
 
@@ -114,6 +117,7 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
     if (req !== undefined && sync && replies.idle) {
       const resp = agent.answerSync(req, context);
       if (resp !== undefined) {
+        if (SECRET_BODIES.has(body[0]!)) body.fill(0);
         // A sign decision is on disk before its reply leaves (one write for the queued batch).
         if (req.type === 'sign') audit?.flush();
         replies.send(encodeReply(resp));
@@ -124,7 +128,8 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
     // dispatch() never rejects: every failure is already a reply.
     const pending = req === undefined ? Promise.resolve(FAILURE) : dispatch(agent, req, context, logger);
     const settle = (resp: Response): void => {
-      // ADD bodies hold private key fields or a PIN; they have been used by now, so wipe them.
+      // ADD bodies hold private key fields or a PIN, LOCK/UNLOCK the passphrase; they have
+      // been used by now, so wipe them.
       if (SECRET_BODIES.has(body[0]!)) body.fill(0);
       if (req?.type === 'sign') audit?.flush();
       replies.settle(slot, encodeReply(resp));

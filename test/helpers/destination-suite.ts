@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { importPrivateKey } from '../../src/keys/import-private';
 import { certificateBlobFromLine, parsePrivateKeyFile } from '../../src/keys/key-file';
 import type { HeldKey } from '../../src/keys/held-key';
-import { signData } from '../../src/keys/sign';
+import { Signer } from '../../src/keys/sign';
 import { verifySignature } from '../../src/keys/verify';
 import type { DestinationConstraint, DestinationHop } from '../../src/protocol/destination';
 import type { Request, Response } from '../../src/protocol/messages';
@@ -45,7 +45,7 @@ function hostCert(dir: string, name: string, caName: string, principal: string):
 }
 
 async function bindRequest(host: HostKey, sessionId: Buffer, forwarding: boolean, signer: HostKey = host): Promise<Request> {
-  const signature = await signData(signer.held, sessionId, 0);
+  const signature = await new Signer().sign(signer.held, sessionId, 0);
   return {
     type: 'extension',
     name: 'session-bind@openssh.com',

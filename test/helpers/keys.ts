@@ -20,7 +20,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { publicBlobOfBody } from '../../src/client/add-key';
+import { publicBlobOfBody } from '../../src/protocol/private-key';
 import { certificateBlobFromLine, privateKeyBodyFromKeyObject, withCertificate } from '../../src/keys/key-file';
 import type { PrivateKeyBody } from '../../src/protocol/private-key';
 import { encodePlainPublicKey } from '../../src/protocol/public-key';

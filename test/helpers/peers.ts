@@ -76,6 +76,7 @@ const INSTALL_HINT: Readonly<Record<string, string>> = {
   'systemd-analyze': 'apt-get install -y systemd',
   '/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator': 'apt-get install -y systemd',
   go: 'apt-get install -y golang-go',
+  gcore: 'apt-get install -y gdb',
   zsh: 'apt-get install -y zsh',
   fish: 'apt-get install -y fish',
   tcsh: 'apt-get install -y tcsh',

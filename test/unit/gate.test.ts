@@ -23,7 +23,7 @@ import { AgentError, AgentFailureError, AgentLockedError, ConfirmDeniedError, Ke
 import type { HeldKey } from '../../src/keys/held-key';
 import { fingerprint } from '../../src/keys/fingerprint';
 import { importPrivateKey } from '../../src/keys/import-private';
-import { signData } from '../../src/keys/sign';
+import { Signer } from '../../src/keys/sign';
 import { verifySignature } from '../../src/keys/verify';
 import { loadLibc } from '../../src/native/libc';
 import type { Constraint } from '../../src/protocol/constraints';
@@ -75,7 +75,7 @@ function userauth(sessionId: Buffer, user: string, key: TestKey): Buffer {
 /** Binds `session` to `host` (session-bind@openssh.com, signed by the host key); returns the session id. */
 async function bind(keyring: Keyring, session: AgentSession, host: TestKey): Promise<Buffer> {
   const sessionId = randomBytes(32);
-  const signature = await signData(importPrivateKey(host.body), sessionId, 0);
+  const signature = await new Signer().sign(importPrivateKey(host.body), sessionId, 0);
   const contents = encodeSessionBind({ hostKey: host.blob, sessionId, signature, isForwarding: false });
   await keyring.extension(SESSION_BIND, contents, session);
   return sessionId;

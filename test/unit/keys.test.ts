@@ -9,7 +9,8 @@ import { InvalidKeyError, UnsupportedKeyError } from '../../src/errors';
 import { fingerprint } from '../../src/keys/fingerprint';
 import { importPrivateKey } from '../../src/keys/import-private';
 import { parsePrivateKeyFile } from '../../src/keys/key-file';
-import { rsaAlgorithmFor, signData } from '../../src/keys/sign';
+import { plainAlgorithm } from '../../src/protocol/algorithms';
+import { Signer, signatureFor } from '../../src/keys/sign';
 import { verifySignature } from '../../src/keys/verify';
 import { findPeerOrFail } from '../helpers/peers';
 import { certifiedKey, testKey } from '../helpers/keys';
@@ -51,7 +52,7 @@ describe('keys', () => {
     for (const t of ['ed25519', 'ecdsa-256', 'ecdsa-384', 'ecdsa-521', 'rsa-2048'] as const) {
       const held = importPrivateKey(testKey(t).body);
       for (const flags of [0, 2, 4]) {
-        const sig = await signData(held, DATA, flags);
+        const sig = await new Signer().sign(held, DATA, flags);
         assert.ok(verifySignature(held.publicBlob, DATA, sig), `${t} flags ${flags}`);
         assert.ok(!verifySignature(held.publicBlob, Buffer.from('payloaD'), sig));
       }
@@ -59,11 +60,14 @@ describe('keys', () => {
   });
 
   it('RSA flag selection follows RFC 9987: 256 wins when both are set', () => {
-    assert.equal(rsaAlgorithmFor(0).name, 'ssh-rsa');
-    assert.equal(rsaAlgorithmFor(1).name, 'ssh-rsa');
-    assert.equal(rsaAlgorithmFor(2).name, 'rsa-sha2-256');
-    assert.equal(rsaAlgorithmFor(4).name, 'rsa-sha2-512');
-    assert.equal(rsaAlgorithmFor(6).name, 'rsa-sha2-256');
+    const rsaSignatureFor = (flags: number): { name: string } => signatureFor(plainAlgorithm('ssh-rsa')!, flags);
+    assert.equal(rsaSignatureFor(0).name, 'ssh-rsa');
+    assert.equal(rsaSignatureFor(1).name, 'ssh-rsa');
+    assert.equal(rsaSignatureFor(2).name, 'rsa-sha2-256');
+    assert.equal(rsaSignatureFor(4).name, 'rsa-sha2-512');
+    assert.equal(rsaSignatureFor(6).name, 'rsa-sha2-256');
+    // Keys with one algorithm ignore the flags, as OpenSSH does.
+    assert.equal(signatureFor(plainAlgorithm('ssh-ed25519')!, 6).name, 'ssh-ed25519');
   });
 
   it('refuses small RSA keys as unsupported and inconsistent keys as invalid', () => {
