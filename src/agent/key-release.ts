@@ -8,7 +8,7 @@
  * `gc` is not exposed to programs by default: the flag is turned on at run time and the
  * function taken from a fresh context (node:vm), which is where V8 installs it.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
