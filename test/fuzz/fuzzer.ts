@@ -19,9 +19,9 @@ import { AgentClient } from '../../src/client/agent-client';
 import { privateKeyBodyFromKeyObject } from '../../src/keys/key-file';
 import { verifySignature } from '../../src/keys/verify';
 import { decodeRequest } from '../../src/protocol/codec';
-import { startDaemon } from '../helpers/daemons';
-import type { RunningDaemon } from '../helpers/daemons';
-import { publicBlobOf } from '../helpers/test-keys';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentDaemon } from '../helpers/daemons';
+import { publicBlobOf } from '../helpers/keys';
 
 const FIXTURES = resolve(__dirname, '../../../test/fixtures/messages');
 /** Frames a fuzz connection keeps outstanding (the agent's own cap is higher). */
@@ -226,7 +226,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const controlKey = privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey);
   const controlBlob = publicBlobOf(controlKey);
 
-  let agent: RunningDaemon = await startDaemon('tsagent', { env: { SSH_ASKPASS_REQUIRE: 'never' } });
+  let agent: AgentDaemon = await startAgentDaemon('tsagent', { env: { SSH_ASKPASS_REQUIRE: 'never' } });
   let control = new AgentClient({ socketPath: agent.socketPath, timeoutMs: CONTROL_TIMEOUT_MS });
   await control.add({ key: controlKey, comment: 'control' });
   report.rssStartMb = rssMb(agent.child.pid);
@@ -243,7 +243,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     report.controlFailures.push(`daemon died (${agent.child.signalCode ?? agent.child.exitCode}): ${agent.stderr().slice(-2000)}`);
     control.close();
     await agent.stop();
-    agent = await startDaemon('tsagent', { env: { SSH_ASKPASS_REQUIRE: 'never' } });
+    agent = await startAgentDaemon('tsagent', { env: { SSH_ASKPASS_REQUIRE: 'never' } });
     control = new AgentClient({ socketPath: agent.socketPath, timeoutMs: CONTROL_TIMEOUT_MS });
     await control.add({ key: controlKey, comment: 'control' });
     return true;

@@ -90,10 +90,3 @@ async function startTsagent(opts: AgentDaemonOptions): Promise<AgentDaemon> {
 export function startAgentDaemon(impl: AgentImpl, opts: AgentDaemonOptions = {}): Promise<AgentDaemon> {
   return impl === 'openssh' ? startOpenSSH(opts) : startTsagent(opts);
 }
-
-/** @deprecated Renamed: use `startAgentDaemon` (proc.ts's `startDaemon` is the general one). */
-export const startDaemon = startAgentDaemon;
-/** @deprecated Renamed: use `AgentDaemon`. */
-export type RunningDaemon = AgentDaemon;
-/** @deprecated Renamed: use `AgentDaemonOptions` (proc.ts has its own `DaemonOptions`). */
-export type DaemonOptions = AgentDaemonOptions;

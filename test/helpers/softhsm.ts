@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findPeer, underCI } from './peers';
+import { findPeer, peerMissing } from './peers';
 import type { SkipContext } from './peers';
 import { cleanEnv, runOk } from './proc';
 
@@ -37,10 +37,7 @@ export interface SoftToken {
 export function requireSoftHsm(t: SkipContext): { util: string; module: string } | undefined {
   const util = findPeer('softhsm2-util');
   if (util !== undefined && existsSync(SOFTHSM_MODULE)) return { util, module: SOFTHSM_MODULE };
-  const hint = 'apt-get install -y softhsm2 opensc';
-  if (underCI()) throw new Error(`required peer softhsm2 is missing (${hint}); a missing peer fails under CI`);
-  t.skip(`softhsm2 not installed (${hint})`);
-  return undefined;
+  return peerMissing(t, 'softhsm2', 'apt-get install -y softhsm2 opensc');
 }
 
 export interface TokenKeySpec {

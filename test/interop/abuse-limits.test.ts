@@ -15,8 +15,8 @@ import { AgentClient } from '../../src/client/agent-client';
 import { AgentFailureError } from '../../src/errors';
 import { privateKeyBodyFromKeyObject } from '../../src/keys/key-file';
 import { encodeRequest } from '../../src/protocol/codec';
-import { startDaemon } from '../helpers/daemons';
-import type { RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentDaemon } from '../helpers/daemons';
 import { findPeerOrFail } from '../helpers/peers';
 import { run } from '../helpers/proc';
 
@@ -52,12 +52,12 @@ function ask(socketPath: string, body: Buffer): Promise<number> {
 }
 
 describe('limits under abuse', () => {
-  let tsagent: RunningDaemon;
-  let openssh: RunningDaemon;
+  let tsagent: AgentDaemon;
+  let openssh: AgentDaemon;
 
   before(async () => {
-    tsagent = await startDaemon('tsagent');
-    openssh = await startDaemon('openssh');
+    tsagent = await startAgentDaemon('tsagent');
+    openssh = await startAgentDaemon('openssh');
   });
 
   after(async () => {

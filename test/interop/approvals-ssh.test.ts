@@ -16,7 +16,7 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { Keyring } from '../../src/agent/keyring';
 import { approvalHandlers } from '../../src/approvals/handlers';
-import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
+import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import { PendingApprovals } from '../../src/approvals/pending';
 import type { PromptChannel } from '../../src/approvals/channel';
 import { NotificationChannel } from '../../src/approvals/notification';
@@ -91,7 +91,7 @@ test('the real daemon: a confirm rule, answered by `tsagent approve --remember` 
   // Logins need a yes; only the terminal method (no bus, no askpass here); an unanswered prompt
   // would deny after 60 s, so a login that succeeds unanswered proves the grant was used.
   writeFileSync(config, `[agent]\nprompt = ["terminal"]\nprompt-timeout = "60s"\nremember = "10m"\n[audit]\nfile = "${audit}"\n[[rule]]\npurposes = ["login"]\naction = "confirm"\n`);
-  const agent = await startDaemon('tsagent', { args: ['--config', config] });
+  const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
   t.after(() => agent.stop());
   const cliEnv = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: dir });
   await runOk(bin['ssh-add'], [key.privatePath], { env: cliEnv });

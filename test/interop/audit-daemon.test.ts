@@ -13,7 +13,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { AuditRecord } from '../../src/agent/ports';
-import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
+import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
 import { cleanEnv, removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
@@ -53,7 +53,7 @@ for (const hashed of [false, true]) {
     const config = join(dir, 'config.toml');
     // The rule's literal name is the candidate that reveals a hashed line (POLICY.md §1).
     writeFileSync(config, `[agent]\nknown-hosts = ["${kh}"]\n[audit]\nfile = "${audit}"\n[[rule]]\nhosts = ["box.test"]\naction = "allow"\n`);
-    const agent = await startDaemon('tsagent', { args: ['--config', config] });
+    const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
     t.after(() => agent.stop());
     const env = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: home });
     await runOk(bin['ssh-add'], [key.privatePath], { env });
@@ -148,7 +148,7 @@ test('malformed session-bind and sign data: fail/other records, and the agent ke
   const audit = join(dir, 'audit.jsonl');
   const config = join(dir, 'config.toml');
   writeFileSync(config, `[audit]\nfile = "${audit}"\n`);
-  const agent = await startDaemon('tsagent', { args: ['--config', config] });
+  const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
   t.after(() => agent.stop());
   const env = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: dir });
   await runOk(bin['ssh-add'], [key.privatePath], { env });

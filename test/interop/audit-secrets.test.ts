@@ -12,7 +12,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sshpk from 'sshpk';
-import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
+import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import type { GeneratedKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
@@ -68,7 +68,7 @@ test('no private key byte, passphrase or lock password in the audit log or the d
   const audit = join(dir, 'audit.jsonl');
   const config = join(dir, 'config.toml');
   writeFileSync(config, `[audit]\nfile = "${audit}"\n[[key]]\nfile = "${reg.privatePath}"\nname = "reg"\n`);
-  const agent = await startDaemon('tsagent', { args: ['--config', config, '-d'] });
+  const agent = await startAgentDaemon('tsagent', { args: ['--config', config, '-d'] });
   t.after(() => agent.stop());
 
   // askpass answers with what the file `answer` holds (the secret never in argv or env).

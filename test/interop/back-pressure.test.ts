@@ -17,8 +17,8 @@ import { after, before, describe, it } from 'node:test';
 import { AgentClient } from '../../src/client/agent-client';
 import { privateKeyBodyFromKeyObject } from '../../src/keys/key-file';
 import { encodeRequestFrame } from '../../src/protocol/codec';
-import { startDaemon } from '../helpers/daemons';
-import type { RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentDaemon } from '../helpers/daemons';
 import { sleep, waitFor } from '../helpers/proc';
 
 const KEYS = 300;
@@ -44,12 +44,12 @@ function withinMs<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 describe('back-pressure: a client that does not read its replies', { skip: process.platform !== 'linux' }, () => {
-  let agent: RunningDaemon;
+  let agent: AgentDaemon;
   let client: AgentClient;
   let hostile: Socket | undefined;
 
   before(async () => {
-    agent = await startDaemon('tsagent');
+    agent = await startAgentDaemon('tsagent');
     client = new AgentClient({ socketPath: agent.socketPath });
     const comment = 'c'.repeat(COMMENT_BYTES);
     await Promise.all(

@@ -11,8 +11,8 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import { startDaemon } from '../helpers/daemons';
-import type { AgentImpl, RunningDaemon } from '../helpers/daemons';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentImpl, AgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import type { GeneratedKey } from '../helpers/keys';
 import { scanProcess, secretValuesOf } from '../helpers/memory-scan';
@@ -38,7 +38,7 @@ describe('memory scan: private key bytes leave memory on lock, remove, expiry an
     // MEMSCAN_IMPL=openssh runs the same scan against OpenSSH's agent, for comparison (by hand).
     const impl: AgentImpl = process.env.MEMSCAN_IMPL === 'openssh' ? 'openssh' : 'tsagent';
     const dir = await tempDir('tsagent-memscan-');
-    let daemon: RunningDaemon | undefined;
+    let daemon: AgentDaemon | undefined;
     try {
       const keys: Record<'ed' | 'rsa' | 'ec', GeneratedKey> = {
         ed: await generateKey(dir, 'ed25519', 'memscan-ed'),
@@ -59,7 +59,7 @@ describe('memory scan: private key bytes leave memory on lock, remove, expiry an
       const message = join(dir, 'message');
       writeFileSync(message, 'signed once\n');
 
-      daemon = await startDaemon(impl, impl === 'tsagent' ? { args: ['-d'] } : {});
+      daemon = await startAgentDaemon(impl, impl === 'tsagent' ? { args: ['-d'] } : {});
       const d = daemon;
       const pid = d.child.pid!;
       const env = { PATH: process.env.PATH, HOME: dir, SSH_AUTH_SOCK: d.socketPath, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };

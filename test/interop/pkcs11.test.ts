@@ -11,8 +11,8 @@ import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
-import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
-import type { AgentImpl, RunningDaemon } from '../helpers/daemons';
+import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
+import type { AgentImpl, AgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { findPeer, requirePeer, requirePeers } from '../helpers/peers';
 import { removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
@@ -49,12 +49,12 @@ async function fixture(t: TestContext, impl: AgentImpl = 'tsagent'): Promise<Fix
   return { dir, token, askpass, answerFile, bin };
 }
 
-function clientEnv(f: Fixture, agent: RunningDaemon, answer: string): NodeJS.ProcessEnv {
+function clientEnv(f: Fixture, agent: AgentDaemon, answer: string): NodeJS.ProcessEnv {
   writeFileSync(f.answerFile, `${answer}\n`, { mode: 0o600 });
   return { PATH: process.env.PATH, HOME: agent.dir, SSH_AUTH_SOCK: agent.socketPath, SSH_ASKPASS: f.askpass, SSH_ASKPASS_REQUIRE: 'force' };
 }
 
-async function list(f: Fixture, agent: RunningDaemon): Promise<string[]> {
+async function list(f: Fixture, agent: AgentDaemon): Promise<string[]> {
   const r = await run(f.bin['ssh-add'], ['-l'], { env: clientEnv(f, agent, '') });
   return r.code === 0 ? r.stdout.trim().split('\n').sort() : [];
 }
@@ -69,7 +69,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
     it('ssh-add -s adds every token key with its label, ssh logs in with them, ssh-add -e removes them', async (t) => {
       const f = await fixture(t, impl);
       if (f === undefined) return;
-      const agent = await startDaemon(impl, { env: f.token.env });
+      const agent = await startAgentDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
       const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
       assert.equal(add.code, 0, add.stderr);
@@ -129,7 +129,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       await runOk(tools['pkcs11-tool'], [...p11, '--write-object', `${pem}.der`, '--type', 'cert', '--id', '09', '--label', 'cert-object'], { env });
       await runOk(tools['pkcs11-tool'], [...p11, '--write-object', `${key}.der`, '--type', 'privkey', '--id', '09', '--label', 'cert-key'], { env });
 
-      const agent = await startDaemon(impl, { env: f.token.env });
+      const agent = await startAgentDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
       const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
       assert.equal(add.code, 0, add.stderr);
@@ -147,7 +147,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
     it('a wrong PIN fails and costs one attempt: the right PIN works next', async (t) => {
       const f = await fixture(t, impl);
       if (f === undefined) return;
-      const agent = await startDaemon(impl, { env: f.token.env });
+      const agent = await startAgentDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
       const bad = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, '000000') });
       assert.equal(bad.code, 1);
@@ -163,13 +163,13 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       if (f === undefined) return;
       const copy = join(f.dir, 'libcopied-pkcs11.so');
       copyFileSync(f.token.modulePath, copy);
-      const agent = await startDaemon(impl, { env: f.token.env });
+      const agent = await startAgentDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
       const refused = await run(f.bin['ssh-add'], ['-s', copy], { env: clientEnv(f, agent, f.token.pin) });
       assert.equal(refused.code, 1);
       assert.deepEqual(await list(f, agent), []);
 
-      const allowing = await startDaemon(impl, { env: f.token.env, args: ['-P', `${f.dir}/*`] });
+      const allowing = await startAgentDaemon(impl, { env: f.token.env, args: ['-P', `${f.dir}/*`] });
       t.after(() => allowing.stop());
       const ok = await run(f.bin['ssh-add'], ['-s', copy], { env: clientEnv(f, allowing, f.token.pin) });
       assert.equal(ok.code, 0, ok.stderr);
@@ -184,7 +184,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
     it('refuses ssh-add -s over a forwarded agent connection (remote addition of providers is disabled)', async (t) => {
       const f = await fixture(t, impl);
       if (f === undefined) return;
-      const agent = await startDaemon(impl, { env: f.token.env });
+      const agent = await startAgentDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
       const fileKey = await generateKey(f.dir, 'ed25519', 'login-key');
       await runOk(f.bin['ssh-add'], [fileKey.privatePath], { env: clientEnv(f, agent, '') });
@@ -205,7 +205,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       const beta = await startSshd({ authorizedKeys: lines }, t);
       const knownHosts = join(f.dir, 'known_hosts');
       writeFileSync(knownHosts, `alpha ${alpha.hostKeyPublicLine}\nbeta ${beta.hostKeyPublicLine}\n`);
-      const agent = await startDaemon(impl, { env: f.token.env });
+      const agent = await startAgentDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
       const add = await run(f.bin['ssh-add'], ['-H', knownHosts, '-h', 'alpha', '-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
       assert.equal(add.code, 0, add.stderr);
@@ -222,7 +222,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       const approve = join(f.dir, 'approve');
       writeFileSync(approve, '#!/bin/sh\nexit 0\n');
       chmodSync(approve, 0o700);
-      const agent = await startDaemon(impl, { env: { ...f.token.env, SSH_ASKPASS: approve, SSH_ASKPASS_REQUIRE: 'force' } });
+      const agent = await startAgentDaemon(impl, { env: { ...f.token.env, SSH_ASKPASS: approve, SSH_ASKPASS_REQUIRE: 'force' } });
       t.after(() => agent.stop());
       const add = await run(f.bin['ssh-add'], ['-c', '-t', '3600', '-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
       assert.equal(add.code, 0, add.stderr);
@@ -247,7 +247,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
 }
 
 describe('PKCS#11 helper process (tsagent)', () => {
-  let agent: RunningDaemon | undefined;
+  let agent: AgentDaemon | undefined;
   after(async () => agent?.stop());
 
   /** The agent's child processes (its provider helpers). */
@@ -262,8 +262,8 @@ describe('PKCS#11 helper process (tsagent)', () => {
   it('a helper that dies takes only its keys: the agent keeps serving the rest', async (t) => {
     const f = await fixture(t);
     if (f === undefined) return;
-    if (findPeer('ps') === undefined) return t.skip('ps not installed');
-    agent = await startDaemon('tsagent', { env: f.token.env, args: ['-d'] });
+    if (requirePeer(t, 'ps') === undefined) return;
+    agent = await startAgentDaemon('tsagent', { env: f.token.env, args: ['-d'] });
     const fileKey = await generateKey(f.dir, 'ed25519', 'file-key');
     await runOk(f.bin['ssh-add'], [fileKey.privatePath], { env: clientEnv(f, agent, '') });
     const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
@@ -330,7 +330,7 @@ describe('PKCS#11 helper process (tsagent)', () => {
         /* gone */
       }
     });
-    const bg = { dir: f.dir, socketPath: sock } as RunningDaemon;
+    const bg = { dir: f.dir, socketPath: sock } as AgentDaemon;
     const add = await run(f.bin['ssh-add'], ['-s', copy], { env: clientEnv(f, bg, f.token.pin) });
     assert.equal(add.code, 0, add.stderr);
     assert.equal((await list(f, bg)).length, 2);

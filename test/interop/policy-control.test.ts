@@ -9,7 +9,7 @@ import { existsSync, lstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
+import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { startOpenSSHAgent } from '../helpers/openssh-agent';
 import { requirePeer } from '../helpers/peers';
@@ -53,7 +53,7 @@ test('control socket: status, keys, unlock-key, reload against the running agent
   const config = join(keysDir, 'config.toml');
   const good = `[agent]\nmax-offered = 3\n[[key]]\nfile = "${gh.privatePath}"\nname = "github"\nhosts = ["github.com"]\n[[key]]\nfile = "${enc.privatePath}"\nunlock-for = "1h"\n`;
   writeFileSync(config, good);
-  const agent = await startDaemon('tsagent', { args: ['--config', config] });
+  const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
   t.after(() => agent.stop());
   const ctl = `${agent.socketPath}.ctl`;
   const st = lstatSync(ctl);

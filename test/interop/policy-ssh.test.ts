@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
+import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import type { GeneratedKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
@@ -37,7 +37,7 @@ test('rules and max-offered on ssh logins; reload keeps the old config on error'
   const config = join(dir, 'config.toml');
   // Rule 1 refuses logins with the first key; nothing else is said.
   writeFileSync(config, `[[rule]]\nkeys = ["${first.fingerprint}"]\npurposes = ["login"]\naction = "deny"\n`);
-  const agent = await startDaemon('tsagent', { args: ['--config', config] });
+  const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
   t.after(() => agent.stop());
   const addEnv = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: dir });
   for (const k of keys) {
@@ -106,7 +106,7 @@ test('a key per host: with 8 keys held, ssh offers the one registered for the Ho
   const config = join(dir, 'config.toml');
   const perHost = `[agent]\nknown-hosts = ["${kh}"]\n[[key]]\nfingerprint = "${alphaKey.fingerprint}"\nname = "alpha-key"\nhosts = ["alpha"]\n[[key]]\nfingerprint = "${betaKey.fingerprint}"\nhosts = ["beta"]\n`;
   writeFileSync(config, perHost);
-  const agent = await startDaemon('tsagent', { args: ['--config', config] });
+  const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
   t.after(() => agent.stop());
   const addEnv = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: dir });
   for (const k of keys) assert.equal((await run(bin['ssh-add'], [k.privatePath], { env: addEnv })).code, 0);

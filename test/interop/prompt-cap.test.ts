@@ -15,9 +15,9 @@ import { MAX_CONCURRENT_PROMPTS } from '../../src/agent/confirm';
 import { AgentClient } from '../../src/client/agent-client';
 import { AgentFailureError } from '../../src/errors';
 import { privateKeyBodyFromKeyObject } from '../../src/keys/key-file';
-import { startDaemon } from '../helpers/daemons';
-import type { RunningDaemon } from '../helpers/daemons';
-import { publicBlobOf } from '../helpers/test-keys';
+import { startAgentDaemon } from '../helpers/daemons';
+import type { AgentDaemon } from '../helpers/daemons';
+import { publicBlobOf } from '../helpers/keys';
 import { removeDir, sleep, tempDir, waitFor } from '../helpers/proc';
 
 const REQUESTS = 50;
@@ -47,13 +47,13 @@ exit 1
 
 describe('confirm prompts are bounded', () => {
   let dir: string;
-  let agent: RunningDaemon;
+  let agent: AgentDaemon;
   const clients: AgentClient[] = [];
 
   before(async () => {
     dir = await tempDir('tsagent-prompts-');
     for (const sub of ['seen', 'running']) mkdirSync(join(dir, sub));
-    agent = await startDaemon('tsagent', { env: { SSH_ASKPASS: askpassScript(dir), SSH_ASKPASS_REQUIRE: 'force' } });
+    agent = await startAgentDaemon('tsagent', { env: { SSH_ASKPASS: askpassScript(dir), SSH_ASKPASS_REQUIRE: 'force' } });
   });
 
   after(async () => {

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TSAGENT_BIN, startDaemon } from '../helpers/daemons';
-import type { RunningDaemon } from '../helpers/daemons';
+import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
+import type { AgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
 import { cleanEnv, removeDir, run, tempDir, waitFor } from '../helpers/proc';
@@ -62,7 +62,7 @@ test('registered keys: listed across restarts, decrypted by askpass or unlock-ke
       `[[key]]\nfingerprint = "${laptop.fingerprint}"\nname = "laptop-key"\nconfirm = true\nhosts = ["laptop.example"]\n`,
   );
   const daemonEnv = { SSH_ASKPASS: askpass.path, SSH_ASKPASS_REQUIRE: 'force' };
-  const start = (): Promise<RunningDaemon> => startDaemon('tsagent', { args: ['--config', config], env: daemonEnv });
+  const start = (): Promise<AgentDaemon> => startAgentDaemon('tsagent', { args: ['--config', config], env: daemonEnv });
 
   // Listed from the start, without asking anything, in config order; again after a restart.
   let agent = await start();
@@ -169,7 +169,7 @@ test('git signing only from git: a rule for sign:git with parents = ["git"], the
       `[[rule]]\npurposes = ["sign:git"]\nparents = ["git"]\naction = "allow"\n` +
       `[[rule]]\npurposes = ["sign:git"]\naction = "deny"\n`,
   );
-  const agent = await startDaemon('tsagent', { args: ['--config', config] });
+  const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
   t.after(() => agent.stop());
   const env = cleanEnv({ HOME: dir, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', SSH_AUTH_SOCK: agent.socketPath });
 
@@ -234,7 +234,7 @@ test('tsagent unlock-key answers a passphrase question a signature is waiting on
   const work = await generateKey(dir, 'ed25519', 'work@test', { name: 'work', passphrase: PASSPHRASE });
   const config = join(dir, 'config.toml');
   writeFileSync(config, `[[key]]\nfile = "${work.privatePath}"\nname = "work"\n`);
-  const agent = await startDaemon('tsagent', { args: ['--config', config], env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' } });
+  const agent = await startAgentDaemon('tsagent', { args: ['--config', config], env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' } });
   t.after(() => agent.stop());
   const sshd = await startSshd({ authorizedKeys: [work.publicLine] }, t);
   const login = run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), { env: sshd.clientEnv(agent.socketPath), timeoutMs: 60_000 });

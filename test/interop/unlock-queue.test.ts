@@ -17,7 +17,7 @@ import { Keyring } from '../../src/agent/keyring';
 import { AgentClient } from '../../src/client/agent-client';
 import { AgentFailureError } from '../../src/errors';
 import { AgentServer } from '../../src/server/agent-server';
-import { testKey } from '../helpers/test-keys';
+import { testKey } from '../helpers/keys';
 import { removeDir, tempDir, waitFor } from '../helpers/proc';
 
 const CONNECTIONS = 100;

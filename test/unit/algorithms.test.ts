@@ -9,8 +9,8 @@ import { importPrivateKey } from '../../src/keys/import-private';
 import { keyTypeClass } from '../../src/keys/key-equality';
 import { KEY_ALGORITHMS, certifiedType, keyAlgorithm, signatureAlgorithm } from '../../src/protocol/algorithms';
 import { publicBlobOfBody } from '../../src/protocol/private-key';
-import { testKey } from '../helpers/test-keys';
-import type { TestKeyType } from '../helpers/test-keys';
+import { testKey } from '../helpers/keys';
+import type { TestKeyType } from '../helpers/keys';
 
 describe('key algorithm table', () => {
   it('holds every key type, its certificate type and its signature algorithms', () => {

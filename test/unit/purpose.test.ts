@@ -10,7 +10,7 @@ import { signPurpose } from '../../src/context/purpose';
 import { parseSshsigSignedData } from '../../src/protocol/sshsig';
 import { SshWriter } from '../../src/protocol/wire';
 import { sshsigSignedData } from '../helpers/sshsig';
-import { testKey } from '../helpers/test-keys';
+import { testKey } from '../helpers/keys';
 
 function sshsig(ns: string, alg: string, hashLen: number, reserved = ''): Buffer {
   return Buffer.from(new SshWriter().raw(Buffer.from('SSHSIG')).string(ns).string(reserved).string(alg).string(Buffer.alloc(hashLen, 7)).finish());
