@@ -14,7 +14,7 @@ import type { TestContext } from 'node:test';
 import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import type { AgentImpl, AgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
-import { findPeer, requirePeer, requirePeers } from '../helpers/peers';
+import { requirePeer, requirePeers } from '../helpers/peers';
 import { removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
 import { makeSoftToken, requireSoftHsm } from '../helpers/softhsm';
 import type { SoftToken } from '../helpers/softhsm';
