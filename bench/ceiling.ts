@@ -32,7 +32,7 @@ function syncRate(k: BenchKey, datas: readonly Buffer[], ms: number): number {
   let now = t0;
   // At least a few signatures even in --tiny, so the number means something.
   while (now < end || n < 3) {
-    sign(k.hash, datas[n % datas.length]!, key);
+    sign(k.hash, datas[n % datas.length], key);
     n++;
     now = process.hrtime.bigint();
   }
@@ -50,7 +50,7 @@ function callbackRate(k: BenchKey, datas: readonly Buffer[], ms: number, outstan
     let failed = false;
     const one = (): void => {
       inFlight++;
-      sign(k.hash, datas[started++ % datas.length]!, key, (err) => {
+      sign(k.hash, datas[started++ % datas.length], key, (err) => {
         inFlight--;
         if (failed) return;
         if (err) {

@@ -39,9 +39,9 @@ function group(cf: CallFrame): string {
   if (u === '') return cf.functionName.startsWith('(') ? cf.functionName : '(native / builtin)';
   if (u.startsWith('node:')) return `node:${u.slice(5).split('/').slice(0, 2).join('/')}`;
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u);
-  if (nm) return `dep ${nm[1]!}`;
+  if (nm) return `dep ${nm[1]}`;
   const own = /dist\/(src\/.*)$/.exec(u);
-  if (own) return own[1]!;
+  if (own) return own[1];
   return u;
 }
 
@@ -51,7 +51,7 @@ export function summarize(p: Profile, top: number): string {
   const selfUs = new Map<number, number>();
   // timeDeltas[i] is the gap before sample i; attribute it to sample i's node.
   for (let i = 0; i < p.samples.length; i++) {
-    const id = p.samples[i]!;
+    const id = p.samples[i];
     selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
   }
   const total = p.endTime - p.startTime;
@@ -74,11 +74,17 @@ export function summarize(p: Profile, top: number): string {
   const lines: string[] = [];
   lines.push(`profile: ${(total / 1e6).toFixed(2)} s, ${p.samples.length} samples; busy (not idle) ${(busy / 1e6).toFixed(2)} s`);
   lines.push(`top ${top} functions by self time (% of busy time):`);
-  for (const e of [...fn.values()].filter((x) => x.name !== '(idle)').sort((a, b) => b.us - a.us).slice(0, top)) {
+  for (const e of [...fn.values()]
+    .filter((x) => x.name !== '(idle)')
+    .sort((a, b) => b.us - a.us)
+    .slice(0, top)) {
     lines.push(`  ${pct(e.us, busy)}  ${(e.us / 1000).toFixed(0).padStart(6)} ms  ${e.name}  ${e.where}`);
   }
   lines.push('self time by file / group (% of busy time):');
-  for (const [g, us] of [...grp.entries()].filter(([g]) => g !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, top)) {
+  for (const [g, us] of [...grp.entries()]
+    .filter(([g]) => g !== '(idle)')
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)) {
     lines.push(`  ${pct(us, busy)}  ${(us / 1000).toFixed(0).padStart(6)} ms  ${g}`);
   }
   return lines.join('\n');

@@ -15,7 +15,9 @@ async function main(): Promise<void> {
   const seconds = Number(process.argv[3] ?? 20);
   const dir = mkdtempSync(join(tmpdir(), 'tsagent-guess-'));
   const socketPath = join(dir, 'agent.sock');
-  const child = spawn(process.execPath, [resolve(__dirname, '../../bin/tsagent.js'), 'start', '-D', '-a', socketPath], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [resolve(__dirname, '../../bin/tsagent.js'), 'start', '-D', '-a', socketPath], {
+    stdio: 'ignore',
+  });
   const clients: AgentClient[] = [];
   try {
     for (let i = 0; i < 150 && !existsSync(socketPath); i++) await new Promise((r) => setTimeout(r, 100));
@@ -36,7 +38,9 @@ async function main(): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, seconds * 1000));
     stop = true;
-    process.stdout.write(`${connections} connections: ${guesses} wrong guesses answered in ${seconds} s = ${(guesses / seconds).toFixed(2)}/s\n`);
+    process.stdout.write(
+      `${connections} connections: ${guesses} wrong guesses answered in ${seconds} s = ${(guesses / seconds).toFixed(2)}/s\n`,
+    );
   } finally {
     for (const c of clients) c.close();
     if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');

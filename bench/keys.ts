@@ -53,8 +53,8 @@ export async function generateBenchKeys(): Promise<BenchKey[]> {
   const keys = await Promise.all(KEY_KINDS.map((k) => generate(k)));
   return KEY_KINDS.map((kind, i) => ({
     kind,
-    privateKey: keys[i]!,
-    body: privateKeyBodyFromKeyObject(keys[i]!),
+    privateKey: keys[i],
+    body: privateKeyBodyFromKeyObject(keys[i]),
     comment: `bench-${kind}`,
     ...SIGNING[kind],
   }));

@@ -52,9 +52,10 @@ export function listWorkload(expected: readonly Identity[]): Workload {
       const r = decodeResponse(body, { maxIdentities: 2048 });
       if (r.type !== 'identities' || r.identities.length !== n) throw new WrongAnswerError('list: wrong reply');
       for (let i = 0; i < n; i++) {
-        const got = r.identities[i]!;
-        const want = expected[i]!;
-        if (!got.blob.equals(want.blob) || got.comment !== want.comment) throw new WrongAnswerError(`list: identity ${i} differs`);
+        const got = r.identities[i];
+        const want = expected[i];
+        if (!got.blob.equals(want.blob) || got.comment !== want.comment)
+          throw new WrongAnswerError(`list: identity ${i} differs`);
       }
     },
   };
@@ -78,7 +79,7 @@ export function signWorkload(
     fullCheck(body, index) {
       const r = decodeResponse(body);
       if (r.type !== 'sign-response') throw new WrongAnswerError(`${name}: wrong reply type ${r.type}`);
-      if (!verifySignature(keyBlob, datas[index]!, r.signature, [algorithm])) {
+      if (!verifySignature(keyBlob, datas[index], r.signature, [algorithm])) {
         throw new WrongAnswerError(`${name}: signature does not verify as ${algorithm}`);
       }
     },
@@ -111,7 +112,7 @@ export interface LoadResult {
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
 }
 
 function summarize(
@@ -133,7 +134,7 @@ function summarize(
     p50Ms: percentile(sorted, 50) / 1e6,
     p90Ms: percentile(sorted, 90) / 1e6,
     p99Ms: percentile(sorted, 99) / 1e6,
-    maxMs: ops > 0 ? sorted[ops - 1]! / 1e6 : NaN,
+    maxMs: ops > 0 ? sorted[ops - 1] / 1e6 : NaN,
     meanMs: ops > 0 ? sum / ops / 1e6 : NaN,
     clientCpuMs,
     agentCpuMs,
@@ -288,7 +289,7 @@ async function runPersistent(w: Workload, o: LoadOptions): Promise<LoadResult> {
         waiting = true;
         inFlight++;
         sentAt = process.hrtime.bigint();
-        sock.write(frames[index]!);
+        sock.write(frames[index]);
       };
       sock.on('data', (chunk: Buffer) => {
         const now = process.hrtime.bigint();
@@ -305,7 +306,7 @@ async function runPersistent(w: Workload, o: LoadOptions): Promise<LoadResult> {
           finish(new WrongAnswerError(`${w.name}: more replies than requests`));
           return;
         }
-        const body = bodies[0]!;
+        const body = bodies[0];
         waiting = false;
         inFlight--;
         try {
@@ -329,7 +330,7 @@ async function runPersistent(w: Workload, o: LoadOptions): Promise<LoadResult> {
 }
 
 async function runChurn(w: Workload, o: LoadOptions): Promise<LoadResult> {
-  const frame = w.frames[0]!;
+  const frame = w.frames[0];
   return new Promise<LoadResult>((resolve, reject) => {
     let active = 0;
     let settled = false;
@@ -346,7 +347,10 @@ async function runChurn(w: Workload, o: LoadOptions): Promise<LoadResult> {
     };
     const phases = new Phases(o, () => {
       if (active === 0) return finish();
-      stallTimer = setTimeout(() => finish(new Error(`${w.name}: ${active} connections unanswered after the end`)), o.stallMs ?? 30_000);
+      stallTimer = setTimeout(
+        () => finish(new Error(`${w.name}: ${active} connections unanswered after the end`)),
+        o.stallMs ?? 30_000,
+      );
     });
     let count = 0;
     const once = (): void => {
@@ -372,8 +376,8 @@ async function runChurn(w: Workload, o: LoadOptions): Promise<LoadResult> {
         answered = true;
         try {
           if (bodies.length > 1) throw new WrongAnswerError(`${w.name}: more replies than requests`);
-          w.quickCheck(bodies[0]!);
-          if (n % FULL_CHECK_EVERY === 0) w.fullCheck(bodies[0]!, 0);
+          w.quickCheck(bodies[0]);
+          if (n % FULL_CHECK_EVERY === 0) w.fullCheck(bodies[0], 0);
         } catch (e) {
           finish(e as Error);
           return;

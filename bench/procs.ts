@@ -229,7 +229,12 @@ export async function measureStartup(impl: Impl, sshAgent: string, opts: SpawnOp
 }
 
 /** Runs a command to its exit (bounded to 15 s, then SIGKILL by PID); its stdout and the time taken. */
-function timedRun(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<{ ms: number; code: number | null; out: string }> {
+function timedRun(
+  cmd: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): Promise<{ ms: number; code: number | null; out: string }> {
   return new Promise((resolveRun, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'ignore'], shell: false });
@@ -274,7 +279,9 @@ export async function measureBackgroundStart(impl: Impl, sshAgent: string, opts:
   const socketPath = join(dir, 'agent.sock');
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir };
   const [cmd, args] =
-    impl === 'openssh' ? [sshAgent, ['-s', '-a', socketPath]] : [process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? TSAGENT_BIN, 'start', '-s', '-a', socketPath]];
+    impl === 'openssh'
+      ? [sshAgent, ['-s', '-a', socketPath]]
+      : [process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? TSAGENT_BIN, 'start', '-s', '-a', socketPath]];
   let pid: number | undefined;
   try {
     const r = await timedRun(cmd, args, env, dir);
@@ -323,7 +330,12 @@ export async function opensshVersion(): Promise<string> {
  * (a throw is a usage error, exit 2), runs `main`, exits with its code; on failure kills
  * every agent by PID and exits 1.
  */
-export function runScript<O>(name: string, usage: string, parse: (argv: readonly string[]) => O, main: (o: O) => Promise<number>): void {
+export function runScript<O>(
+  name: string,
+  usage: string,
+  parse: (argv: readonly string[]) => O,
+  main: (o: O) => Promise<number>,
+): void {
   let o: O;
   try {
     o = parse(process.argv.slice(2));

@@ -5,8 +5,12 @@ export type Align = 'l' | 'r';
 /** Renders rows as a `|`-separated table with a header rule. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const cell = (s: string, i: number): string => (align[i] === 'l' ? s.padEnd(widths[i]!) : s.padStart(widths[i]!));
-  const line = (r: readonly string[]): string => r.map((s, i) => cell(s, i)).join(' | ').trimEnd();
+  const cell = (s: string, i: number): string => (align[i] === 'l' ? s.padEnd(widths[i]) : s.padStart(widths[i]));
+  const line = (r: readonly string[]): string =>
+    r
+      .map((s, i) => cell(s, i))
+      .join(' | ')
+      .trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('-|-');
   return [line(header), rule, ...rows.map(line)].join('\n');
 }

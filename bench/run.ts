@@ -77,8 +77,9 @@ export function parseArgs(argv: readonly string[]): Options {
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const a = argv[i];
+    const [flag, inline] =
+      a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
     const value = (): string | undefined => inline ?? argv[++i];
     switch (flag) {
       case '--tiny':
@@ -161,7 +162,15 @@ function blobOf(f: Fixture, kind: KeyKind): Buffer {
 
 function scenarios(o: Options): LoadScenario[] {
   const out: LoadScenario[] = [];
-  for (const c of [1, 16]) out.push({ id: `list-c${c}`, label: `list (4 keys) c=${c}`, pair: 'four', concurrency: c, churn: false, workload: (f) => listWorkload(f.four) });
+  for (const c of [1, 16])
+    out.push({
+      id: `list-c${c}`,
+      label: `list (4 keys) c=${c}`,
+      pair: 'four',
+      concurrency: c,
+      churn: false,
+      workload: (f) => listWorkload(f.four),
+    });
   for (const kind of KEY_KINDS) {
     for (const c of [1, 16]) {
       out.push({
@@ -179,10 +188,24 @@ function scenarios(o: Options): LoadScenario[] {
     }
   }
   for (const c of [1, 16]) {
-    out.push({ id: `churn-c${c}`, label: `connect+list+close c=${c}`, pair: 'four', concurrency: c, churn: true, workload: (f) => listWorkload(f.four) });
+    out.push({
+      id: `churn-c${c}`,
+      label: `connect+list+close c=${c}`,
+      pair: 'four',
+      concurrency: c,
+      churn: true,
+      workload: (f) => listWorkload(f.four),
+    });
   }
   for (const c of [1, 16]) {
-    out.push({ id: `list${o.manyKeys}-c${c}`, label: `list (${o.manyKeys} keys) c=${c}`, pair: 'many', concurrency: c, churn: false, workload: (f) => listWorkload(f.many) });
+    out.push({
+      id: `list${o.manyKeys}-c${c}`,
+      label: `list (${o.manyKeys} keys) c=${c}`,
+      pair: 'many',
+      concurrency: c,
+      churn: false,
+      workload: (f) => listWorkload(f.many),
+    });
   }
   return o.only === undefined ? out : out.filter((s) => s.id.includes(o.only!));
 }
@@ -214,7 +237,7 @@ function best(rs: readonly LoadResult[] | undefined): LoadResult | undefined {
 function bestCeiling(rs: readonly CeilingResult[] | undefined): CeilingResult | undefined {
   if (rs === undefined || rs.length === 0) return undefined;
   return {
-    kind: rs[0]!.kind,
+    kind: rs[0].kind,
     syncOpsPerSec: Math.max(...rs.map((r) => r.syncOpsPerSec)),
     callback1OpsPerSec: Math.max(...rs.map((r) => r.callback1OpsPerSec)),
     callback16OpsPerSec: Math.max(...rs.map((r) => r.callback16OpsPerSec)),
@@ -264,20 +287,25 @@ async function main(o: Options): Promise<number> {
 
   const agents: AgentProc[] = [];
   try {
-    log(`bench: ${o.tiny ? 'tiny mode, ' : ''}${o.rounds} round(s), ${o.durationMs} ms per scenario and agent; ${results.meta.openssh as string}, node ${process.version}`);
+    log(
+      `bench: ${o.tiny ? 'tiny mode, ' : ''}${o.rounds} round(s), ${o.durationMs} ms per scenario and agent; ${results.meta.openssh as string}, node ${process.version}`,
+    );
     // Keys (RSA-4096 takes a while: generate on the thread pool while the agents start).
     const keysP = generateBenchKeys();
     keysP.catch(() => undefined); // awaited below; not an unhandled rejection if startup fails first
     const manyBodies = manyEd25519(o.manyKeys);
-    const started = await Promise.allSettled([0, 1, 2, 3].map((i) => startAgent(IMPLS[i % 2]!, sshAgent)));
+    const started = await Promise.allSettled([0, 1, 2, 3].map((i) => startAgent(IMPLS[i % 2], sshAgent)));
     for (const s of started) if (s.status === 'fulfilled') agents.push(s.value);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     const pairs: Record<Pair, Record<Impl, AgentProc>> = {
-      four: { openssh: agents[0]!, tsagent: agents[1]! },
-      many: { openssh: agents[2]!, tsagent: agents[3]! },
+      four: { openssh: agents[0], tsagent: agents[1] },
+      many: { openssh: agents[2], tsagent: agents[3] },
     };
     const keys = await keysP;
-    const listed: Record<Pair, Record<Impl, Identity[]>> = { four: {} as Record<Impl, Identity[]>, many: {} as Record<Impl, Identity[]> };
+    const listed: Record<Pair, Record<Impl, Identity[]>> = {
+      four: {} as Record<Impl, Identity[]>,
+      many: {} as Record<Impl, Identity[]>,
+    };
     for (const pair of ['four', 'many'] as const) {
       const bodies = pair === 'four' ? keys : manyBodies;
       for (const impl of IMPLS) {
@@ -289,7 +317,11 @@ async function main(o: Options): Promise<number> {
       }
       // Both agents must hold the same identities, in the same order.
       const [x, y] = [listed[pair].openssh, listed[pair].tsagent];
-      if (x.length !== bodies.length || y.length !== x.length || x.some((id, i) => !id.blob.equals(y[i]!.blob) || id.comment !== y[i]!.comment)) {
+      if (
+        x.length !== bodies.length ||
+        y.length !== x.length ||
+        x.some((id, i) => !id.blob.equals(y[i].blob) || id.comment !== y[i].comment)
+      ) {
         throw new Error(`the agents list different identities after the same adds (${x.length} vs ${y.length})`);
       }
     }
@@ -334,7 +366,9 @@ async function main(o: Options): Promise<number> {
           });
           const byImpl = (results.load[s.id] ??= { openssh: [], tsagent: [] });
           byImpl[impl].push({ ...r, round, first: pos === 0 });
-          log(`  ${s.label.padEnd(30)} ${impl.padEnd(8)} ${fmtOps(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.p50Ms)} ms  p99 ${fmtMs(r.p99Ms)} ms`);
+          log(
+            `  ${s.label.padEnd(30)} ${impl.padEnd(8)} ${fmtOps(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.p50Ms)} ms  p99 ${fmtMs(r.p99Ms)} ms`,
+          );
           if (!a.alive()) throw new Error(`${impl} died during ${s.id}\n${a.stderr()}`);
         }
       }
@@ -404,9 +438,27 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
   if (r.startupMs.openssh.length > 0) {
     const so = Math.min(...r.startupMs.openssh);
     const st = Math.min(...r.startupMs.tsagent);
-    rows.push([`startup to socket ready, ms (best of ${r.startupMs.openssh.length})`, `${fmtMs(so)} ms`, '', '', `${fmtMs(st)} ms`, '', '', `${fmtRatio(st / so)} *`]);
+    rows.push([
+      `startup to socket ready, ms (best of ${r.startupMs.openssh.length})`,
+      `${fmtMs(so)} ms`,
+      '',
+      '',
+      `${fmtMs(st)} ms`,
+      '',
+      '',
+      `${fmtRatio(st / so)} *`,
+    ]);
     // The floor under any Node program's start, measured in turn with the agents (issue 16).
-    rows.push([`  bare node -e 0 to exit, ms (best of ${r.nodeBaselineMs.length})`, '', '', '', `${fmtMs(Math.min(...r.nodeBaselineMs))} ms`, '', '', '']);
+    rows.push([
+      `  bare node -e 0 to exit, ms (best of ${r.nodeBaselineMs.length})`,
+      '',
+      '',
+      '',
+      `${fmtMs(Math.min(...r.nodeBaselineMs))} ms`,
+      '',
+      '',
+      '',
+    ]);
   }
   for (const pair of ['four', 'many'] as const) {
     const n = pair === 'four' ? 4 : o.manyKeys;
@@ -415,11 +467,16 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
     rows.push([`RSS with ${n} keys, after load`, fmtMiB(ro), '', '', fmtMiB(rt), '', '', `${fmtRatio(rt / ro)} *`]);
   }
   lines.push(
-    table(
-      ['scenario', 'OpenSSH ops/s', 'p50 ms', 'p99 ms', 'tsagent ops/s', 'p50 ms', 'p99 ms', 'ratio'],
-      rows,
-      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
-    ),
+    table(['scenario', 'OpenSSH ops/s', 'p50 ms', 'p99 ms', 'tsagent ops/s', 'p50 ms', 'p99 ms', 'ratio'], rows, [
+      'l',
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+    ]),
   );
   lines.push('ratio = tsagent / OpenSSH ops/s (higher is better); * = tsagent / OpenSSH time or memory (lower is better)');
   lines.push('');
@@ -442,7 +499,9 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
       fmtPct(t16 ? t16.opsPerSec / cap16 : undefined),
     ]);
   }
-  lines.push(`ceiling: node:crypto in this process (same keys, 256-byte data), ops/s; UV_THREADPOOL_SIZE=${m.uvThreadpoolSize as string}`);
+  lines.push(
+    `ceiling: node:crypto in this process (same keys, 256-byte data), ops/s; UV_THREADPOOL_SIZE=${m.uvThreadpoolSize as string}`,
+  );
   lines.push(
     table(
       ['key', 'sync loop', 'callback, 1 outstanding', 'callback, 16 outstanding', 'tsagent c=1 share', 'tsagent c=16 share'],
@@ -450,7 +509,9 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
       ['l', 'r', 'r', 'r', 'r', 'r'],
     ),
   );
-  lines.push('share = tsagent ops/s over the socket / the best in-process rate (c=1: max(sync, callback 1); c=16: max(sync, callback 16))');
+  lines.push(
+    'share = tsagent ops/s over the socket / the best in-process rate (c=1: max(sync, callback 1); c=16: max(sync, callback 16))',
+  );
   lines.push('');
 
   // CPU per request: steadier than ops/s when other processes compete for the CPUs.
@@ -459,7 +520,8 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
     const os = best(r.load[s.id]?.openssh);
     const ts = best(r.load[s.id]?.tsagent);
     const us = (x: LoadResult | undefined): string => (x?.agentCpuUsPerOp === undefined ? '-' : x.agentCpuUsPerOp.toFixed(1));
-    const sys = (x: LoadResult | undefined): string => (x?.agentSysMs === undefined || x.ops === 0 ? '-' : ((x.agentSysMs * 1000) / x.ops).toFixed(1));
+    const sys = (x: LoadResult | undefined): string =>
+      x?.agentSysMs === undefined || x.ops === 0 ? '-' : ((x.agentSysMs * 1000) / x.ops).toFixed(1);
     cpuRows.push([s.label, us(os), sys(os), us(ts), sys(ts)]);
   }
   lines.push('agent CPU per request in the best round, µs (user+sys, all threads, from /proc; 10 ms ticks)');

@@ -31,7 +31,12 @@ function keyOf(kind: Kind): KeyObject {
   }
 }
 
-const HASH: Readonly<Record<Kind, string | null>> = { ed25519: null, 'ecdsa-p256': 'sha256', 'rsa-2048': 'sha512', 'rsa-4096': 'sha512' };
+const HASH: Readonly<Record<Kind, string | null>> = {
+  ed25519: null,
+  'ecdsa-p256': 'sha256',
+  'rsa-2048': 'sha512',
+  'rsa-4096': 'sha512',
+};
 
 /** Mean µs per call of `fn`, run for about `ms` after a short warm-up. */
 function perCall(ms: number, fn: () => void): number {
@@ -52,7 +57,9 @@ function main(): void {
   const ms = i > 0 ? Number(process.argv[i + 1]) : 1000;
   const data = randomBytes(256);
   const sealingKey = randomBytes(32);
-  const rows: string[] = ['key          held µs  shielded pkcs8 µs  shielded pkcs1/sec1 µs  import pkcs8 µs  import pkcs1/sec1 µs'];
+  const rows: string[] = [
+    'key          held µs  shielded pkcs8 µs  shielded pkcs1/sec1 µs  import pkcs8 µs  import pkcs1/sec1 µs',
+  ];
   for (const kind of ['ed25519', 'ecdsa-p256', 'rsa-2048', 'rsa-4096'] as Kind[]) {
     const key = keyOf(kind);
     const hash = HASH[kind];
@@ -71,7 +78,11 @@ function main(): void {
       const box = nacl.secretbox(der, nonce, sealingKey);
       shieldedOther = perCall(ms, () => {
         const opened = nacl.secretbox.open(box, nonce, sealingKey)!;
-        sign(hash, data, createPrivateKey({ key: Buffer.from(opened.buffer, opened.byteOffset, opened.length), format: 'der', type }));
+        sign(
+          hash,
+          data,
+          createPrivateKey({ key: Buffer.from(opened.buffer, opened.byteOffset, opened.length), format: 'der', type }),
+        );
         opened.fill(0);
       });
       der.fill(0);

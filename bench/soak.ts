@@ -87,14 +87,26 @@ function slices(identities: readonly Identity[], keys: Awaited<ReturnType<typeof
   const load =
     (w: Workload, concurrency: number, churn = false) =>
     async (a: AgentProc, ms: number): Promise<void> => {
-      await runLoad(w, { socketPath: a.socketPath, concurrency, churn, warmupMs: 0, durationMs: ms, minOps: 1, maxDurationMs: 3 * ms });
+      await runLoad(w, {
+        socketPath: a.socketPath,
+        concurrency,
+        churn,
+        warmupMs: 0,
+        durationMs: ms,
+        minOps: 1,
+        maxDurationMs: 3 * ms,
+      });
     };
   const out: Slice[] = [];
   for (const c of [1, 16]) out.push({ label: `list (${identities.length} keys) c=${c}`, run: load(listWorkload(identities), c) });
   for (const kind of KEY_KINDS) {
     const k = keys.find((x) => x.kind === kind)!;
     const id = identities.find((i) => i.comment === k.comment)!;
-    for (const c of [1, 16]) out.push({ label: `sign ${kind} c=${c}`, run: load(signWorkload(`sign ${kind}`, id.blob, k.flags, k.algorithm, datas), c) });
+    for (const c of [1, 16])
+      out.push({
+        label: `sign ${kind} c=${c}`,
+        run: load(signWorkload(`sign ${kind}`, id.blob, k.flags, k.algorithm, datas), c),
+      });
   }
   for (const c of [1, 16]) out.push({ label: `connect+list+close c=${c}`, run: load(listWorkload(identities), c, true) });
   return out;
@@ -114,17 +126,23 @@ async function main(o: Options): Promise<number> {
   const t0 = Date.now();
   try {
     for (const impl of IMPLS) agents.push(await startAgent(impl, sshAgent, o.bin === undefined ? {} : { bin: o.bin }));
-    const byImpl: Record<Impl, AgentProc> = { openssh: agents[0]!, tsagent: agents[1]! };
+    const byImpl: Record<Impl, AgentProc> = { openssh: agents[0], tsagent: agents[1] };
     const keys = await generateBenchKeys();
     const bodies = [...keys, ...manyEd25519(o.keys)];
     let identities: Identity[] = [];
     for (const impl of IMPLS) identities = (await addKeys(byImpl[impl].socketPath, bodies)).identities;
-    const afterAdd: Record<Impl, number> = { openssh: memoryKiB(byImpl.openssh.pid).rss, tsagent: memoryKiB(byImpl.tsagent.pid).rss };
+    const afterAdd: Record<Impl, number> = {
+      openssh: memoryKiB(byImpl.openssh.pid).rss,
+      tsagent: memoryKiB(byImpl.tsagent.pid).rss,
+    };
     const plan = slices(identities, keys);
 
     log(`soak: the full benchmark load, ${plan.length} scenarios x ${o.sliceMs} ms per agent`);
     for (const s of plan) for (const impl of IMPLS) await s.run(byImpl[impl], o.sliceMs);
-    const afterLoad: Record<Impl, number> = { openssh: memoryKiB(byImpl.openssh.pid).rss, tsagent: memoryKiB(byImpl.tsagent.pid).rss };
+    const afterLoad: Record<Impl, number> = {
+      openssh: memoryKiB(byImpl.openssh.pid).rss,
+      tsagent: memoryKiB(byImpl.tsagent.pid).rss,
+    };
 
     const soakMs = o.minutes * 60_000;
     const warmupMs = soakMs / 5;
@@ -133,15 +151,16 @@ async function main(o: Options): Promise<number> {
     const start = Date.now();
     let warm: Record<Impl, number> | undefined;
     for (let i = 0; Date.now() - start < soakMs; i++) {
-      const s = mixed[i % mixed.length]!;
+      const s = mixed[i % mixed.length];
       for (const impl of i % 2 === 0 ? IMPLS : [...IMPLS].reverse()) {
         await s.run(byImpl[impl], o.sliceMs);
         if (!byImpl[impl].alive()) throw new Error(`${impl} died during ${s.label}\n${byImpl[impl].stderr()}`);
         rss[impl].push({ t: Date.now() - start, slice: s.label, kib: memoryKiB(byImpl[impl].pid).rss });
       }
-      if (warm === undefined && Date.now() - start >= warmupMs) warm = { openssh: rss.openssh.at(-1)!.kib, tsagent: rss.tsagent.at(-1)!.kib };
+      if (warm === undefined && Date.now() - start >= warmupMs)
+        warm = { openssh: rss.openssh.at(-1)!.kib, tsagent: rss.tsagent.at(-1)!.kib };
     }
-    warm ??= { openssh: rss.openssh[0]!.kib, tsagent: rss.tsagent[0]!.kib };
+    warm ??= { openssh: rss.openssh[0].kib, tsagent: rss.tsagent[0].kib };
     const end: Record<Impl, number> = { openssh: rss.openssh.at(-1)!.kib, tsagent: rss.tsagent.at(-1)!.kib };
     const max = (impl: Impl): number => Math.max(...rss[impl].filter((x) => x.t >= warmupMs).map((x) => x.kib));
     const row = (label: string, f: (impl: Impl) => number, ratio = true): string[] => [
@@ -152,7 +171,7 @@ async function main(o: Options): Promise<number> {
     ];
     process.stdout.write(
       `\nRSS under load, ${new Date().toISOString()}; node ${process.version}; ${identities.length} keys; ` +
-        `1-min load average ${loadavg()[0]!.toFixed(2)}\n` +
+        `1-min load average ${loadavg()[0].toFixed(2)}\n` +
         `full load: ${plan.length} scenarios x ${o.sliceMs} ms per agent; soak: ${o.minutes} min mixed (${mixed.length} slices in turn, ` +
         `agents alternating), warm-up ${(warmupMs / 60_000).toFixed(1)} min; ${rss.tsagent.length} samples per agent\n\n` +
         table(
@@ -160,16 +179,17 @@ async function main(o: Options): Promise<number> {
           [
             row('after adding the keys', (i) => afterAdd[i]),
             row('after the full benchmark load', (i) => afterLoad[i]),
-            row('soak: end of warm-up', (i) => warm![i]),
+            row('soak: end of warm-up', (i) => warm[i]),
             row('soak: end', (i) => end[i]),
             row('soak: max after warm-up', max),
-            row('soak: growth (end - end of warm-up)', (i) => end[i] - warm![i], false),
+            row('soak: growth (end - end of warm-up)', (i) => end[i] - warm[i], false),
           ],
           ['l', 'r', 'r', 'r'],
         ) +
         `\n* = tsagent / OpenSSH (lower is better); soak took ${((Date.now() - t0) / 1000).toFixed(0)} s in all\n`,
     );
-    if (o.json !== undefined) writeFileSync(o.json, `${JSON.stringify({ options: o, afterAdd, afterLoad, warm, end, rss }, null, 1)}\n`);
+    if (o.json !== undefined)
+      writeFileSync(o.json, `${JSON.stringify({ options: o, afterAdd, afterLoad, warm, end, rss }, null, 1)}\n`);
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
     killEverything();

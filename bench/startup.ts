@@ -51,7 +51,7 @@ function parseArgs(argv: readonly string[]): Options {
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)]!;
+  return s[Math.floor((s.length - 1) / 2)];
 }
 
 type Row = 'node -e 0' | 'OpenSSH -D' | 'tsagent -D' | 'OpenSSH -s (background)' | 'tsagent -s (background)';
@@ -78,12 +78,12 @@ async function main(o: Options): Promise<number> {
     ['OpenSSH -s (background)', () => measureBackgroundStart('openssh', sshAgent)],
     ['tsagent -s (background)', () => measureBackgroundStart('tsagent', sshAgent, spawnOpts)],
   ];
-  const load0 = loadavg()[0]!;
+  const load0 = loadavg()[0];
   // One warm-up of each (page cache), then the runs, the order rotating every run.
   for (const [, f] of steps) await f();
   for (let i = 0; i < o.runs; i++) {
     for (let j = 0; j < steps.length; j++) {
-      const [row, f] = steps[(i + j) % steps.length]!;
+      const [row, f] = steps[(i + j) % steps.length];
       samples[row].push(await f());
     }
   }
@@ -100,9 +100,15 @@ async function main(o: Options): Promise<number> {
   });
   process.stdout.write(
     `\nstartup to socket ready, ms — ${new Date().toISOString()}; node ${process.version}; ${await opensshVersion()}\n` +
-      `${o.runs} runs each after one warm-up, taking turns; 1-min load average ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)}` +
+      `${o.runs} runs each after one warm-up, taking turns; 1-min load average ${load0.toFixed(2)} / ${loadavg()[0].toFixed(2)}` +
       `${o.bin === undefined ? '' : `; tsagent launcher ${o.bin}`}\n\n` +
-      table(['start', 'min ms', 'median ms', 'median - node -e 0', 'tsagent / OpenSSH (median)'], rows, ['l', 'r', 'r', 'r', 'r']) +
+      table(['start', 'min ms', 'median ms', 'median - node -e 0', 'tsagent / OpenSSH (median)'], rows, [
+        'l',
+        'r',
+        'r',
+        'r',
+        'r',
+      ]) +
       '\n',
   );
   if (o.json !== undefined) writeFileSync(o.json, `${JSON.stringify({ runs: o.runs, bin: o.bin, samples }, null, 1)}\n`);

@@ -72,8 +72,12 @@ class LazyPino {
   get(): PinoLogger {
     if (this.pino === undefined) {
       const pino = require('pino') as typeof import('pino');
-      const dest = typeof this.destination === 'number' ? pino.destination({ dest: this.destination, sync: true }) : this.destination;
-      this.pino = pino.pino({ level: this.level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } }, dest);
+      const dest =
+        typeof this.destination === 'number' ? pino.destination({ dest: this.destination, sync: true }) : this.destination;
+      this.pino = pino.pino(
+        { level: this.level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } },
+        dest,
+      );
     }
     return this.pino;
   }
@@ -107,13 +111,13 @@ function makeLogger(level: LogLevel, lazy: LazyPino | undefined, path: readonly 
   const at = (name: Method): LogFn => {
     if (lazy === undefined || LEVELS[name] < threshold) return noop;
     const urgent = LEVELS[name] >= LEVELS.error;
-    return ((a: object | string, msg?: string): void => {
+    return (a: object | string, msg?: string): void => {
       lazy.submit((root) => {
         const l = target(root);
         if (typeof a === 'string') l[name](a);
         else l[name](a, msg);
       }, urgent);
-    }) as LogFn;
+    };
   };
   return {
     level,

@@ -36,10 +36,12 @@ function writeCache(): void {
     exit: done,
     script: file,
   };
-  main([process.execPath, file, 'start', '-a', join(dir, 'agent.sock'), process.execPath, '-e', '0'], io).catch((err: unknown) => {
-    process.stderr.write(`code-cache: ${err instanceof Error ? err.message : String(err)}\n`);
-    done(1);
-  });
+  main([process.execPath, file, 'start', '-a', join(dir, 'agent.sock'), process.execPath, '-e', '0'], io).catch(
+    (err: unknown) => {
+      process.stderr.write(`code-cache: ${err instanceof Error ? err.message : String(err)}\n`);
+      done(1);
+    },
+  );
 }
 
 if (require.main === module) writeCache();

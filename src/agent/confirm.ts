@@ -42,7 +42,7 @@ export function truncateUtf8(s: string, max: number): string {
   const bytes = Buffer.from(s, 'utf8');
   if (bytes.length <= max) return s;
   let end = max;
-  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // back off a continuation byte
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--; // back off a continuation byte
   return bytes.subarray(0, end).toString('utf8');
 }
 
@@ -63,8 +63,8 @@ export function limitPrompts(confirmer: Confirmer, limits: PromptLimits = {}): C
   const waiting: { readonly req: ConfirmRequest; readonly resolve: (ok: boolean) => void }[] = [];
 
   const startNext = (): void => {
-    for (let i = 0; i < waiting.length && open.size < maxConcurrent; ) {
-      const w = waiting[i]!;
+    for (let i = 0; i < waiting.length && open.size < maxConcurrent;) {
+      const w = waiting[i];
       if (open.has(w.req.fingerprint)) {
         i++;
         continue;

@@ -84,7 +84,12 @@ function matchesHop(key: ParsedKey, h: Hop): boolean {
 }
 
 /** permitted_by_dest_constraints(): does some rule allow the hop from `from` to `to` (as `user`)? */
-function permittedHop(rules: readonly DestinationRule[], from: ParsedKey | undefined, to: ParsedKey | undefined, user: string | undefined): boolean {
+function permittedHop(
+  rules: readonly DestinationRule[],
+  from: ParsedKey | undefined,
+  to: ParsedKey | undefined,
+  user: string | undefined,
+): boolean {
   return rules.some((r) => {
     if (from === undefined) {
       if (r.from.hostname !== undefined || r.from.keys.length !== 0) return false;
@@ -108,7 +113,7 @@ export function identityPermitted(rules: readonly DestinationRule[], session: Se
   if (bindings.length === 0) return true; // local use
   let from: ParsedKey | undefined;
   for (let i = 0; i < bindings.length; i++) {
-    const b = bindings[i]!;
+    const b = bindings[i];
     const last = i === bindings.length - 1;
     if (last) {
       // Signing happens only at the final hop, and never on one bound for forwarding.
@@ -120,7 +125,7 @@ export function identityPermitted(rules: readonly DestinationRule[], session: Se
     from = b.hostKey;
   }
   // Listing through a forwarding: only show keys usable somewhere beyond the last host.
-  const last = bindings[bindings.length - 1]!;
+  const last = bindings[bindings.length - 1];
   if (last.forwarded && user === undefined && !permittedHop(rules, last.hostKey, undefined, undefined)) return false;
   return true;
 }
@@ -155,7 +160,7 @@ export function restrictedSignAllowed(
   const cls = keyTypeClass(ua.algorithm);
   if (cls === undefined || cls !== keyTypeClass(key.key.type)) return undefined;
   if (!identityPermitted(rules, session, ua.user)) return undefined;
-  const last = session.bindings[session.bindings.length - 1]!;
+  const last = session.bindings[session.bindings.length - 1];
   if (!buffersEqual(ua.sessionId, last.sessionId)) return undefined;
   if (session.bindings.length > 1 && ua.hostKey === undefined) return undefined;
   if (ua.hostKey !== undefined) {

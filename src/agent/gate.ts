@@ -149,7 +149,12 @@ export class Gate {
    * serve its cached reply. `restricted` iterates the keys when some carry destination
    * constraints (OpenSSH hides those the connection's path does not permit).
    */
-  decideList(locked: boolean, all: readonly KeyView[], restricted: Iterable<GateKey> | undefined, session: AgentSession): readonly KeyView[] {
+  decideList(
+    locked: boolean,
+    all: readonly KeyView[],
+    restricted: Iterable<GateKey> | undefined,
+    session: AgentSession,
+  ): readonly KeyView[] {
     if (locked) {
       this.recordList(session, NO_KEYS, 'fail', 'agent is locked');
       return NO_KEYS;
@@ -225,7 +230,9 @@ export class Gate {
     }
     const fp = this.hash === 'sha256' ? view.fingerprint : fingerprint(view.blob, this.hash);
     const ok = await this.confirmer(
-      verdict.extra === undefined ? { comment: view.comment, fingerprint: fp } : { comment: view.comment, fingerprint: fp, extra: verdict.extra },
+      verdict.extra === undefined
+        ? { comment: view.comment, fingerprint: fp }
+        : { comment: view.comment, fingerprint: fp, extra: verdict.extra },
     );
     return ok ? { allowed: true, reason: 'approved by askpass' } : { allowed: false, reason: 'denied by askpass' };
   }
@@ -260,10 +267,19 @@ export class Gate {
 
   private recordList(session: AgentSession, shown: readonly KeyView[], decision: AuditDecision, reason: string): void {
     if (this.audit === undefined) return;
-    this.audit.record({ ...this.recordBase('list', decision, reason, session, session.destination()), keys: shown.map((v) => v.fingerprint) });
+    this.audit.record({
+      ...this.recordBase('list', decision, reason, session, session.destination()),
+      keys: shown.map((v) => v.fingerprint),
+    });
   }
 
-  private recordBase(event: AuditEventName, decision: AuditDecision, reason: string, session: AgentSession, destination: Destination | null): AuditRecord {
+  private recordBase(
+    event: AuditEventName,
+    decision: AuditDecision,
+    reason: string,
+    session: AgentSession,
+    destination: Destination | null,
+  ): AuditRecord {
     const process: ProcessInfo | null = session.process;
     return { time: new Date().toISOString(), event, decision, reason, process, destination };
   }

@@ -55,6 +55,9 @@ export class KeyRelease {
     if (this.collect === null) this.collect = exposedGc();
     const start = performance.now();
     this.collect?.();
-    this.logger?.debug({ collected: this.collect !== undefined, ms: Math.round((performance.now() - start) * 10) / 10 }, 'private key memory released');
+    this.logger?.debug(
+      { collected: this.collect !== undefined, ms: Math.round((performance.now() - start) * 10) / 10 },
+      'private key memory released',
+    );
   }
 }

@@ -46,7 +46,8 @@ export function unsealPrivateKey(sealed: Buffer, sealingKey: Uint8Array): KeyObj
   sealed.copy(box, BOX_ZERO_BYTES, NONCE_BYTES);
   const padded = secretBuffer(box.length);
   try {
-    if (lowlevel.crypto_secretbox_open(padded, box, box.length, sealed.subarray(0, NONCE_BYTES), sealingKey) !== 0) return undefined;
+    if (lowlevel.crypto_secretbox_open(padded, box, box.length, sealed.subarray(0, NONCE_BYTES), sealingKey) !== 0)
+      return undefined;
     return createPrivateKey({ key: padded.subarray(ZERO_BYTES), format: 'der', type: 'pkcs8' });
   } finally {
     padded.fill(0);

@@ -241,7 +241,10 @@ export class Keyring implements Agent, SyncAnswering {
     const verdict = this.gate.decideSign(this.locked, entry, session, req.keyBlob, req.data);
     if (verdict.action === 'refuse') {
       const err = this.refused(verdict, k, entry, session, req.data, startedAt);
-      this.options.logger?.debug({ conn: session.connectionId, request: req.type, error: err.name, reason: err.message }, 'request failed');
+      this.options.logger?.debug(
+        { conn: session.connectionId, request: req.type, error: err.name, reason: err.message },
+        'request failed',
+      );
       return FAILURE;
     }
     if (verdict.action === 'ask' || entry === undefined) return undefined;
@@ -264,13 +267,19 @@ export class Keyring implements Agent, SyncAnswering {
     const e = entry!;
     const reason = verdict.action === 'ask' ? await this.confirm(verdict, e, k, session, data, startedAt) : verdict.reason;
     // A registered key's private half is read and decrypted now, once the gate allowed the use.
-    const held = e.held ?? (e.registered === undefined ? undefined : await this.decryptRegistered(e, e.registered, session, data, startedAt));
+    const held =
+      e.held ??
+      (e.registered === undefined ? undefined : await this.decryptRegistered(e, e.registered, session, data, startedAt));
     // Locked meanwhile (the key was sealed while a prompt or a request was pending).
-    if (this.locked || (held === undefined && e.external === undefined)) throw this.refused(REFUSE_LOCKED, k, e, session, data, startedAt);
+    if (this.locked || (held === undefined && e.external === undefined))
+      throw this.refused(REFUSE_LOCKED, k, e, session, data, startedAt);
     let signature: Buffer;
     try {
       // [pkcs11] A token key is signed by its provider, in its helper process.
-      signature = e.external !== undefined ? await e.external.provider.sign(e.external.signingBlob, data, flags) : await this.signer.sign(held!, data, flags);
+      signature =
+        e.external !== undefined
+          ? await e.external.provider.sign(e.external.signingBlob, data, flags)
+          : await this.signer.sign(held!, data, flags);
     } catch (err) {
       this.gate.recordSign(session, 'fail', 'signature failed', e.view, data, verdict.question, startedAt);
       throw err;
@@ -285,7 +294,13 @@ export class Keyring implements Agent, SyncAnswering {
    * thread), asking the passphrase through the asker; three wrong answers fail the request.
    * Records `key-decrypted` when it decrypts.
    */
-  private async decryptRegistered(e: Entry, r: RegisteredKeyView, session: AgentSession, data: Buffer, startedAt: number): Promise<HeldKey> {
+  private async decryptRegistered(
+    e: Entry,
+    r: RegisteredKeyView,
+    session: AgentSession,
+    data: Buffer,
+    startedAt: number,
+  ): Promise<HeldKey> {
     const source = this.registeredSource;
     const have = source?.held(r.name);
     if (have !== undefined) return have;
@@ -293,7 +308,10 @@ export class Keyring implements Agent, SyncAnswering {
     try {
       const held = await source.unlock(r.name, this.asker);
       this.gate.recordChange('key-decrypted', 'allow', 'decrypted for a signature', session, e.view);
-      this.options.logger?.debug({ conn: session.connectionId, key: r.name, fingerprint: this.fingerprintOf(e.view) }, 'registered key decrypted');
+      this.options.logger?.debug(
+        { conn: session.connectionId, key: r.name, fingerprint: this.fingerprintOf(e.view) },
+        'registered key decrypted',
+      );
       return held;
     } catch (err) {
       const reason = err instanceof Error ? err.message : 'cannot decrypt';
@@ -327,7 +345,14 @@ export class Keyring implements Agent, SyncAnswering {
   }
 
   /** Asks the user about an `ask` verdict; returns the approval's reason or throws the refusal. */
-  private async confirm(verdict: AskFirst, entry: Entry, k: string, session: AgentSession, data: Buffer, startedAt: number): Promise<string> {
+  private async confirm(
+    verdict: AskFirst,
+    entry: Entry,
+    k: string,
+    session: AgentSession,
+    data: Buffer,
+    startedAt: number,
+  ): Promise<string> {
     const pending: PendingAsk = { entry, controller: new AbortController() };
     // The question is withdrawn when the connection goes, too (not AbortSignal.any: Node 20.3+).
     const closed = session.closed;
@@ -342,7 +367,10 @@ export class Keyring implements Agent, SyncAnswering {
       this.pendingAsks.delete(pending);
       closed.removeEventListener('abort', withdraw);
     }
-    this.options.logger?.debug({ conn: session.connectionId, fingerprint: this.fingerprintOf(entry.view), approved: answer.allowed }, 'confirm');
+    this.options.logger?.debug(
+      { conn: session.connectionId, fingerprint: this.fingerprintOf(entry.view), approved: answer.allowed },
+      'confirm',
+    );
     if (!answer.allowed) {
       this.gate.recordSign(session, 'deny', answer.reason, entry.view, data, verdict.question, startedAt);
       throw refusalError(REFUSE_CONFIRM_DENIED);
@@ -354,7 +382,14 @@ export class Keyring implements Agent, SyncAnswering {
   }
 
   /** Carries out a refusal: drops an expired key, records it, and returns the error to throw. */
-  private refused(r: Refusal, k: string, entry: Entry | undefined, session: AgentSession, data: Buffer, startedAt: number): AgentError {
+  private refused(
+    r: Refusal,
+    k: string,
+    entry: Entry | undefined,
+    session: AgentSession,
+    data: Buffer,
+    startedAt: number,
+  ): AgentError {
     if (r.kind === 'expired') this.delete(k);
     this.gate.recordSign(session, auditDecisionOf(r), r.reason, entry?.view, data, undefined, startedAt);
     return refusalError(r);
@@ -426,7 +461,8 @@ export class Keyring implements Agent, SyncAnswering {
     return this.recorded('remove', session, () => {
       if (this.locked) throw new AgentLockedError('agent is locked');
       const entry = this.lookup(keyBlob);
-      if (!identityPermitted(entry.rules, session.bindings)) throw new KeyNotFoundError('identity not visible on this connection');
+      if (!identityPermitted(entry.rules, session.bindings))
+        throw new KeyNotFoundError('identity not visible on this connection');
       this.delete(blobKey(keyBlob));
       // A registered key stays listed, its private half dropped (POLICY.md §3).
       return { reason: entry.registered === undefined ? 'removed' : 'private half dropped (registered key)', view: entry.view };
@@ -516,7 +552,8 @@ export class Keyring implements Agent, SyncAnswering {
     let keyObjects = 0;
     let sealed = 0;
     for (const e of this.entries.values()) {
-      if (e.held !== undefined || (e.registered !== undefined && this.registeredSource?.held(e.registered.name) !== undefined)) keyObjects++;
+      if (e.held !== undefined || (e.registered !== undefined && this.registeredSource?.held(e.registered.name) !== undefined))
+        keyObjects++;
       if (e.sealed !== undefined) sealed++;
     }
     return { identities: this.entries.size, keyObjects, sealed };
@@ -570,7 +607,15 @@ export class Keyring implements Agent, SyncAnswering {
         const info = publicKeyInfo(id.blob);
         const entry: Entry = {
           info,
-          view: { blob: id.blob, fingerprint: fingerprint(id.blob), comment: id.comment, type: info.type, name: null, source: 'pkcs11', confirm: c.confirm },
+          view: {
+            blob: id.blob,
+            fingerprint: fingerprint(id.blob),
+            comment: id.comment,
+            type: info.type,
+            name: null,
+            source: 'pkcs11',
+            confirm: c.confirm,
+          },
           held: undefined,
           sealed: undefined,
           rules,
@@ -612,7 +657,10 @@ export class Keyring implements Agent, SyncAnswering {
       if (this.locked) throw new AgentLockedError('agent is locked');
       const path = await port.canonicalPath(provider);
       const removed = this.dropProvider(path);
-      this.options.logger?.debug({ conn: session.connectionId, provider: path, identities: removed }, 'smartcard identities removed');
+      this.options.logger?.debug(
+        { conn: session.connectionId, provider: path, identities: removed },
+        'smartcard identities removed',
+      );
       return { reason: `removed ${removed} of PKCS#11 provider ${path}` };
     });
   }

@@ -68,16 +68,7 @@ export interface ApprovalPort {
 }
 
 export type AuditEventName =
-  | 'list'
-  | 'sign'
-  | 'add'
-  | 'remove'
-  | 'remove-all'
-  | 'lock'
-  | 'unlock'
-  | 'approval'
-  | 'key-decrypted'
-  | 'config';
+  'list' | 'sign' | 'add' | 'remove' | 'remove-all' | 'lock' | 'unlock' | 'approval' | 'key-decrypted' | 'config';
 
 export type AuditDecision = 'allow' | 'deny' | 'fail';
 

@@ -82,7 +82,9 @@ export function runAskpass(program: string, text: string, env: NodeJS.ProcessEnv
         resolve(null);
         return;
       }
-      const said = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+      const said = Buffer.concat(chunks)
+        .toString('utf8')
+        .replace(/\r?\n$/, '');
       resolve({ allowed: code === 0 && (said === '' || said.toLowerCase() === 'yes'), remember: false });
     });
   });

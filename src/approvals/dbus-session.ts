@@ -261,7 +261,12 @@ export class DbusSession {
       this.bus.invoke(msg, function (this: { message?: DbusMessage }, err: DbusError | Error | null, ...values: unknown[]) {
         if (done) return;
         if (err !== null && err !== undefined) {
-          fail(new DbusCallError(`${member}: ${err.message ?? 'error reply'}`, 'name' in err && typeof err.name === 'string' ? err.name : null));
+          fail(
+            new DbusCallError(
+              `${member}: ${err.message ?? 'error reply'}`,
+              'name' in err && typeof err.name === 'string' ? err.name : null,
+            ),
+          );
           return;
         }
         done = true;

@@ -62,7 +62,9 @@ export class GrantStore {
     timer.unref();
     const grant: Grant = { id, fingerprint: q.key.fingerprint, exe, ...scopeOf(q), expires, origin: q, timer };
     this.grants.set(id, grant);
-    this.options.audit?.record(approvalRecord(q, 'allow', `grant ${id} created until ${new Date(expires).toISOString()}`, this.now()));
+    this.options.audit?.record(
+      approvalRecord(q, 'allow', `grant ${id} created until ${new Date(expires).toISOString()}`, this.now()),
+    );
     return this.toJson(grant);
   }
 

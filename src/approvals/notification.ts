@@ -83,7 +83,16 @@ export class NotificationChannel implements PromptChannel {
     const body = request.text.lines.map((l) => (markup ? escapeMarkup(l) : l)).join('\n');
     const actions = ['allow', 'Allow', 'allow-remember', `Allow for ${request.rememberLabel}`, 'deny', 'Deny'];
     const hints = [['urgency', ['y', URGENCY_CRITICAL]]];
-    const args = [this.options.appName ?? 'tsagent', 0, 'dialog-password', request.text.summary, body, actions, hints, Math.max(1, Math.floor(request.timeoutMs))];
+    const args = [
+      this.options.appName ?? 'tsagent',
+      0,
+      'dialog-password',
+      request.text.summary,
+      body,
+      actions,
+      hints,
+      Math.max(1, Math.floor(request.timeoutMs)),
+    ];
 
     let entry: OpenNotification | undefined;
     let resolveAnswer: (a: UserAnswer | null) => void = () => undefined;
@@ -137,7 +146,9 @@ export class NotificationChannel implements PromptChannel {
         { destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus' },
         'AddMatch',
         's',
-        [`type='signal',sender='${NOTIFICATIONS.destination}',path='${NOTIFICATIONS.path}',interface='${NOTIFICATIONS.interface}'`],
+        [
+          `type='signal',sender='${NOTIFICATIONS.destination}',path='${NOTIFICATIONS.path}',interface='${NOTIFICATIONS.interface}'`,
+        ],
       )
       .catch(() => undefined);
     this.session = session;

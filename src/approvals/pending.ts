@@ -123,7 +123,8 @@ export class PendingApprovals implements ApprovalPort {
     this.timeoutMs = options.promptTimeoutMs ?? DEFAULT_PROMPT_TIMEOUT_MS;
     this.maxShown = options.maxShown ?? DEFAULT_MAX_SHOWN;
     this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
-    this.channels = options.channels ?? defaultChannels(options.prompt ?? DEFAULT_PROMPT_METHODS, options.env ?? process.env, options.logger);
+    this.channels =
+      options.channels ?? defaultChannels(options.prompt ?? DEFAULT_PROMPT_METHODS, options.env ?? process.env, options.logger);
     this.grants = new GrantStore({
       ...(options.rememberMs !== undefined ? { durationMs: options.rememberMs } : {}),
       ...(options.audit !== undefined ? { audit: options.audit } : {}),
@@ -289,7 +290,10 @@ export class PendingApprovals implements ApprovalPort {
         })
         .catch((e: unknown) => {
           noMethod();
-          this.options.logger?.debug({ approval: entry.id, method: channel.method, err: e instanceof Error ? e.message : String(e) }, 'prompt method failed');
+          this.options.logger?.debug(
+            { approval: entry.id, method: channel.method, err: e instanceof Error ? e.message : String(e) },
+            'prompt method failed',
+          );
         });
     }
   }

@@ -59,7 +59,12 @@ function isHiddenFormatChar(cp: number): boolean {
 export function describeProgram(peer: ProcessInfo | null): string {
   const exe = peer?.exe ?? null;
   const argv = peer?.argv ?? null;
-  const name = exe !== null ? escapePeerText(basename(exe)) : argv !== null && argv.length > 0 ? escapePeerText(argv[0] ?? '') : 'unknown program';
+  const name =
+    exe !== null
+      ? escapePeerText(basename(exe))
+      : argv !== null && argv.length > 0
+        ? escapePeerText(argv[0] ?? '')
+        : 'unknown program';
   const pid = peer?.pid ?? null;
   const args = argv !== null && argv.length > 0 ? ` (${joinArgv(argv)})` : '';
   return `${name}${args}${pid !== null ? ` pid ${pid}` : ''}`;

@@ -10,7 +10,18 @@
  * reopened, and a failure to write is reported once (until writing works again) and the
  * batch dropped.
  */
-import { chmodSync, closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import type { AuditRecord, AuditSink } from '../agent/ports';
 import { AUDIT_ROTATIONS, DEFAULT_AUDIT_MAX_SIZE } from './paths';

@@ -72,7 +72,8 @@ export function parseSince(s: string, now: number = Date.now()): Date {
     return new Date(now - (((d * 24 + h) * 60 + min) * 60 + sec) * 1000);
   }
   const t = Date.parse(s);
-  if (Number.isNaN(t)) throw new UsageError(`--since ${JSON.stringify(s)}: expected a duration such as 1h or 30m, or an ISO time`);
+  if (Number.isNaN(t))
+    throw new UsageError(`--since ${JSON.stringify(s)}: expected a duration such as 1h or 30m, or an ISO time`);
   return new Date(t);
 }
 
@@ -81,18 +82,23 @@ function globMatch(value: string | null | undefined, pattern: string, caseless =
   return caseless ? matchPattern(value.toLowerCase(), pattern.toLowerCase()) : matchPattern(value, pattern);
 }
 
+/** A record read from disk may not have the shape its type says: keep only the strings. */
+export function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
 function keyMatches(r: AuditRecord, k: string): boolean {
   const key = r.key;
   if (key !== undefined && key !== null) {
     if (globMatch(key.fingerprint, k) || globMatch(key.name, k) || globMatch(key.comment, k)) return true;
   }
-  return Array.isArray(r.keys) && r.keys.some((fp) => globMatch(fp, k));
+  return strings(r.keys).some((fp) => globMatch(fp, k));
 }
 
 function hostMatches(r: AuditRecord, h: string): boolean {
   const d = r.destination;
   if (d === null || d === undefined) return false;
-  const values = [d.host, d.hostKey, ...(Array.isArray(d.names) ? d.names : []), ...(Array.isArray(d.via) ? d.via : [])];
+  const values = [d.host, d.hostKey, ...strings(d.names), ...strings(d.via)];
   return values.some((v) => globMatch(v, h, true));
 }
 

@@ -20,7 +20,14 @@ function strings(v: unknown): string[] | null {
 }
 
 function processFields(p: ProcessInfo): object {
-  return { pid: num(p.pid), uid: num(p.uid), exe: str(p.exe), argv: strings(p.argv), unit: str(p.unit), parents: strings(p.parents) };
+  return {
+    pid: num(p.pid),
+    uid: num(p.uid),
+    exe: str(p.exe),
+    argv: strings(p.argv),
+    unit: str(p.unit),
+    parents: strings(p.parents),
+  };
 }
 
 function destinationFields(d: Destination): object {
@@ -57,7 +64,14 @@ export const REDACTED = '[redacted]';
 
 function isRunChar(c: number): boolean {
   return (
-    (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f || c === 0x3d || c === 0x5f || c === 0x2d
+    (c >= 0x61 && c <= 0x7a) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x30 && c <= 0x39) ||
+    c === 0x2b ||
+    c === 0x2f ||
+    c === 0x3d ||
+    c === 0x5f ||
+    c === 0x2d
   );
 }
 

@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path';
 import type { AuditRecord } from '../agent/ports';
+import { strings } from './query';
 
 const HEADER = ['TIME', 'EVENT', 'PROGRAM', 'DESTINATION', 'PURPOSE', 'KEY', 'DECISION', 'REASON'] as const;
 
@@ -35,7 +36,7 @@ function program(r: AuditRecord): string {
   const p = r.process;
   if (p === null || p === undefined) return '-';
   if (typeof p.exe === 'string') return basename(p.exe);
-  const a0 = Array.isArray(p.argv) ? p.argv[0] : undefined;
+  const a0 = strings(p.argv)[0];
   if (typeof a0 === 'string') return basename(a0);
   return typeof p.pid === 'number' ? `pid ${p.pid}` : '-';
 }
@@ -46,7 +47,8 @@ function destination(r: AuditRecord): string {
   let s = typeof d.host === 'string' ? d.host : shortFingerprint(String(d.hostKey));
   if (typeof d.port === 'number') s = `${s}:${d.port}`;
   if (typeof d.user === 'string') s = `${d.user}@${s}`;
-  if (Array.isArray(d.via) && d.via.length > 0) s += ` via ${d.via.map((v) => (v.startsWith('SHA256:') ? shortFingerprint(v) : v)).join(',')}`;
+  const via = strings(d.via);
+  if (via.length > 0) s += ` via ${via.map((v) => (v.startsWith('SHA256:') ? shortFingerprint(v) : v)).join(',')}`;
   else if (d.forwarded === true) s += ' (forwarded)';
   return s;
 }
@@ -59,16 +61,9 @@ function key(r: AuditRecord): string {
 }
 
 export function tableRow(r: AuditRecord): string[] {
-  return [
-    formatTime(r.time),
-    r.event,
-    program(r),
-    destination(r),
-    r.purpose ?? '-',
-    key(r),
-    r.decision,
-    r.reason ?? '',
-  ].map((c) => escapeControls(String(c)));
+  return [formatTime(r.time), r.event, program(r), destination(r), r.purpose ?? '-', key(r), r.decision, r.reason ?? ''].map(
+    (c) => escapeControls(String(c)),
+  );
 }
 
 /** Column widths fitted to the header and these rows. */

@@ -24,13 +24,26 @@ const keyLabel = (k: ApprovalJson['key']): string => `${safe(k.name ?? k.comment
 
 function approvalsText(list: readonly ApprovalJson[]): string {
   if (list.length === 0) return 'No pending approvals.';
-  const rows = list.map((a) => [a.id, a.asked, describeProgram(a.process), describeDestination(a.destination), describePurpose(a.purpose), keyLabel(a.key)]);
+  const rows = list.map((a) => [
+    a.id,
+    a.asked,
+    describeProgram(a.process),
+    describeDestination(a.destination),
+    describePurpose(a.purpose),
+    keyLabel(a.key),
+  ]);
   return alignedTable(['ID', 'ASKED', 'PROGRAM', 'DESTINATION', 'PURPOSE', 'KEY'], rows);
 }
 
 function grantsText(list: readonly GrantJson[]): string {
   if (list.length === 0) return 'No grants.';
-  const rows = list.map((g) => [g.id, g.expires, safe(g.exe), g.host !== null ? safe(g.host) : `(unbound) ${g.purpose ?? ''}`, keyLabel(g.key)]);
+  const rows = list.map((g) => [
+    g.id,
+    g.expires,
+    safe(g.exe),
+    g.host !== null ? safe(g.host) : `(unbound) ${g.purpose ?? ''}`,
+    keyLabel(g.key),
+  ]);
   return alignedTable(['ID', 'EXPIRES', 'PROGRAM', 'HOST', 'KEY'], rows);
 }
 
@@ -40,13 +53,18 @@ function answerText(r: TerminalAnswerResult): string {
 }
 
 export function approvalCommands(io: Io): Command[] {
-  const call = (flags: Flags, command: string, args: { readonly [k: string]: JsonValue }, text: (r: JsonValue) => string): Promise<void> =>
+  const call = (
+    flags: Flags,
+    command: string,
+    args: { readonly [k: string]: JsonValue },
+    text: (r: JsonValue) => string,
+  ): Promise<void> =>
     controlRequest(findControlSocket(flags.socket, io.env), command, args).then((r) => {
       io.out(flags.json === true ? `${JSON.stringify(r)}\n` : `${text(r)}\n`);
     });
 
-  const approvals = withCommon(new Command('approvals').description('list the sign requests waiting for an answer')).action((flags: Flags) =>
-    call(flags, 'approvals', {}, (r) => approvalsText(r as unknown as ApprovalJson[])),
+  const approvals = withCommon(new Command('approvals').description('list the sign requests waiting for an answer')).action(
+    (flags: Flags) => call(flags, 'approvals', {}, (r) => approvalsText(r as unknown as ApprovalJson[])),
   );
   const approve = withCommon(new Command('approve').description('allow a pending request'))
     .argument('<id>', 'the approval id (tsagent approvals)')
@@ -57,8 +75,8 @@ export function approvalCommands(io: Io): Command[] {
   const deny = withCommon(new Command('deny').description('refuse a pending request'))
     .argument('<id>', 'the approval id (tsagent approvals)')
     .action((id: string, flags: Flags) => call(flags, 'deny', { id }, (r) => answerText(r as unknown as TerminalAnswerResult)));
-  const grants = withCommon(new Command('grants').description('list what --remember allowed, and until when')).action((flags: Flags) =>
-    call(flags, 'grants', {}, (r) => grantsText(r as unknown as GrantJson[])),
+  const grants = withCommon(new Command('grants').description('list what --remember allowed, and until when')).action(
+    (flags: Flags) => call(flags, 'grants', {}, (r) => grantsText(r as unknown as GrantJson[])),
   );
   const revoke = withCommon(new Command('revoke').description('end a grant (or every grant with --all)'))
     .argument('[id]', 'the grant id (tsagent grants)')
@@ -71,5 +89,7 @@ export function approvalCommands(io: Io): Command[] {
         return `revoked ${typeof n === 'number' ? n : 0} grant${n === 1 ? '' : 's'}`;
       });
     });
-  return [approvals, approve, deny, grants, revoke].map((c) => c.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showHelpAfterError());
+  return [approvals, approve, deny, grants, revoke].map((c) =>
+    c.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showHelpAfterError(),
+  );
 }

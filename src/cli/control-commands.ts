@@ -55,13 +55,16 @@ function keysText(keys: readonly KeyJson[]): string {
     k.lastUsed ?? '-',
     safe(k.comment),
   ]);
-  return alignedTable(['NAME', 'TYPE', 'FINGERPRINT', 'SOURCE', 'LOADED', 'HOSTS', 'CONFIRM', 'LEFT', 'LAST USED', 'COMMENT'], rows);
+  return alignedTable(
+    ['NAME', 'TYPE', 'FINGERPRINT', 'SOURCE', 'LOADED', 'HOSTS', 'CONFIRM', 'LEFT', 'LAST USED', 'COMMENT'],
+    rows,
+  );
 }
 
 /** Columns padded to their widest cell, two spaces apart; the last column unpadded. */
 export function alignedTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: readonly string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: readonly string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   return [line(head), ...rows.map(line)].join('\n');
 }
 
@@ -74,28 +77,32 @@ export function controlCommands(io: Io): Command[] {
     io.out(flags.json ? `${JSON.stringify(value)}\n` : `${text()}\n`);
   };
 
-  const status = withCommon(new Command('status').description('pid, sockets, config file, keys held and registered, locked, uptime')).action(
-    async (flags: CommonFlags) => {
-      const r = await controlRequest(findControlSocket(flags.socket, io.env), 'status');
-      print(flags, r, () => statusText(r as unknown as StatusJson));
-    },
-  );
-
-  const keys = withCommon(new Command('keys').description('every key: name, fingerprint, source, loaded, hosts, confirm, lifetime left, last use')).action(
-    async (flags: CommonFlags) => {
-      const r = await controlRequest(findControlSocket(flags.socket, io.env), 'keys');
-      print(flags, r, () => keysText(r as unknown as KeyJson[]));
-    },
-  );
-
-  const reload = withCommon(new Command('reload').description('re-read the config file (the old one stays on error)')).action(async (flags: CommonFlags) => {
-    const r = (await controlRequest(findControlSocket(flags.socket, io.env), 'reload')) as { warnings?: unknown };
-    const warnings = Array.isArray(r.warnings) ? r.warnings.filter((w): w is string => typeof w === 'string') : [];
-    for (const w of warnings) io.err(`tsagent: warning: ${safe(w)}\n`);
-    print(flags, r as JsonValue, () => 'configuration reloaded');
+  const status = withCommon(
+    new Command('status').description('pid, sockets, config file, keys held and registered, locked, uptime'),
+  ).action(async (flags: CommonFlags) => {
+    const r = await controlRequest(findControlSocket(flags.socket, io.env), 'status');
+    print(flags, r, () => statusText(r as unknown as StatusJson));
   });
 
-  const unlock = withCommon(new Command('unlock-key').description('decrypt a registered key now (passphrase from the terminal, or stdin)'))
+  const keys = withCommon(
+    new Command('keys').description('every key: name, fingerprint, source, loaded, hosts, confirm, lifetime left, last use'),
+  ).action(async (flags: CommonFlags) => {
+    const r = await controlRequest(findControlSocket(flags.socket, io.env), 'keys');
+    print(flags, r, () => keysText(r as unknown as KeyJson[]));
+  });
+
+  const reload = withCommon(new Command('reload').description('re-read the config file (the old one stays on error)')).action(
+    async (flags: CommonFlags) => {
+      const r = (await controlRequest(findControlSocket(flags.socket, io.env), 'reload')) as { warnings?: unknown };
+      const warnings = Array.isArray(r.warnings) ? r.warnings.filter((w): w is string => typeof w === 'string') : [];
+      for (const w of warnings) io.err(`tsagent: warning: ${safe(w)}\n`);
+      print(flags, r as JsonValue, () => 'configuration reloaded');
+    },
+  );
+
+  const unlock = withCommon(
+    new Command('unlock-key').description('decrypt a registered key now (passphrase from the terminal, or stdin)'),
+  )
     .argument('<name>', 'the key name ([[key]] name, or its comment)')
     .action(async (name: string, flags: CommonFlags) => {
       const ctl = findControlSocket(flags.socket, io.env);
@@ -107,5 +114,7 @@ export function controlCommands(io: Io): Command[] {
       print(flags, r, () => `key ${safe(name)} decrypted`);
     });
 
-  return [status, keys, reload, unlock].map((c) => c.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showHelpAfterError());
+  return [status, keys, reload, unlock].map((c) =>
+    c.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).showHelpAfterError(),
+  );
 }

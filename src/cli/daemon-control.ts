@@ -34,7 +34,12 @@ export function loadPolicyState(configPath: string | undefined, env: NodeJS.Proc
 export function policyStateFrom(config: Config): PolicyState {
   const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
   const { keys, errors } = RegisteredKeys.load(config.keys, uid === undefined ? {} : { uid });
-  return { config, registered: keys, policy: RulePolicy.fromConfig(config, keys.fileFingerprints()), warnings: errors.map((e) => e.message) };
+  return {
+    config,
+    registered: keys,
+    policy: RulePolicy.fromConfig(config, keys.fileFingerprints()),
+    warnings: errors.map((e) => e.message),
+  };
 }
 
 export interface DaemonControlOptions {
@@ -72,7 +77,10 @@ export class DaemonControl implements ControlTarget {
       control: this.options.control,
       config: this.current.config.file,
       // held: keys added with ssh-add (registered keys live in the keyring too, counted apart).
-      keys: { held: this.options.keyring.keyFacts().filter((f) => f.view.source !== 'config').length, registered: this.current.registered.list().length },
+      keys: {
+        held: this.options.keyring.keyFacts().filter((f) => f.view.source !== 'config').length,
+        registered: this.current.registered.list().length,
+      },
       locked: this.options.keyring.locked,
       uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
     };
@@ -82,7 +90,8 @@ export class DaemonControl implements ControlTarget {
     const reg = this.current.registered;
     const byFp = new Map(this.current.config.keys.filter((k) => k.fingerprint !== null).map((k) => [k.fingerprint!, k]));
     return this.options.keyring.keyFacts().map(({ view, loaded, lifetimeLeft, lastUsed }) => {
-      const spec = (view.source === 'config' && view.name !== null ? reg.byName(view.name)?.spec : undefined) ?? byFp.get(view.fingerprint);
+      const spec =
+        (view.source === 'config' && view.name !== null ? reg.byName(view.name)?.spec : undefined) ?? byFp.get(view.fingerprint);
       return {
         name: view.name,
         comment: view.comment,

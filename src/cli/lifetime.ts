@@ -12,7 +12,7 @@ export function parseLifetime(text: string): number {
   if (!/^(\d+[smhdwSMHDW]?)+$/.test(text)) throw new UsageError(`Invalid lifetime ${JSON.stringify(text)}`);
   let total = 0;
   for (const m of text.matchAll(/(\d+)([smhdwSMHDW]?)/g)) {
-    total += Number(m[1]) * UNIT_SECONDS[(m[2] || 's').toLowerCase()]!;
+    total += Number(m[1]) * UNIT_SECONDS[(m[2] || 's').toLowerCase()];
   }
   if (!Number.isSafeInteger(total) || total > MAX_LIFETIME) throw new UsageError(`Invalid lifetime ${JSON.stringify(text)}`);
   return total;

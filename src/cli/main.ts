@@ -17,7 +17,7 @@ function version(): string {
 
 export function buildProgram(io: Io): Command {
   const program = new Command('tsagent')
-    .description('An ssh-agent in TypeScript: a drop-in replacement for OpenSSH\'s ssh-agent')
+    .description("An ssh-agent in TypeScript: a drop-in replacement for OpenSSH's ssh-agent")
     .version(version(), '-V, --version')
     .enablePositionalOptions()
     .exitOverride()
@@ -27,7 +27,9 @@ export function buildProgram(io: Io): Command {
   program
     .command('start')
     .description('start the agent (same options as ssh-agent); prints the shell commands that set SSH_AUTH_SOCK')
-    .usage('[-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash] [-O option] [-P allowed_providers] [-t life] [command [arg ...]]\n       tsagent start [-c | -s] -k')
+    .usage(
+      '[-c | -s] [-Dd] [-a bind_address] [-E fingerprint_hash] [-O option] [-P allowed_providers] [-t life] [command [arg ...]]\n       tsagent start [-c | -s] -k',
+    )
     .option('-a <bind_address>', 'listen on this Unix socket path (or \\\\.\\pipe\\NAME on Windows)')
     .option('-c', 'print C-shell commands')
     .option('-s', 'print Bourne shell commands')
@@ -36,8 +38,15 @@ export function buildProgram(io: Io): Command {
     .option('-E <fingerprint_hash>', 'fingerprint hash in prompts and logs: sha256 (default) or md5')
     .option('-k', 'kill the agent named by $SSH_AGENT_PID')
     .option('-t <life>', 'default lifetime of added keys (seconds, or 1h30m style)')
-    .option('-P <allowed_providers>', 'pattern-list of PKCS#11 provider paths ssh-add -s may load (default "/usr/lib*/*,/usr/local/lib*/*")')
-    .option('-O <option>', 'agent option: allow-remote-pkcs11 (others of ssh-agent are accepted and ignored)', (v: string, prev: string[] = []) => [...prev, v])
+    .option(
+      '-P <allowed_providers>',
+      'pattern-list of PKCS#11 provider paths ssh-add -s may load (default "/usr/lib*/*,/usr/local/lib*/*")',
+    )
+    .option(
+      '-O <option>',
+      'agent option: allow-remote-pkcs11 (others of ssh-agent are accepted and ignored)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--config <file>', 'the configuration file (default: $XDG_CONFIG_HOME/tsagent/config.toml)')
     .addOption(new Option('--daemon-child').hideHelp())
     .addOption(new Option('--owned-dir <dir>').hideHelp())
@@ -72,7 +81,7 @@ export async function main(argv: readonly string[], io: Io): Promise<void> {
     }
     if (err instanceof AgentError) {
       io.err(`tsagent: ${err.message}\n`);
-      if (err.code === 'USAGE') io.err(program.commands[0]!.helpInformation());
+      if (err.code === 'USAGE') io.err(program.commands[0].helpInformation());
       io.exit(1);
       return;
     }

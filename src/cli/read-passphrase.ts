@@ -2,8 +2,6 @@
  * `tsagent unlock-key` reads the passphrase from the terminal without echo, or from stdin
  * when stdin is not a terminal (first line). Bytes stay in a Buffer the caller zeroes.
  */
-import type { ReadStream } from 'node:tty';
-
 const MAX_BYTES = 1024;
 
 export function readPassphrase(prompt: string, stdin: NodeJS.ReadStream, stderr: NodeJS.WriteStream): Promise<Buffer> {
@@ -19,7 +17,7 @@ export function readPassphrase(prompt: string, stdin: NodeJS.ReadStream, stderr:
       stdin.off('data', onData);
       stdin.off('end', onEnd);
       if (tty) {
-        (stdin as ReadStream).setRawMode(false);
+        stdin.setRawMode(false);
         stderr.write('\n');
       }
       stdin.pause();
@@ -46,7 +44,7 @@ export function readPassphrase(prompt: string, stdin: NodeJS.ReadStream, stderr:
       chunk.fill(0);
     };
     const onEnd = (): void => finish();
-    if (tty) (stdin as ReadStream).setRawMode(true);
+    if (tty) stdin.setRawMode(true);
     stdin.on('data', onData);
     stdin.on('end', onEnd);
     stdin.resume();

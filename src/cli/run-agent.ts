@@ -70,7 +70,12 @@ function destinationNamer(state: PolicyState, env: NodeJS.ProcessEnv): Destinati
   return knownHostsNamer(resolver, literalHostNames(state.config));
 }
 
-function newApprovals(config: Config, env: NodeJS.ProcessEnv, audit: ConfiguredAuditSink | undefined, logger: Logger): PendingApprovals {
+function newApprovals(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  audit: ConfiguredAuditSink | undefined,
+  logger: Logger,
+): PendingApprovals {
   return new PendingApprovals({
     prompt: config.agent.prompt,
     promptTimeoutMs: config.agent.promptTimeoutSeconds * 1000,
@@ -108,7 +113,9 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   const config = opts.policy?.state.config;
   // The audit log is written with or without a config file (POLICY.md §2); opened on first record.
   const audit = config === undefined ? undefined : new ConfiguredAuditSink(config.audit, (m) => logger.warn(m));
-  audit?.record(configRecord('allow', config?.file === null || config === undefined ? 'no config file: defaults' : `loaded ${config.file}`));
+  audit?.record(
+    configRecord('allow', config?.file === null || config === undefined ? 'no config file: defaults' : `loaded ${config.file}`),
+  );
   // Confirmations (rule `confirm`, key `confirm`, `ssh-add -c`) become pending approvals shown
   // by every method of `prompt` at once, the terminal always among them (POLICY.md §4).
   const approvals = config === undefined ? undefined : newApprovals(config, opts.policy!.env, audit, logger);
@@ -127,7 +134,8 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   const peerCheck = protections.libc !== undefined && uid !== undefined ? uidPeerCheck(protections.libc, uid) : undefined;
   // With a config: who asks (/proc) and where to (known_hosts, with the config's literal host
   // names as candidates for hashed lines), POLICY.md §1; the namer is rebuilt on reload.
-  let namer: DestinationNamer | undefined = opts.policy === undefined ? undefined : destinationNamer(opts.policy.state, opts.policy.env);
+  let namer: DestinationNamer | undefined =
+    opts.policy === undefined ? undefined : destinationNamer(opts.policy.state, opts.policy.env);
   const context =
     namer === undefined
       ? {}
@@ -168,18 +176,25 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
         policy?.swap(next.policy);
         namer = destinationNamer(next, opts.policy!.env);
         audit?.swap(next.config.audit);
-        audit?.record(configRecord('allow', next.config.file === null ? 'reloaded: no config file, defaults' : `reloaded ${next.config.file}`));
+        audit?.record(
+          configRecord(
+            'allow',
+            next.config.file === null ? 'reloaded: no config file, defaults' : `reloaded ${next.config.file}`,
+          ),
+        );
       },
       onReloadFailed: (err: Error) => audit?.record(configRecord('fail', `reload failed: ${err.message}`)),
     });
     registerCoreCommands(controlServer, commands);
     if (approvals !== undefined) {
-      for (const [name, handler] of Object.entries(approvalCommands(approvals))) controlServer.register(name, (args) => handler(args) as JsonValue);
+      for (const [name, handler] of Object.entries(approvalCommands(approvals)))
+        controlServer.register(name, (args) => handler(args) as JsonValue);
     }
     // The control socket first: whoever sees the agent socket can rely on its .ctl being there.
     // Making the directory here must not hide from the agent server that this agent made it
     // (it removes only a directory it created).
-    if (target.kind === 'path' && target.ownedDir !== undefined && ensurePrivateDir(target.ownedDir)) target = { ...target, dirCreated: true };
+    if (target.kind === 'path' && target.ownedDir !== undefined && ensurePrivateDir(target.ownedDir))
+      target = { ...target, dirCreated: true };
     await controlServer.listen(ctl);
     for (const w of opts.policy.state.warnings) logger.warn({ reason: w }, 'registered key not loaded');
   }

@@ -18,13 +18,18 @@ export function serviceCommand(io: Io): Command {
     cmd
       .option('--dir <dir>', 'unit directory (default: $XDG_CONFIG_HOME/systemd/user, i.e. ~/.config/systemd/user)')
       .option('--env-dir <dir>', 'environment.d directory (default: $XDG_CONFIG_HOME/environment.d)')
-      .option('--shell-profile [file]', 'install: append the SSH_AUTH_SOCK line for ssh and console logins to this profile (default: your login shell\'s); uninstall: look in it too')
+      .option(
+        '--shell-profile [file]',
+        "install: append the SSH_AUTH_SOCK line for ssh and console logins to this profile (default: your login shell's); uninstall: look in it too",
+      )
       .exitOverride()
       .configureOutput({ writeOut: io.out, writeErr: io.err })
       .showHelpAfterError();
   service.addCommand(
     dirOptions(new Command('install'))
-      .description('write tsagent.socket, tsagent-control.socket, tsagent.service and environment.d/tsagent.conf; print the systemctl lines')
+      .description(
+        'write tsagent.socket, tsagent-control.socket, tsagent.service and environment.d/tsagent.conf; print the systemctl lines',
+      )
       .action((flags: ServiceFlags) => impl().installService(flags, io)),
   );
   service.addCommand(

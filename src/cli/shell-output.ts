@@ -17,9 +17,7 @@ export function detectShell(env: NodeJS.ProcessEnv): ShellStyle {
 export function startLines(style: ShellStyle, socketPath: string, pid: number, foreground: boolean): string {
   const sock = shellQuote(socketPath);
   if (style === 'csh') {
-    return (
-      `setenv SSH_AUTH_SOCK ${sock};\n` + (foreground ? '' : `setenv SSH_AGENT_PID ${pid};\n`) + `echo Agent pid ${pid};\n`
-    );
+    return `setenv SSH_AUTH_SOCK ${sock};\n` + (foreground ? '' : `setenv SSH_AGENT_PID ${pid};\n`) + `echo Agent pid ${pid};\n`;
   }
   return (
     `SSH_AUTH_SOCK=${sock}; export SSH_AUTH_SOCK;\n` +

@@ -18,7 +18,8 @@ import { errno, readExisting, writeAtomically } from './service-files';
 export type ShellFamily = 'sh' | 'fish' | 'csh';
 
 /** The comment above the line; uninstall finds the line by it. */
-export const PROFILE_MARKER = '# tsagent: SSH_AUTH_SOCK for ssh and console logins ("tsagent service uninstall" removes this and the next line)';
+export const PROFILE_MARKER =
+  '# tsagent: SSH_AUTH_SOCK for ssh and console logins ("tsagent service uninstall" removes this and the next line)';
 
 const SOCKET = '$XDG_RUNTIME_DIR/tsagent/agent.sock';
 
@@ -84,7 +85,18 @@ export function defaultProfile(env: NodeJS.ProcessEnv): string {
 /** Every file uninstall looks in for the marker. */
 export function profileCandidates(env: NodeJS.ProcessEnv): string[] {
   const h = home(env);
-  const names = ['.profile', '.bash_profile', '.bash_login', '.bashrc', '.zprofile', '.zshenv', '.zshrc', '.login', '.cshrc', '.tcshrc'];
+  const names = [
+    '.profile',
+    '.bash_profile',
+    '.bash_login',
+    '.bashrc',
+    '.zprofile',
+    '.zshenv',
+    '.zshrc',
+    '.login',
+    '.cshrc',
+    '.tcshrc',
+  ];
   const files = names.map((n) => join(h, n));
   try {
     files.push(fishFile(env));
@@ -113,7 +125,7 @@ export function withoutProfileLine(text: string): { readonly text: string; reado
       removed++;
       continue;
     }
-    kept.push(lines[i]!);
+    kept.push(lines[i]);
   }
   return { text: kept.join('\n'), removed };
 }

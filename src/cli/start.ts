@@ -129,7 +129,10 @@ interface Targets {
 
 /** Listening on a path of our own: the control socket goes next to it. */
 function pathTargets(loc: SocketLocation): Targets {
-  return { target: { kind: 'path', ...loc }, control: { kind: 'path', path: controlSocketPath(loc.path), ownedDir: loc.ownedDir } };
+  return {
+    target: { kind: 'path', ...loc },
+    control: { kind: 'path', path: controlSocketPath(loc.path), ownedDir: loc.ownedDir },
+  };
 }
 
 /**
@@ -196,7 +199,7 @@ async function runCommand(flags: StartFlags, settings: Settings, command: readon
   const loc = location(flags, io.env);
   const logger = flags.d ? createLogger('debug') : silentLogger();
   const agent = await serve(pathTargets(loc), loc, settings, logger, false, io);
-  const child = spawn(command[0]!, command.slice(1), {
+  const child = spawn(command[0], command.slice(1), {
     stdio: 'inherit',
     env: { ...io.env, SSH_AUTH_SOCK: loc.path, SSH_AGENT_PID: String(process.pid) },
   });
@@ -247,7 +250,9 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
       clearTimeout(timer);
       const msg = m as { ready?: boolean; pid?: number; error?: string; warnings?: unknown };
       const warnings = Array.isArray(msg.warnings) ? msg.warnings.filter((w): w is string => typeof w === 'string') : [];
-      resolve(msg.ready && typeof msg.pid === 'number' ? { pid: msg.pid, warnings } : { error: msg.error ?? 'agent failed to start' });
+      resolve(
+        msg.ready && typeof msg.pid === 'number' ? { pid: msg.pid, warnings } : { error: msg.error ?? 'agent failed to start' },
+      );
     });
     child.once('exit', (code) => {
       clearTimeout(timer);

@@ -52,7 +52,8 @@ interface Pending {
 /** Any decode failure of what the peer sent becomes AgentProtocolError (keeps type and offset). */
 export function asAgentProtocolError(err: unknown, what: string): AgentProtocolError {
   if (err instanceof AgentProtocolError) return err;
-  if (err instanceof ProtocolError) return new AgentProtocolError(`${what}: ${err.message}`, err.messageType, err.offset, { cause: err });
+  if (err instanceof ProtocolError)
+    return new AgentProtocolError(`${what}: ${err.message}`, err.messageType, err.offset, { cause: err });
   const detail = err instanceof Error ? err.message : String(err);
   return new AgentProtocolError(`${what}: ${detail}`, undefined, undefined, { cause: err });
 }
@@ -98,7 +99,9 @@ export class AgentClient implements Agent {
         clearTimeout(timer);
         if (this.socket === undefined) {
           this.connecting = undefined;
-          reject(new AgentNotPresentError(`cannot connect to agent at ${this.socketPath}: ${err.code ?? err.message}`, { cause: err }));
+          reject(
+            new AgentNotPresentError(`cannot connect to agent at ${this.socketPath}: ${err.code ?? err.message}`, { cause: err }),
+          );
         } else if (this.socket === sock) {
           this.fail(new ConnectionClosedError(`agent connection failed: ${err.code ?? err.message}`, { cause: err }));
         }

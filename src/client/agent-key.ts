@@ -41,7 +41,7 @@ function bitsOf(key: PublicKey): number {
       return plainAlgorithm(plain.type)!.bits!;
     case 'rsa': {
       const n = mpintToUnsigned(plain.n);
-      return n.length === 0 ? 0 : (n.length - 1) * 8 + (32 - Math.clz32(n[0]!));
+      return n.length === 0 ? 0 : (n.length - 1) * 8 + (32 - Math.clz32(n[0]));
     }
   }
 }

@@ -6,7 +6,13 @@
 import { lstatSync } from 'node:fs';
 import { connect } from 'node:net';
 import { AgentNotPresentError, AgentTimeoutError, ControlError } from '../errors';
-import { CONTROL_PROTOCOL_VERSION, LineSplitter, controlSocketPath, decodeControlResponse, encodeControlLine } from '../protocol/control';
+import {
+  CONTROL_PROTOCOL_VERSION,
+  LineSplitter,
+  controlSocketPath,
+  decodeControlResponse,
+  encodeControlLine,
+} from '../protocol/control';
 import type { JsonValue } from '../protocol/control';
 
 /** Commands answer at once except unlock-key (key derivation) and reload (reads files). */
@@ -28,7 +34,8 @@ export class ControlCommandError extends ControlError {
  */
 export function findControlSocket(socket: string | undefined, env: NodeJS.ProcessEnv): string {
   const agent = socket ?? env.SSH_AUTH_SOCK;
-  if (agent === undefined || agent === '') throw new AgentNotPresentError('no agent: SSH_AUTH_SOCK is not set (or give --socket PATH)');
+  if (agent === undefined || agent === '')
+    throw new AgentNotPresentError('no agent: SSH_AUTH_SOCK is not set (or give --socket PATH)');
   const ctl = agent.endsWith('.ctl') ? agent : controlSocketPath(agent);
   let isSocket = false;
   try {
@@ -45,7 +52,12 @@ export function findControlSocket(socket: string | undefined, env: NodeJS.Proces
 let nextId = 1;
 
 /** Sends one command and resolves with its result; rejects with ControlCommandError when the daemon says no. */
-export function controlRequest(path: string, command: string, args: { readonly [k: string]: JsonValue } = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<JsonValue> {
+export function controlRequest(
+  path: string,
+  command: string,
+  args: { readonly [k: string]: JsonValue } = {},
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<JsonValue> {
   const id = nextId++;
   return new Promise<JsonValue>((resolve, reject) => {
     const sock = connect(path);
@@ -59,7 +71,10 @@ export function controlRequest(path: string, command: string, args: { readonly [
       sock.destroy();
       f();
     };
-    const timer = setTimeout(() => finish(() => reject(new AgentTimeoutError(`no answer from ${path} within ${timeoutMs} ms`))), timeoutMs);
+    const timer = setTimeout(
+      () => finish(() => reject(new AgentTimeoutError(`no answer from ${path} within ${timeoutMs} ms`))),
+      timeoutMs,
+    );
     sock.once('connect', () => {
       const line = encodeControlLine({ v: CONTROL_PROTOCOL_VERSION, id, command, args });
       sock.write(line, () => line.fill(0));
@@ -76,7 +91,9 @@ export function controlRequest(path: string, command: string, args: { readonly [
       }
       return undefined;
     });
-    sock.on('error', (err: NodeJS.ErrnoException) => finish(() => reject(new ControlError(`cannot reach ${path}: ${err.code ?? err.message}`))));
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      finish(() => reject(new ControlError(`cannot reach ${path}: ${err.code ?? err.message}`))),
+    );
     sock.on('close', () => finish(() => reject(new ControlError(`${path} closed the connection without an answer`))));
   });
 }

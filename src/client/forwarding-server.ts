@@ -50,7 +50,7 @@ function openWithin(open: () => Promise<Duplex>, ms: number): Promise<Duplex> {
         },
         (err: unknown) => {
           clearTimeout(timer);
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
         },
       );
   });
@@ -61,7 +61,10 @@ function openWithin(open: () => Promise<Duplex>, ms: number): Promise<Duplex> {
  * SSH client (for ssh2's server: the connection's auth-agent channel opener). Call `close()`
  * when the session ends.
  */
-export async function exposeForwardedAgent(openChannel: () => Promise<Duplex>, options: ExposeAgentOptions = {}): Promise<ForwardedAgent> {
+export async function exposeForwardedAgent(
+  openChannel: () => Promise<Duplex>,
+  options: ExposeAgentOptions = {},
+): Promise<ForwardedAgent> {
   const openTimeoutMs = options.openTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   const dir = await mkdtemp(join(options.tmpDir ?? tmpdir(), 'tsagent-fwd-'));
   const socketPath = join(dir, 'agent.sock');
@@ -109,7 +112,10 @@ export async function exposeForwardedAgent(openChannel: () => Promise<Duplex>, o
   } catch (err) {
     server.close();
     await removeFiles();
-    throw new SocketError(`cannot listen for the forwarded agent: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new SocketError(
+      `cannot listen for the forwarded agent: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { cause: err },
+    );
   }
 
   let closed: Promise<void> | undefined;

@@ -37,7 +37,8 @@ export function forwardAgentChannel(channel: Duplex, options: ForwardAgentOption
   });
   // Registered before the relay's own handler, so a failed connect is reported as such.
   sock.once('error', (err: NodeJS.ErrnoException) => {
-    if (!connected) relay.close(new AgentNotPresentError(`cannot connect to agent at ${path}: ${err.code ?? err.message}`, { cause: err }));
+    if (!connected)
+      relay.close(new AgentNotPresentError(`cannot connect to agent at ${path}: ${err.code ?? err.message}`, { cause: err }));
   });
   const relay = relayFrames(channel, sock, options);
   return relay;

@@ -78,7 +78,9 @@ export function relayFrames(client: Duplex, agent: Duplex, options: RelayOptions
 
   const armTimer = (): void => {
     clearTimeout(timer);
-    timer = replies.idle ? undefined : setTimeout(() => finish(new AgentTimeoutError(`agent did not answer within ${replyTimeoutMs} ms`)), replyTimeoutMs);
+    timer = replies.idle
+      ? undefined
+      : setTimeout(() => finish(new AgentTimeoutError(`agent did not answer within ${replyTimeoutMs} ms`)), replyTimeoutMs);
   };
 
   /** Passes on held requests while the pipeline accepts and the agent takes them; then reads on or not. */
@@ -141,9 +143,11 @@ export function relayFrames(client: Duplex, agent: Duplex, options: RelayOptions
     clientEnded = true;
     forward();
   });
-  const agentGone = (): void => finish(replies.idle ? undefined : new ConnectionClosedError('agent closed with requests unanswered'));
+  const agentGone = (): void =>
+    finish(replies.idle ? undefined : new ConnectionClosedError('agent closed with requests unanswered'));
   agent.on('end', agentGone);
-  const onError = (side: string) => (err: Error) => finish(new ConnectionClosedError(`${side} failed: ${err.message}`, { cause: err }));
+  const onError = (side: string) => (err: Error) =>
+    finish(new ConnectionClosedError(`${side} failed: ${err.message}`, { cause: err }));
   client.on('error', onError('client side'));
   agent.on('error', onError('agent side'));
   client.on('close', () => finish(undefined));

@@ -33,13 +33,17 @@ export function hostKeyFingerprint(blob: Buffer): string {
  * request reached us through `ssh -A`). `via`: each earlier hop's first proven name, else
  * its fingerprint. `user` is per request (withUser).
  */
-export function buildDestination(bindings: readonly BoundHop[], nameOf: HostKeyNamer, user: string | null = null): Destination | null {
+export function buildDestination(
+  bindings: readonly BoundHop[],
+  nameOf: HostKeyNamer,
+  user: string | null = null,
+): Destination | null {
   const last = bindings[bindings.length - 1];
   if (last === undefined) return null;
   const { names, port } = nameOf(last.hostKey.blob);
   const via: string[] = [];
   for (let i = 0; i < bindings.length - 1; i++) {
-    const blob = bindings[i]!.hostKey.blob;
+    const blob = bindings[i].hostKey.blob;
     via.push(nameOf(blob).names[0] ?? hostKeyFingerprint(blob));
   }
   return {

@@ -35,7 +35,7 @@ export function parseHostPort(s: string): HostCandidate | undefined {
   const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(s);
   if (m === null) return undefined;
   const port = Number(m[2]);
-  return validPort(port) ? { name: m[1]!, port: normalPort(port) } : undefined;
+  return validPort(port) ? { name: m[1], port: normalPort(port) } : undefined;
 }
 
 export function hasWildcard(pattern: string): boolean {

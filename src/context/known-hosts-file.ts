@@ -71,7 +71,7 @@ export function parseKnownHosts(text: string, file: string): KnownHostsEntry[] {
   const out: KnownHostsEntry[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const fields = lines[i]!.trim().split(/[ \t]+/);
+    const fields = lines[i].trim().split(/[ \t]+/);
     if (fields[0] === undefined || fields[0] === '' || fields[0].startsWith('#')) continue;
     let marker: KnownHostsMarker = null;
     if (fields[0].startsWith('@')) {

@@ -202,7 +202,7 @@ export class KnownHostsResolver implements NameResolver {
     }
     if (found.length === 0) return NO_NAMES;
     const names = [...new Set(found.map((c) => c.name))];
-    return { names, port: found[0]!.port };
+    return { names, port: found[0].port };
   }
 
   /** Re-reads files whose inode, size or mtime changed; rebuilds the index when any did. */

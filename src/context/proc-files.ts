@@ -48,7 +48,7 @@ export function parseCgroupUnit(text: string): string | undefined {
   if (path === undefined) return undefined;
   const parts = path.split('/');
   for (let i = parts.length - 1; i >= 0; i--) {
-    const p = parts[i]!;
+    const p = parts[i];
     if (UNIT.test(p)) return p;
   }
   return undefined;

@@ -198,7 +198,13 @@ function readFacts(peer: PeerIdentity, proc: string, pidfd: number | undefined):
   const key = `${proc}\0${peer.pid}`;
   const hit = cache.get(key);
   let info: ProcessInfo;
-  if (hit !== undefined && hit.startTime === st.startTime && hit.ppid === st.ppid && hit.exe === exe && hit.info.uid === peer.uid) {
+  if (
+    hit !== undefined &&
+    hit.startTime === st.startTime &&
+    hit.ppid === st.ppid &&
+    hit.exe === exe &&
+    hit.info.uid === peer.uid
+  ) {
     info = hit.info;
   } else {
     const cmdline = bytes(`${dir}/cmdline`);

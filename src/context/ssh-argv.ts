@@ -49,7 +49,7 @@ function parseDestination(arg: string): { host: string; port: number | null | un
 /** `-o Key=Value` / `-o Key Value`: the options that name the host key's known_hosts entry. */
 function optionPair(s: string): [string, string] | undefined {
   const m = /^\s*([A-Za-z]+)\s*(?:=|\s)\s*(.*?)\s*$/.exec(s);
-  return m === null ? undefined : [m[1]!.toLowerCase(), m[2]!];
+  return m === null ? undefined : [m[1].toLowerCase(), m[2]];
 }
 
 /**
@@ -70,19 +70,19 @@ export function sshArgvCandidates(argv: readonly string[]): HostCandidate[] {
   };
   let i = 1;
   for (; i < argv.length; i++) {
-    const a = argv[i]!;
+    const a = argv[i];
     if (a === '--') {
       i++;
-      if (dest === undefined && i < argv.length) dest = parseDestination(argv[i]!);
+      if (dest === undefined && i < argv.length) dest = parseDestination(argv[i]);
       break;
     }
     if (a.startsWith('-') && a.length > 1) {
       for (let j = 1; j < a.length; j++) {
-        const letter = a[j]!;
+        const letter = a[j];
         if (!WITH_ARGUMENT.has(letter)) continue;
         const inline = a.slice(j + 1);
         if (inline !== '') onOption(letter, inline);
-        else if (i + 1 < argv.length) onOption(letter, argv[++i]!);
+        else if (i + 1 < argv.length) onOption(letter, argv[++i]);
         break;
       }
       continue;

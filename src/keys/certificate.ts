@@ -35,7 +35,11 @@ function signatureAlgorithm(cert: Certificate): string | undefined {
  * in which one pattern matches `hostname`, no critical options, signed with an allowed
  * algorithm. The CA signature itself is checked separately (certificateSignatureValid).
  */
-export function hostCertificateValidFor(cert: Certificate, hostname: string, nowSeconds = BigInt(Math.floor(Date.now() / 1000))): boolean {
+export function hostCertificateValidFor(
+  cert: Certificate,
+  hostname: string,
+  nowSeconds = BigInt(Math.floor(Date.now() / 1000)),
+): boolean {
   if (cert.certType !== CERT_TYPE_HOST) return false;
   if (nowSeconds < cert.validAfter || nowSeconds >= cert.validBefore) return false;
   if (cert.principals.length === 0) return false;

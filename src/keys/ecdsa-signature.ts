@@ -7,10 +7,10 @@ import { SshWriter, mpintFromUnsigned } from '../protocol/wire';
 
 /** A DER length at `at` (short or long form): [length, offset of the content]. */
 function derLength(der: Buffer, at: number): [number, number] {
-  const first = der[at]!;
+  const first = der[at];
   if (first < 0x80) return [first, at + 1];
   let len = 0;
-  for (let i = 1; i <= (first & 0x7f); i++) len = (len << 8) | der[at + i]!;
+  for (let i = 1; i <= (first & 0x7f); i++) len = (len << 8) | der[at + i];
   return [len, at + 1 + (first & 0x7f)];
 }
 

@@ -87,7 +87,7 @@ function publicBigInt(raw: Uint8Array): bigint {
 function rsaKey(pub: RsaPublicKey, dRaw: Buffer, iqmpRaw: Buffer, pRaw: Buffer, qRaw: Buffer): { key: KeyObject; bits: number } {
   const n = mpintToUnsigned(pub.n);
   const e = publicBigInt(pub.e);
-  const bits = n.length === 0 ? 0 : (n.length - 1) * 8 + (32 - Math.clz32(n[0]!));
+  const bits = n.length === 0 ? 0 : (n.length - 1) * 8 + (32 - Math.clz32(n[0]));
   if (bits < RSA_MIN_BITS) throw new UnsupportedKeyError(`RSA key of ${bits} bits is below the ${RSA_MIN_BITS}-bit minimum`);
   if (bits > RSA_MAX_BITS) throw new UnsupportedKeyError(`RSA key of ${bits} bits is above the ${RSA_MAX_BITS}-bit maximum`);
   const d = mpintToUnsigned(dRaw);
@@ -96,10 +96,13 @@ function rsaKey(pub: RsaPublicKey, dRaw: Buffer, iqmpRaw: Buffer, pRaw: Buffer, 
   const qi = mpintToUnsigned(iqmpRaw);
   const two = Uint8Array.of(2);
   if (e < 3n || e % 2n === 0n) throw new InvalidKeyError('RSA public exponent is invalid');
-  if (compareMagnitudes(p, two) < 0 || compareMagnitudes(q, two) < 0) throw new InvalidKeyError('RSA primes do not match the modulus');
+  if (compareMagnitudes(p, two) < 0 || compareMagnitudes(q, two) < 0)
+    throw new InvalidKeyError('RSA primes do not match the modulus');
   const { primesMatch, crtValid } = checkRsaSecrets(n, p, q, qi);
-  if (!primesMatch || (p[p.length - 1]! & 1) === 0 || (q[q.length - 1]! & 1) === 0) throw new InvalidKeyError('RSA primes do not match the modulus');
-  if (compareMagnitudes(d, two) < 0 || compareMagnitudes(d, n) >= 0) throw new InvalidKeyError('RSA private exponent is out of range');
+  if (!primesMatch || (p[p.length - 1] & 1) === 0 || (q[q.length - 1] & 1) === 0)
+    throw new InvalidKeyError('RSA primes do not match the modulus');
+  if (compareMagnitudes(d, two) < 0 || compareMagnitudes(d, n) >= 0)
+    throw new InvalidKeyError('RSA private exponent is out of range');
   if (!crtValid) throw new InvalidKeyError('RSA CRT coefficient is invalid');
   const dp = crtExponent(d, p);
   const dq = crtExponent(d, q);
@@ -128,7 +131,8 @@ function ecdsaKey(pub: EcdsaPublicKey, dRaw: Buffer): KeyObject {
   }
   // The SEC1 DER carried no public key, so OpenSSL computed d·G: it must be the client's point
   // (the SPKI ends with the uncompressed point, RFC 5480 §2.2).
-  if (!derivedSpki(key).subarray(-point.length).equals(point)) throw new InvalidKeyError('ECDSA private scalar does not match its public point');
+  if (!derivedSpki(key).subarray(-point.length).equals(point))
+    throw new InvalidKeyError('ECDSA private scalar does not match its public point');
   return key;
 }
 

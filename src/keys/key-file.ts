@@ -18,7 +18,10 @@ export interface ParsedPrivateKey {
 }
 
 /** Parses a private key file's contents. Encrypted keys need `passphrase`. */
-export function parsePrivateKeyFile(data: string | Buffer, options: { passphrase?: string | Buffer; filename?: string } = {}): ParsedPrivateKey {
+export function parsePrivateKeyFile(
+  data: string | Buffer,
+  options: { passphrase?: string | Buffer; filename?: string } = {},
+): ParsedPrivateKey {
   let key: sshpk.PrivateKey;
   try {
     key = sshpk.parsePrivateKey(data, 'auto', {
@@ -27,7 +30,8 @@ export function parsePrivateKeyFile(data: string | Buffer, options: { passphrase
     });
   } catch (err) {
     const name = err instanceof Error ? err.name : '';
-    const msg = name === 'KeyEncryptedError' ? 'private key is encrypted: a passphrase is needed' : 'not a private key this agent can read';
+    const msg =
+      name === 'KeyEncryptedError' ? 'private key is encrypted: a passphrase is needed' : 'not a private key this agent can read';
     throw new InvalidKeyError(msg, { cause: name });
   }
   const part = (n: string): Buffer => {
@@ -41,7 +45,12 @@ export function parsePrivateKeyFile(data: string | Buffer, options: { passphrase
       const publicKey = part('A');
       const seed = part('k');
       return {
-        body: { kind: 'ed25519', type: 'ssh-ed25519', publicKey, secret: Buffer.concat([seed.subarray(seed.length - 32), publicKey]) },
+        body: {
+          kind: 'ed25519',
+          type: 'ssh-ed25519',
+          publicKey,
+          secret: Buffer.concat([seed.subarray(seed.length - 32), publicKey]),
+        },
         comment,
       };
     }
@@ -93,7 +102,13 @@ export function privateKeyBodyFromKeyObject(keyObject: KeyObject): PrivateKeyBod
     const algorithm = KEY_ALGORITHMS.find((a) => a.curve?.jwk === jwk.crv);
     if (algorithm === undefined) throw new UnsupportedKeyError(`unsupported curve ${String(jwk.crv)}`);
     const point = Buffer.concat([Buffer.from([4]), b(jwk.x), b(jwk.y)]);
-    return { kind: 'ecdsa', type: algorithm.name as EcdsaType, curve: algorithm.curve!.sshName, point, d: mpintFromUnsigned(b(jwk.d)) };
+    return {
+      kind: 'ecdsa',
+      type: algorithm.name as EcdsaType,
+      curve: algorithm.curve!.sshName,
+      point,
+      d: mpintFromUnsigned(b(jwk.d)),
+    };
   }
   throw new UnsupportedKeyError(`unsupported key type ${String(jwk.kty)}`);
 }
@@ -102,7 +117,7 @@ export function privateKeyBodyFromKeyObject(keyObject: KeyObject): PrivateKeyBod
 export function certificateBlobFromLine(line: string): Buffer {
   const fields = line.trim().split(/\s+/);
   if (fields.length < 2) throw new InvalidKeyError('not a certificate line');
-  const blob = Buffer.from(fields[1]!, 'base64');
+  const blob = Buffer.from(fields[1], 'base64');
   const parsed = parsePublicKeyBlob(blob);
   if (parsed.kind !== 'certificate' || parsed.type !== fields[0]) throw new InvalidKeyError('not a certificate line');
   return blob;

@@ -66,7 +66,7 @@ const ZERO = Uint8Array.of(0);
 function integer(value: Uint8Array): Element {
   const m = magnitude(value);
   if (m.length === 0) return { tag: INTEGER, content: [ZERO] };
-  return { tag: INTEGER, content: (m[0]! & 0x80) !== 0 ? [ZERO, m] : [m] };
+  return { tag: INTEGER, content: (m[0] & 0x80) !== 0 ? [ZERO, m] : [m] };
 }
 
 /** PKCS#8 PrivateKeyInfo for Ed25519: version 0, id-Ed25519 (1.3.101.112), the 32-byte seed. */
@@ -88,7 +88,11 @@ export function ecSec1(curve: Curve, scalar: Uint8Array): Buffer {
   try {
     return encode({
       tag: SEQUENCE,
-      content: [integer(Uint8Array.of(1)), { tag: OCTET_STRING, content: [padded] }, { tag: CONTEXT_0, content: [Uint8Array.from(curve.oidDer)] }],
+      content: [
+        integer(Uint8Array.of(1)),
+        { tag: OCTET_STRING, content: [padded] },
+        { tag: CONTEXT_0, content: [Uint8Array.from(curve.oidDer)] },
+      ],
     });
   } finally {
     padded.fill(0);

@@ -27,7 +27,7 @@ export function publicKeyInfo(blob: Buffer): KeyInfo {
       return { algorithm, type, publicBlob: blob, bits: algorithm.bits!, ...certificate };
     case 'rsa': {
       const n = mpintToUnsigned(plain.n);
-      const bits = n.length === 0 ? 0 : (n.length - 1) * 8 + n[0]!.toString(2).length;
+      const bits = n.length === 0 ? 0 : (n.length - 1) * 8 + n[0].toString(2).length;
       return { algorithm, type, publicBlob: blob, bits, ...certificate };
     }
   }

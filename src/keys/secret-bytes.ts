@@ -30,7 +30,7 @@ function toLimbs(be: Uint8Array, extra = 0): Uint16Array {
   const out = new Uint16Array(new ArrayBuffer(2 * (n + extra)));
   for (let i = 0; i < be.length; i++) {
     const byteFromEnd = be.length - 1 - i;
-    out[byteFromEnd >> 1] = out[byteFromEnd >> 1]! | (be[i]! << (8 * (byteFromEnd & 1)));
+    out[byteFromEnd >> 1] = out[byteFromEnd >> 1] | (be[i] << (8 * (byteFromEnd & 1)));
   }
   return out;
 }
@@ -45,7 +45,7 @@ function compareLimbs(a: Uint16Array, b: Uint16Array): number {
   const ta = topLimb(a);
   const tb = topLimb(b);
   if (ta !== tb) return ta < tb ? -1 : 1;
-  for (let i = ta; i >= 0; i--) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+  for (let i = ta; i >= 0; i--) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
   return 0;
 }
 
@@ -53,7 +53,7 @@ function compareLimbs(a: Uint16Array, b: Uint16Array): number {
 function subtractInPlace(a: Uint16Array, b: Uint16Array): void {
   let borrow = 0;
   for (let i = 0; i < a.length; i++) {
-    const v = a[i]! - (i < b.length ? b[i]! : 0) - borrow;
+    const v = a[i] - (i < b.length ? b[i] : 0) - borrow;
     borrow = v < 0 ? 1 : 0;
     a[i] = v & 0xffff;
   }
@@ -65,12 +65,12 @@ function multiplyLimbs(a: Uint16Array, b: Uint16Array): Uint16Array {
     let carry = 0;
     for (let j = 0; j < b.length; j++) {
       // At most 0xffff * 0xffff + 2 * 0xffff < 2^32: exact in a double.
-      const v = a[i]! * b[j]! + out[i + j]! + carry;
+      const v = a[i] * b[j] + out[i + j] + carry;
       out[i + j] = v & 0xffff;
       carry = Math.floor(v / 0x10000);
     }
     for (let k = i + b.length; carry !== 0; k++) {
-      const v = out[k]! + carry;
+      const v = out[k] + carry;
       out[k] = v & 0xffff;
       carry = v >>> 16;
     }
@@ -82,9 +82,9 @@ function multiplyLimbs(a: Uint16Array, b: Uint16Array): Uint16Array {
 function modLimbs(a: Uint16Array, m: Uint16Array): Uint16Array {
   const r = new Uint16Array(new ArrayBuffer(2 * (m.length + 1)));
   for (let bit = a.length * 16 - 1; bit >= 0; bit--) {
-    let carry = (a[bit >> 4]! >> (bit & 15)) & 1;
+    let carry = (a[bit >> 4] >> (bit & 15)) & 1;
     for (let i = 0; i < r.length; i++) {
-      const v = (r[i]! << 1) | carry;
+      const v = (r[i] << 1) | carry;
       r[i] = v & 0xffff;
       carry = v >>> 16;
     }
@@ -101,9 +101,9 @@ function isOne(a: Uint16Array): boolean {
 function fromLimbs(a: Uint16Array): Buffer {
   const top = topLimb(a);
   if (top < 0) return secretBuffer(0);
-  const bytes = 2 * (top + 1) - (a[top]! < 0x100 ? 1 : 0);
+  const bytes = 2 * (top + 1) - (a[top] < 0x100 ? 1 : 0);
   const out = secretBuffer(bytes);
-  for (let i = 0; i < bytes; i++) out[bytes - 1 - i] = (a[i >> 1]! >> (8 * (i & 1))) & 0xff;
+  for (let i = 0; i < bytes; i++) out[bytes - 1 - i] = (a[i >> 1] >> (8 * (i & 1))) & 0xff;
   return out;
 }
 
@@ -112,7 +112,7 @@ export function compareMagnitudes(a: Uint8Array, b: Uint8Array): number {
   const ma = magnitude(a);
   const mb = magnitude(b);
   if (ma.length !== mb.length) return ma.length < mb.length ? -1 : 1;
-  for (let i = 0; i < ma.length; i++) if (ma[i] !== mb[i]) return ma[i]! < mb[i]! ? -1 : 1;
+  for (let i = 0; i < ma.length; i++) if (ma[i] !== mb[i]) return ma[i] < mb[i] ? -1 : 1;
   return 0;
 }
 
@@ -143,7 +143,7 @@ export function checkRsaSecrets(n: Uint8Array, p: Uint8Array, q: Uint8Array, iqm
 export function crtExponent(d: Uint8Array, prime: Uint8Array): Buffer {
   const ld = toLimbs(magnitude(d));
   const lm = toLimbs(magnitude(prime));
-  lm[0] = lm[0]! & 0xfffe; // an odd prime minus one: clear the low bit
+  lm[0] = lm[0] & 0xfffe; // an odd prime minus one: clear the low bit
   const r = modLimbs(ld, lm);
   try {
     return fromLimbs(r);

@@ -58,7 +58,13 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
     const ucred = koffi.struct('tsagent_ucred', { pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
     const rlimit = koffi.struct('tsagent_rlimit', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
     const getsockopt = lib.func('int getsockopt(int, int, int, _Out_ tsagent_ucred *, _Inout_ uint32_t *)');
-    const getsockoptInt = lib.func('getsockopt', 'int', ['int', 'int', 'int', koffi.out(koffi.pointer('int32_t')), koffi.inout(koffi.pointer('uint32_t'))]);
+    const getsockoptInt = lib.func('getsockopt', 'int', [
+      'int',
+      'int',
+      'int',
+      koffi.out(koffi.pointer('int32_t')),
+      koffi.inout(koffi.pointer('uint32_t')),
+    ]);
     const prctl = lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)');
     const setrlimit = lib.func('int setrlimit(int, const tsagent_rlimit *)');
     // glibc's; a libc without it only loses the scrubbing, not the other calls.
@@ -75,7 +81,8 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
         const out: { pid?: number; uid?: number; gid?: number } = {};
         const len = [12];
         const rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, out, len) as number;
-        if (rc !== 0 || typeof out.pid !== 'number' || typeof out.uid !== 'number' || typeof out.gid !== 'number') return undefined;
+        if (rc !== 0 || typeof out.pid !== 'number' || typeof out.uid !== 'number' || typeof out.gid !== 'number')
+          return undefined;
         return { pid: out.pid, uid: out.uid, gid: out.gid };
       },
       peerPidfd(fd) {

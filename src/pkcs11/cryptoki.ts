@@ -42,15 +42,23 @@ export class Cryptoki {
       C_Finalize: p('unsigned long tsagent_C_Finalize(void *reserved)'),
       C_GetSlotList: p('unsigned long tsagent_C_GetSlotList(uint8_t present, void *slots, _Inout_ unsigned long *count)'),
       C_GetTokenInfo: p('unsigned long tsagent_C_GetTokenInfo(unsigned long slot, void *info)'),
-      C_OpenSession: p('unsigned long tsagent_C_OpenSession(unsigned long slot, unsigned long flags, void *app, void *notify, _Out_ unsigned long *session)'),
+      C_OpenSession: p(
+        'unsigned long tsagent_C_OpenSession(unsigned long slot, unsigned long flags, void *app, void *notify, _Out_ unsigned long *session)',
+      ),
       C_CloseSession: p('unsigned long tsagent_C_CloseSession(unsigned long session)'),
       C_Login: p('unsigned long tsagent_C_Login(unsigned long session, unsigned long user, void *pin, unsigned long len)'),
-      C_GetAttributeValue: p('unsigned long tsagent_C_GetAttributeValue(unsigned long session, unsigned long obj, void *tmpl, unsigned long n)'),
+      C_GetAttributeValue: p(
+        'unsigned long tsagent_C_GetAttributeValue(unsigned long session, unsigned long obj, void *tmpl, unsigned long n)',
+      ),
       C_FindObjectsInit: p('unsigned long tsagent_C_FindObjectsInit(unsigned long session, void *tmpl, unsigned long n)'),
-      C_FindObjects: p('unsigned long tsagent_C_FindObjects(unsigned long session, _Out_ unsigned long *obj, unsigned long max, _Out_ unsigned long *count)'),
+      C_FindObjects: p(
+        'unsigned long tsagent_C_FindObjects(unsigned long session, _Out_ unsigned long *obj, unsigned long max, _Out_ unsigned long *count)',
+      ),
       C_FindObjectsFinal: p('unsigned long tsagent_C_FindObjectsFinal(unsigned long session)'),
       C_SignInit: p('unsigned long tsagent_C_SignInit(unsigned long session, void *mechanism, unsigned long key)'),
-      C_Sign: p('unsigned long tsagent_C_Sign(unsigned long session, void *data, unsigned long len, void *sig, _Inout_ unsigned long *siglen)'),
+      C_Sign: p(
+        'unsigned long tsagent_C_Sign(unsigned long session, void *data, unsigned long len, void *sig, _Inout_ unsigned long *siglen)',
+      ),
     };
   }
 
@@ -70,7 +78,7 @@ export class Cryptoki {
   private call(name: keyof typeof FN, ...args: unknown[]): number {
     const fn = this.fns[FN[name]];
     if (fn === undefined || fn === 0n) throw new Pkcs11Error(name, -1);
-    return Number(this.koffi.call(fn, this.protos[name]!, ...args));
+    return Number(this.koffi.call(fn, this.protos[name], ...args));
   }
 
   private check(name: keyof typeof FN, ...args: unknown[]): void {
@@ -96,10 +104,10 @@ export class Cryptoki {
     const count = [0];
     this.check('C_GetSlotList', 1, null, count);
     if (count[0] === 0) return [];
-    const list = Buffer.alloc(8 * count[0]!);
+    const list = Buffer.alloc(8 * count[0]);
     this.check('C_GetSlotList', 1, list, count);
     const out: bigint[] = [];
-    for (let i = 0; i < count[0]!; i++) out.push(list.readBigUInt64LE(8 * i));
+    for (let i = 0; i < count[0]; i++) out.push(list.readBigUInt64LE(8 * i));
     return out;
   }
 
@@ -107,7 +115,10 @@ export class Cryptoki {
     const info = Buffer.alloc(TOKEN_INFO_SIZE);
     this.check('C_GetTokenInfo', slot, info);
     return {
-      label: info.subarray(0, 32).toString('utf8').replace(/[ \0]+$/, ''),
+      label: info
+        .subarray(0, 32)
+        .toString('utf8')
+        .replace(/[ \0]+$/, ''),
       flags: Number(info.readBigUInt64LE(TOKEN_INFO_FLAGS_OFFSET)),
     };
   }
@@ -115,7 +126,7 @@ export class Cryptoki {
   openSession(slot: bigint, flags: number): bigint {
     const out = [0n];
     this.check('C_OpenSession', slot, flags, null, null, out);
-    return BigInt(out[0]!);
+    return BigInt(out[0]);
   }
 
   closeSession(session: bigint): void {
@@ -139,7 +150,7 @@ export class Cryptoki {
         const n = [0];
         this.check('C_FindObjects', session, obj, 1, n);
         if (n[0] === 0) break;
-        out.push(BigInt(obj[0]!));
+        out.push(BigInt(obj[0]));
       }
     } finally {
       this.call('C_FindObjectsFinal', session);
@@ -168,7 +179,7 @@ export class Cryptoki {
     const out: AttributeValues = new Map();
     values.forEach((v, i) => {
       const len = tmpl.readBigUInt64LE(ATTRIBUTE_SIZE * i + 16);
-      out.set(types[i]!, v === undefined || len === CK_UNAVAILABLE ? undefined : v.subarray(0, Number(len)));
+      out.set(types[i], v === undefined || len === CK_UNAVAILABLE ? undefined : v.subarray(0, Number(len)));
     });
     return out;
   }
@@ -214,5 +225,3 @@ export function bool(v: boolean): Buffer {
 export function readUlong(v: Buffer | undefined): number | undefined {
   return v === undefined || v.length !== 8 ? undefined : Number(v.readBigUInt64LE(0));
 }
-
-

@@ -35,7 +35,9 @@ function framed(size: number, write: (w: SshWriter) => void): Buffer {
 
 export function encodeHelperRequest(req: HelperRequest): Buffer {
   if (req.type === 'load') return framed(512, (w) => w.byte(HELPER_MSG.LOAD).string(req.path).string(req.pin));
-  return framed(req.data.length + req.blob.length + 32, (w) => w.byte(HELPER_MSG.SIGN).string(req.blob).string(req.data).uint32(req.flags));
+  return framed(req.data.length + req.blob.length + 32, (w) =>
+    w.byte(HELPER_MSG.SIGN).string(req.blob).string(req.data).uint32(req.flags),
+  );
 }
 
 /** A request body (views into it: a LOAD's pin is the caller's to zero). */

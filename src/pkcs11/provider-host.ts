@@ -120,7 +120,10 @@ class HelperProvider implements LoadedProvider {
 
   async sign(blob: Buffer, data: Buffer, flags: number): Promise<Buffer> {
     const reply = await this.helper.request({ type: 'sign', blob, data, flags });
-    if (reply.type !== 'signature') throw new AgentFailureError(reply.type === 'failure' ? `token signature failed: ${reply.reason}` : 'unexpected helper reply');
+    if (reply.type !== 'signature')
+      throw new AgentFailureError(
+        reply.type === 'failure' ? `token signature failed: ${reply.reason}` : 'unexpected helper reply',
+      );
     return reply.signature;
   }
 
@@ -161,7 +164,10 @@ export class Pkcs11Providers implements SmartcardPort {
   async load(canonicalPath: string, pin: Buffer): Promise<LoadedProvider> {
     // The agent's environment passes on (a module reads its own configuration from it, e.g.
     // SOFTHSM2_CONF); the PIN does not: it goes over the pipe only.
-    const child = spawn(process.execPath, [this.helperScript], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'], env: process.env });
+    const child = spawn(process.execPath, [this.helperScript], {
+      stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
+      env: process.env,
+    });
     const channel = child.stdio[3] as Duplex | null;
     if (channel === null) {
       child.kill('SIGKILL');

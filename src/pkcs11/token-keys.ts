@@ -56,12 +56,12 @@ function ecPoint(value: Buffer, curve: Curve): Buffer | undefined {
   const bare = 1 + 2 * curve.fieldBytes;
   if (value.length === bare && value[0] === 0x04) return value;
   if (value[0] !== 0x04 || value.length < 2) return undefined;
-  let len = value[1]!;
+  let len = value[1];
   let at = 2;
   if (len & 0x80) {
     const n = len & 0x7f;
     if (n < 1 || n > 2 || value.length < 2 + n) return undefined;
-    len = n === 1 ? value[2]! : value.readUInt16BE(2);
+    len = n === 1 ? value[2] : value.readUInt16BE(2);
     at = 2 + n;
   }
   if (value.length !== at + len || len !== bare) return undefined;
@@ -89,7 +89,7 @@ function rsaBlob(n: Buffer, e: Buffer): Buffer {
 function bitLength(magnitude: Buffer): number {
   let i = 0;
   while (i < magnitude.length && magnitude[i] === 0) i++;
-  return i === magnitude.length ? 0 : (magnitude.length - i - 1) * 8 + magnitude[i]!.toString(2).length;
+  return i === magnitude.length ? 0 : (magnitude.length - i - 1) * 8 + magnitude[i].toString(2).length;
 }
 
 /** OpenSSH labels a certificate identity with X509_NAME_oneline(subject): `/C=…/CN=…`. */
@@ -220,7 +220,7 @@ export class TokenKeys {
     const found = this.ck.findObjects(k.session, [...base, [CKA.SIGN, bool(true)]]);
     const objs = found.length > 0 ? found : this.ck.findObjects(k.session, base);
     if (objs.length === 0) throw new Pkcs11Error('C_FindObjects (private key)', CKR.OK);
-    return objs[0]!;
+    return objs[0];
   }
 
   /** The SSH signature blob over `data` by the key `blob`, or undefined for a key not on these tokens. */
@@ -229,7 +229,7 @@ export class TokenKeys {
     if (k === undefined) return undefined;
     const key = this.privateKey(k);
     if (k.ecdsa !== undefined) {
-      const sig = k.ecdsa.signatures[0]!;
+      const sig = k.ecdsa.signatures[0];
       const { fieldBytes } = k.ecdsa.curve!;
       const digest = createHash(sig.hash!).update(data).digest();
       // CKM_ECDSA returns r || s (PKCS#11 §2.3.1), each padded to the field size.

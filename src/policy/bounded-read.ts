@@ -22,7 +22,8 @@ export type BoundedReadProblem =
   | { readonly kind: 'too-large'; readonly limit: number }
   | { readonly kind: 'changed' };
 
-export type BoundedReadResult = { readonly ok: true; readonly file: BoundedFile } | { readonly ok: false; readonly problem: BoundedReadProblem };
+export type BoundedReadResult =
+  { readonly ok: true; readonly file: BoundedFile } | { readonly ok: false; readonly problem: BoundedReadProblem };
 
 function describeType(st: Stats): string {
   if (st.isDirectory()) return 'a directory';
@@ -53,7 +54,10 @@ export function readBounded(path: string, limit: number): BoundedReadResult {
         n = readSync(fd, buf, got, buf.length - got, null);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-        return { ok: false, problem: code === 'EISDIR' ? { kind: 'not-regular', what: 'a directory' } : { kind: 'unreadable', code } };
+        return {
+          ok: false,
+          problem: code === 'EISDIR' ? { kind: 'not-regular', what: 'a directory' } : { kind: 'unreadable', code },
+        };
       }
       if (n === 0) break;
       got += n;

@@ -20,7 +20,7 @@ export class SourceLines {
     let inMultiline: string | null = null;
     const text = source.split(/\r?\n/);
     for (let i = 0; i < text.length; i++) {
-      const raw = text[i]!;
+      const raw = text[i];
       const line = raw.trimStart();
       if (inMultiline !== null) {
         if (countOf(raw, inMultiline) % 2 === 1) inMultiline = null;
@@ -28,8 +28,8 @@ export class SourceLines {
       }
       const arr = ARRAY_HEADER.exec(line);
       if (arr !== null) {
-        const n = (counters.get(arr[1]!) ?? 0) + 1;
-        counters.set(arr[1]!, n);
+        const n = (counters.get(arr[1]) ?? 0) + 1;
+        counters.set(arr[1], n);
         table = `${arr[1]}[${n}]`;
         this.note(table, i + 1);
         continue;
@@ -42,7 +42,7 @@ export class SourceLines {
       }
       const key = KEY_LINE.exec(line);
       if (key !== null) {
-        const name = key[1]!.replace(/^["']|["']$/g, '');
+        const name = key[1].replace(/^["']|["']$/g, '');
         this.note(table === '' ? name : `${table}.${name}`, i + 1);
       }
       for (const q of ['"""', "'''"]) {

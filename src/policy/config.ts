@@ -95,10 +95,10 @@ export function loadConfig(explicit: string | undefined, env: NodeJS.ProcessEnv)
 export function parseConfig(source: string, file: string, env: NodeJS.ProcessEnv): Config {
   let doc: Table;
   try {
-    doc = parse(source) as Table;
+    doc = parse(source);
   } catch (err) {
     if (err instanceof TomlError) {
-      const first = err.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
+      const first = err.message.split('\n')[0].replace(/^Invalid TOML document: /, '');
       throw new ConfigError(`invalid TOML: ${first}`, file, err.line, null);
     }
     // Anything else from the parser (e.g. a stack overflow on absurd nesting) is still bad input.
@@ -143,7 +143,8 @@ class Validator {
       const v = get(k);
       if (v === null) continue;
       const first = seen.get(v);
-      if (first !== undefined) this.fail(`key[${k.index}].${field}`, `duplicate ${what} ${JSON.stringify(v)} (also in key[${first}])`);
+      if (first !== undefined)
+        this.fail(`key[${k.index}].${field}`, `duplicate ${what} ${JSON.stringify(v)} (also in key[${first}])`);
       seen.set(v, k.index);
     }
   }
@@ -185,7 +186,8 @@ class Validator {
 
   private oneOf<T extends string>(path: string, v: unknown, allowed: readonly T[]): T {
     const s = this.str(path, v);
-    if (!(allowed as readonly string[]).includes(s)) this.fail(path, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`);
+    if (!(allowed as readonly string[]).includes(s))
+      this.fail(path, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`);
     return s as T;
   }
 
@@ -220,7 +222,8 @@ class Validator {
     let maxOffered = d.maxOffered;
     if (t['max-offered'] !== undefined) {
       const v = t['max-offered'];
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) this.fail('agent.max-offered', 'must be a whole number of at least 1');
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
+        this.fail('agent.max-offered', 'must be a whole number of at least 1');
       maxOffered = v;
     }
     let prompt = d.prompt;
@@ -229,12 +232,17 @@ class Validator {
       if (new Set(list).size !== list.length) this.fail('agent.prompt', 'lists a method twice');
       prompt = list;
     }
-    const promptTimeoutSeconds = t['prompt-timeout'] === undefined ? d.promptTimeoutSeconds : this.duration('agent.prompt-timeout', t['prompt-timeout']);
-    if (promptTimeoutSeconds === 0) this.fail('agent.prompt-timeout', 'must be longer than 0 (an approval nobody can answer is useless)');
+    const promptTimeoutSeconds =
+      t['prompt-timeout'] === undefined ? d.promptTimeoutSeconds : this.duration('agent.prompt-timeout', t['prompt-timeout']);
+    if (promptTimeoutSeconds === 0)
+      this.fail('agent.prompt-timeout', 'must be longer than 0 (an approval nobody can answer is useless)');
     return {
       offer: t.offer === undefined ? d.offer : this.oneOf('agent.offer', t.offer, OFFERS),
       maxOffered,
-      knownHosts: t['known-hosts'] === undefined ? d.knownHosts : this.strings('agent.known-hosts', t['known-hosts']).map((_, i, a) => this.path(`agent.known-hosts[${i}]`, a[i])),
+      knownHosts:
+        t['known-hosts'] === undefined
+          ? d.knownHosts
+          : this.strings('agent.known-hosts', t['known-hosts']).map((_, i, a) => this.path(`agent.known-hosts[${i}]`, a[i])),
       prompt,
       promptTimeoutSeconds,
       rememberSeconds: t.remember === undefined ? d.rememberSeconds : this.duration('agent.remember', t.remember),
@@ -268,7 +276,8 @@ class Validator {
     let fingerprint: string | null = null;
     if (hasFp) {
       fingerprint = this.str(`${p}.fingerprint`, t.fingerprint);
-      if (!FINGERPRINT.test(fingerprint)) this.fail(`${p}.fingerprint`, 'must be a SHA256 fingerprint as `ssh-add -l` prints it (SHA256:…)');
+      if (!FINGERPRINT.test(fingerprint))
+        this.fail(`${p}.fingerprint`, 'must be a SHA256 fingerprint as `ssh-add -l` prints it (SHA256:…)');
       if (t['unlock-for'] !== undefined) this.fail(`${p}.unlock-for`, 'applies to keys registered with "file" only');
     }
     let name: string | null = null;

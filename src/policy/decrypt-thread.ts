@@ -16,9 +16,13 @@ interface Job {
 
 parentPort?.once('message', (job: Job) => {
   const data = Buffer.from(job.data.buffer, job.data.byteOffset, job.data.length);
-  const pass = job.passphrase === null ? undefined : Buffer.from(job.passphrase.buffer, job.passphrase.byteOffset, job.passphrase.length);
+  const pass =
+    job.passphrase === null ? undefined : Buffer.from(job.passphrase.buffer, job.passphrase.byteOffset, job.passphrase.length);
   try {
-    const { body } = parsePrivateKeyFile(data, pass === undefined ? { filename: job.filename } : { filename: job.filename, passphrase: pass });
+    const { body } = parsePrivateKeyFile(
+      data,
+      pass === undefined ? { filename: job.filename } : { filename: job.filename, passphrase: pass },
+    );
     // Each field in its own ArrayBuffer, transferred: a view into a shared pool would be
     // cloned whole, pool and all.
     const transfer: ArrayBuffer[] = [];
@@ -36,7 +40,12 @@ parentPort?.once('message', (job: Job) => {
     }
     parentPort?.postMessage({ ok: true, body: out }, transfer);
   } catch (err) {
-    const kind = err instanceof UnsupportedKeyError ? 'unsupported' : err instanceof InvalidKeyError && err.cause === 'KeyEncryptedError' ? 'encrypted' : 'invalid';
+    const kind =
+      err instanceof UnsupportedKeyError
+        ? 'unsupported'
+        : err instanceof InvalidKeyError && err.cause === 'KeyEncryptedError'
+          ? 'encrypted'
+          : 'invalid';
     parentPort?.postMessage({ ok: false, kind, message: err instanceof UnsupportedKeyError ? err.message : '' });
   } finally {
     data.fill(0);

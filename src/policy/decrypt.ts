@@ -28,12 +28,15 @@ export function parsePrivateKeyInWorker(data: Buffer, passphrase: Buffer | null,
   return new Promise<DecryptOutcome>((resolve, reject) => {
     const worker = new Worker(join(__dirname, 'decrypt-thread.js'));
     let settled = false;
-    worker.once('message', (m: { ok: boolean; body?: Record<string, unknown>; kind?: 'encrypted' | 'unsupported' | 'invalid'; message?: string }) => {
-      settled = true;
-      void worker.terminate();
-      if (m.ok && m.body !== undefined) resolve({ ok: true, body: revive(m.body) });
-      else resolve({ ok: false, kind: m.kind ?? 'invalid', message: m.message ?? '' });
-    });
+    worker.once(
+      'message',
+      (m: { ok: boolean; body?: Record<string, unknown>; kind?: 'encrypted' | 'unsupported' | 'invalid'; message?: string }) => {
+        settled = true;
+        void worker.terminate();
+        if (m.ok && m.body !== undefined) resolve({ ok: true, body: revive(m.body) });
+        else resolve({ ok: false, kind: m.kind ?? 'invalid', message: m.message ?? '' });
+      },
+    );
     worker.once('error', (err) => {
       if (!settled) reject(err);
     });

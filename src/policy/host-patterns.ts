@@ -64,7 +64,8 @@ export function compileHostPatternList(list: readonly string[]): HostPatternList
     if (typeof c === 'string') return c;
     items.push(c);
   }
-  if (items.every((i) => i.negated)) return 'only negated patterns: such a list matches nothing (add "*" to match everything else)';
+  if (items.every((i) => i.negated))
+    return 'only negated patterns: such a list matches nothing (add "*" to match everything else)';
   return { source: list, items };
 }
 

@@ -41,7 +41,7 @@ export function parsePublicLine(text: string): { readonly blob: Buffer; readonly
   if (line === undefined) return undefined;
   const m = /^\s*(\S+)\s+([A-Za-z0-9+/]+={0,2})(?:\s+(.*))?$/.exec(line.replace(/\r$/, ''));
   if (m === null) return undefined;
-  const blob = Buffer.from(m[2]!, 'base64');
+  const blob = Buffer.from(m[2], 'base64');
   if (blob.length < 8) return undefined;
   return { blob, comment: (m[3] ?? '').trim() };
 }

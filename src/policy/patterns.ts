@@ -48,7 +48,8 @@ export function compilePatternList(list: readonly string[], lowercase = false): 
     items.push(compilePattern(p, lowercase));
   }
   // OpenSSH: a list of only negations matches nothing; almost surely not what was meant.
-  if (items.every((i) => i.negated)) return 'only negated patterns: such a list matches nothing (add "*" to match everything else)';
+  if (items.every((i) => i.negated))
+    return 'only negated patterns: such a list matches nothing (add "*" to match everything else)';
   return { source: list, items };
 }
 

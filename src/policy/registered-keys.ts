@@ -105,7 +105,11 @@ export class RegisteredKeys implements RegisteredKeySource {
       if (spec.file === null) continue;
       try {
         const k = registerFile(spec, spec.file, opts.uid);
-        if (names.has(k.name)) throw new KeyFileError(`key name ${JSON.stringify(k.name)} is already used by another [[key]]; give it a "name"`, spec.file);
+        if (names.has(k.name))
+          throw new KeyFileError(
+            `key name ${JSON.stringify(k.name)} is already used by another [[key]]; give it a "name"`,
+            spec.file,
+          );
         if (fps.has(k.fingerprint)) throw new KeyFileError(`the same key (${k.fingerprint}) is registered twice`, spec.file);
         names.add(k.name);
         fps.add(k.fingerprint);
@@ -267,7 +271,11 @@ export class RegisteredKeys implements RegisteredKeySource {
       const old = previous.byFp.get(k.fingerprint);
       const u = old === undefined ? undefined : previous.unlocked.get(old.name);
       if (old === undefined || u === undefined || old.file !== k.file) continue;
-      const moved: Unlocked = { key: u.key, expiresAt: k.spec.unlockForSeconds > 0 ? u.expiresAt ?? Date.now() + k.spec.unlockForSeconds * 1000 : null, timer: undefined };
+      const moved: Unlocked = {
+        key: u.key,
+        expiresAt: k.spec.unlockForSeconds > 0 ? (u.expiresAt ?? Date.now() + k.spec.unlockForSeconds * 1000) : null,
+        timer: undefined,
+      };
       this.unlocked.set(k.name, moved);
       if (moved.expiresAt !== null) this.arm(k.name, moved);
     }
@@ -372,7 +380,10 @@ function publicFromUnencrypted(data: Buffer, file: string): Buffer {
     body = parsePrivateKeyFile(data).body;
   } catch (err) {
     if (err instanceof UnsupportedKeyError) throw new KeyFileError(err.message, file);
-    throw new KeyFileError(`not in OpenSSH's format and ${file}.pub is missing: cannot tell its public key without the passphrase`, file);
+    throw new KeyFileError(
+      `not in OpenSSH's format and ${file}.pub is missing: cannot tell its public key without the passphrase`,
+      file,
+    );
   }
   try {
     return importPrivateKey(body).publicBlob;

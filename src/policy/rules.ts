@@ -48,7 +48,10 @@ export interface RulePolicyOptions {
  * Builds the fingerprint -> settings map from a config and the fingerprints of its
  * registered key files (`fileFingerprints`: file path -> fingerprint, for the files that loaded).
  */
-export function keySettingsByFingerprint(keys: readonly KeySpec[], fileFingerprints: ReadonlyMap<string, string>): Map<string, KeySettings> {
+export function keySettingsByFingerprint(
+  keys: readonly KeySpec[],
+  fileFingerprints: ReadonlyMap<string, string>,
+): Map<string, KeySettings> {
   const m = new Map<string, KeySettings>();
   for (const k of keys) {
     const fp = k.fingerprint ?? (k.file === null ? undefined : fileFingerprints.get(k.file));
@@ -115,8 +118,8 @@ export class RulePolicy implements PolicyPort {
     const confirm = q.key.confirm || settings?.confirm === true;
     const rules = this.options.rules;
     for (let i = 0; i < rules.length; i++) {
-      if (!this.ruleMatches(rules[i]!, q, settings?.name ?? null)) continue;
-      const d = this.decisions[i]!;
+      if (!this.ruleMatches(rules[i], q, settings?.name ?? null)) continue;
+      const d = this.decisions[i];
       return d.action === 'allow' && confirm ? CONFIRM_KEY : d;
     }
     return confirm ? CONFIRM_KEY : ALLOW_DEFAULT;

@@ -14,7 +14,7 @@ const MAX_DURATION_SECONDS = 0xffffffff;
 export function parseDuration(text: string): number | undefined {
   if (text.length === 0 || text.length > 32 || !DURATION.test(text)) return undefined;
   let total = 0;
-  for (const m of text.matchAll(DURATION_PART)) total += Number(m[1]) * SECONDS[m[2] || 's']!;
+  for (const m of text.matchAll(DURATION_PART)) total += Number(m[1]) * SECONDS[m[2] || 's'];
   return Number.isSafeInteger(total) && total <= MAX_DURATION_SECONDS ? total : undefined;
 }
 
@@ -32,6 +32,6 @@ const SIZE_UNIT: Readonly<Record<string, number>> = {
 export function parseSize(text: string): number | undefined {
   const m = SIZE.exec(text);
   if (m === null) return undefined;
-  const bytes = Number(m[1]) * SIZE_UNIT[m[2] ?? 'B']!;
+  const bytes = Number(m[1]) * SIZE_UNIT[m[2] ?? 'B'];
   return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
 }

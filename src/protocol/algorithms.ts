@@ -175,7 +175,9 @@ export const KEY_ALGORITHMS: readonly KeyAlgorithm[] = [
 const BY_NAME: ReadonlyMap<string, KeyAlgorithm> = new Map(KEY_ALGORITHMS.map((a) => [a.name, a]));
 const BY_CERT_NAME: ReadonlyMap<string, KeyAlgorithm> = new Map(KEY_ALGORITHMS.map((a) => [a.certName, a]));
 const BY_SIGNATURE: ReadonlyMap<string, { readonly algorithm: KeyAlgorithm; readonly signature: SignatureAlgorithm }> = new Map(
-  KEY_ALGORITHMS.flatMap((algorithm) => algorithm.signatures.map((signature) => [signature.name, { algorithm, signature }] as const)),
+  KEY_ALGORITHMS.flatMap((algorithm) =>
+    algorithm.signatures.map((signature) => [signature.name, { algorithm, signature }] as const),
+  ),
 );
 
 /** The row for a plain key type name. */
@@ -192,7 +194,9 @@ export function keyAlgorithm(type: string): { readonly algorithm: KeyAlgorithm; 
 }
 
 /** The row and signature entry for a signature algorithm name (`rsa-sha2-256`, `ssh-ed25519`…). */
-export function signatureAlgorithm(name: string): { readonly algorithm: KeyAlgorithm; readonly signature: SignatureAlgorithm } | undefined {
+export function signatureAlgorithm(
+  name: string,
+): { readonly algorithm: KeyAlgorithm; readonly signature: SignatureAlgorithm } | undefined {
   return BY_SIGNATURE.get(name);
 }
 
@@ -203,8 +207,8 @@ export function signatureAlgorithm(name: string): { readonly algorithm: KeyAlgor
  */
 export function signatureFor(algorithm: KeyAlgorithm, flags: number): SignatureAlgorithm {
   const sigs = algorithm.signatures;
-  for (let i = 1; i < sigs.length; i++) if ((flags & sigs[i]!.flag) !== 0) return sigs[i]!;
-  return sigs[0]!;
+  for (let i = 1; i < sigs.length; i++) if ((flags & sigs[i].flag) !== 0) return sigs[i];
+  return sigs[0];
 }
 
 /** The ECDSA row for an SSH curve name (`nistp256`…). */

@@ -30,7 +30,7 @@ function providerPath(r: SshReader): string {
 
 export function decodeRequest(body: Buffer): Request {
   if (body.length === 0) throw new ProtocolError('empty message');
-  const messageType = body[0]!;
+  const messageType = body[0];
   const r = new SshReader(body.subarray(1), messageType);
   let req: Request;
   switch (messageType) {
@@ -70,7 +70,13 @@ export function decodeRequest(body: Buffer): Request {
       const provider = providerPath(r);
       const pin = r.string();
       const constraints = readConstraints(r);
-      req = { type: 'add-smartcard-key', provider, pin, constraints, constrained: messageType === MSG.ADD_SMARTCARD_KEY_CONSTRAINED };
+      req = {
+        type: 'add-smartcard-key',
+        provider,
+        pin,
+        constraints,
+        constrained: messageType === MSG.ADD_SMARTCARD_KEY_CONSTRAINED,
+      };
       break;
     }
     case MSG.REMOVE_SMARTCARD_KEY:
@@ -116,7 +122,9 @@ function writeRequest(w: SshWriter, req: Request): void {
       return;
     case 'add-smartcard-key': {
       const constrained = req.constrained || req.constraints.length > 0;
-      w.byte(constrained ? MSG.ADD_SMARTCARD_KEY_CONSTRAINED : MSG.ADD_SMARTCARD_KEY).string(req.provider).string(req.pin);
+      w.byte(constrained ? MSG.ADD_SMARTCARD_KEY_CONSTRAINED : MSG.ADD_SMARTCARD_KEY)
+        .string(req.provider)
+        .string(req.pin);
       writeConstraints(w, req.constraints);
       return;
     }
@@ -152,7 +160,7 @@ export interface DecodeResponseOptions {
 
 export function decodeResponse(body: Buffer, opts: DecodeResponseOptions = {}): Response {
   if (body.length === 0) throw new ProtocolError('empty message');
-  const messageType = body[0]!;
+  const messageType = body[0];
   const r = new SshReader(body.subarray(1), messageType);
   let resp: Response;
   switch (messageType) {

@@ -41,11 +41,7 @@ export interface SkProviderConstraint {
 }
 
 export type Constraint =
-  | LifetimeConstraint
-  | ConfirmConstraint
-  | RestrictDestinationConstraint
-  | AssociatedCertsConstraint
-  | SkProviderConstraint;
+  LifetimeConstraint | ConfirmConstraint | RestrictDestinationConstraint | AssociatedCertsConstraint | SkProviderConstraint;
 
 function readExtensionConstraint(r: SshReader): Constraint {
   const name = r.text();

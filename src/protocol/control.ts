@@ -33,7 +33,12 @@ export interface ControlRequest {
 
 export type ControlResponse =
   | { readonly v: number; readonly id: number; readonly ok: true; readonly result: JsonValue }
-  | { readonly v: number; readonly id: number; readonly ok: false; readonly error: { readonly code: string; readonly message: string } };
+  | {
+      readonly v: number;
+      readonly id: number;
+      readonly ok: false;
+      readonly error: { readonly code: string; readonly message: string };
+    };
 
 /** `tsagent status --json`. */
 export interface StatusJson {

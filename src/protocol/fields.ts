@@ -13,9 +13,8 @@ export function readFields(r: SshReader, fields: readonly WireField[]): Record<s
 export function writeFields(w: SshWriter, fields: readonly WireField[], values: object): void {
   const v = values as Readonly<Record<string, Buffer | string>>;
   for (const f of fields) {
-    const value = v[f.name]!;
+    const value = v[f.name];
     if (f.encoding === 'mpint') w.mpint(value as Buffer);
     else w.string(value);
   }
 }
-

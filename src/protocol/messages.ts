@@ -161,12 +161,7 @@ export interface ExtensionResponse {
 }
 
 export type Response =
-  | FailureResponse
-  | SuccessResponse
-  | IdentitiesAnswer
-  | SignResponse
-  | ExtensionFailureResponse
-  | ExtensionResponse;
+  FailureResponse | SuccessResponse | IdentitiesAnswer | SignResponse | ExtensionFailureResponse | ExtensionResponse;
 
 export const FAILURE: FailureResponse = Object.freeze({ type: 'failure' });
 export const SUCCESS: SuccessResponse = Object.freeze({ type: 'success' });

@@ -20,14 +20,7 @@ import type {
 import { readFields, writeFields } from './fields';
 import { SshReader, SshWriter } from './wire';
 
-export {
-  CERT_SUFFIX,
-  ECDSA_TYPES,
-  ED25519,
-  RSA,
-  certifiedType,
-  isEcdsaType,
-} from './algorithms';
+export { CERT_SUFFIX, ECDSA_TYPES, ED25519, RSA, certifiedType, isEcdsaType } from './algorithms';
 export type { CertKeyType, EcdsaType, PlainKeyType } from './algorithms';
 
 export type Ed25519PrivateBody = { readonly kind: 'ed25519'; readonly type: 'ssh-ed25519' } & Ed25519PrivateFields;
@@ -44,18 +37,16 @@ export type RsaCertPrivateBody = { readonly kind: 'rsa-cert' } & CertBody & RsaC
 export type EcdsaCertPrivateBody = { readonly kind: 'ecdsa-cert' } & CertBody & EcdsaCertPrivateFields;
 
 export type PrivateKeyBody =
-  | Ed25519PrivateBody
-  | RsaPrivateBody
-  | EcdsaPrivateBody
-  | Ed25519CertPrivateBody
-  | RsaCertPrivateBody
-  | EcdsaCertPrivateBody;
+  Ed25519PrivateBody | RsaPrivateBody | EcdsaPrivateBody | Ed25519CertPrivateBody | RsaCertPrivateBody | EcdsaCertPrivateBody;
 
 /** The table row and layout for a body. */
 function layoutOf(body: PrivateKeyBody): { algorithm: KeyAlgorithm; fields: readonly WireField[] } {
   const found = keyAlgorithm(body.type);
   if (found === undefined) throw new ProtocolError(`unsupported key type ${JSON.stringify(body.type.slice(0, 64))}`);
-  return { algorithm: found.algorithm, fields: found.certificate ? found.algorithm.certPrivateFields : found.algorithm.privateFields };
+  return {
+    algorithm: found.algorithm,
+    fields: found.certificate ? found.algorithm.certPrivateFields : found.algorithm.privateFields,
+  };
 }
 
 /**
@@ -66,14 +57,20 @@ function layoutOf(body: PrivateKeyBody): { algorithm: KeyAlgorithm; fields: read
 export function readPrivateKeyBody(r: SshReader): PrivateKeyBody {
   const type = r.text();
   const found = keyAlgorithm(type);
-  if (found === undefined) throw new ProtocolError(`unsupported key type ${JSON.stringify(type.slice(0, 64))}`, undefined, r.offset);
+  if (found === undefined)
+    throw new ProtocolError(`unsupported key type ${JSON.stringify(type.slice(0, 64))}`, undefined, r.offset);
   const { algorithm, certificate } = found;
   if (!certificate) {
     // The layout and the body type are the same row of the table: the cast restates that.
     return { kind: algorithm.kind, type, ...readFields(r, algorithm.privateFields) } as unknown as PrivateKeyBody;
   }
   const cert = r.string();
-  return { kind: `${algorithm.kind}-cert`, type, certificate: cert, ...readFields(r, algorithm.certPrivateFields) } as unknown as PrivateKeyBody;
+  return {
+    kind: `${algorithm.kind}-cert`,
+    type,
+    certificate: cert,
+    ...readFields(r, algorithm.certPrivateFields),
+  } as unknown as PrivateKeyBody;
 }
 
 export function writePrivateKeyBody(w: SshWriter, k: PrivateKeyBody): void {

@@ -40,7 +40,7 @@ export class SshReader {
 
   byte(): number {
     this.need(1, 'byte');
-    return this.buf[this.pos++]!;
+    return this.buf[this.pos++];
   }
 
   /** RFC 4251 says any non-zero byte is true; OpenSSH writes 0/1. */
@@ -92,7 +92,7 @@ export class SshReader {
    */
   mpint(): Buffer {
     const raw = this.string();
-    if (raw.length > 0 && (raw[0]! & 0x80) !== 0) this.fail('negative mpint');
+    if (raw.length > 0 && (raw[0] & 0x80) !== 0) this.fail('negative mpint');
     if (raw.length > MAX_MPINT_BYTES) this.fail('mpint too large');
     return raw;
   }
@@ -184,7 +184,7 @@ export function mpintFromUnsigned(magnitude: Uint8Array): Buffer {
   let i = 0;
   while (i < magnitude.length && magnitude[i] === 0) i++;
   const trimmed = magnitude.subarray(i);
-  if (trimmed.length > 0 && (trimmed[0]! & 0x80) !== 0) {
+  if (trimmed.length > 0 && (trimmed[0] & 0x80) !== 0) {
     const out = Buffer.allocUnsafe(trimmed.length + 1);
     out[0] = 0;
     out.set(trimmed, 1);

@@ -74,11 +74,13 @@ export class AgentServer {
       namer: this.options.namer,
       ...(this.options.describePeer === undefined ? {} : { process: this.options.describePeer(peer ?? null, sock) }),
     });
-    void serveConnection(this.options.agent, sock, { logger: this.options.logger, session, audit: this.options.audit }).then(() => {
-      session.close();
-      this.connections.delete(sock);
-      this.options.logger?.debug({ conn: connectionId }, 'connection closed');
-    });
+    void serveConnection(this.options.agent, sock, { logger: this.options.logger, session, audit: this.options.audit }).then(
+      () => {
+        session.close();
+        this.connections.delete(sock);
+        this.options.logger?.debug({ conn: connectionId }, 'connection closed');
+      },
+    );
   }
 
   async listen(target: ListenTarget): Promise<void> {

@@ -117,7 +117,7 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
     if (req !== undefined && sync && replies.idle) {
       const resp = agent.answerSync(req, context);
       if (resp !== undefined) {
-        if (SECRET_BODIES.has(body[0]!)) body.fill(0);
+        if (SECRET_BODIES.has(body[0])) body.fill(0);
         // A sign decision is on disk before its reply leaves (one write for the queued batch).
         if (req.type === 'sign') audit?.flush();
         replies.send(encodeReply(resp));
@@ -130,7 +130,7 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
     const settle = (resp: Response): void => {
       // ADD bodies hold private key fields or a PIN, LOCK/UNLOCK the passphrase; they have
       // been used by now, so wipe them.
-      if (SECRET_BODIES.has(body[0]!)) body.fill(0);
+      if (SECRET_BODIES.has(body[0])) body.fill(0);
       if (req?.type === 'sign') audit?.flush();
       replies.settle(slot, encodeReply(resp));
     };

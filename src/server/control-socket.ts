@@ -84,7 +84,10 @@ export class ControlServer {
     try {
       await listenPrivate(this.server, target.path);
     } catch (err) {
-      throw new SocketError(`cannot listen on the control socket: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+      throw new SocketError(
+        `cannot listen on the control socket: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { cause: err },
+      );
     }
     this.path = target.path;
   }
@@ -106,7 +109,10 @@ export class ControlServer {
   private accept(sock: Socket): void {
     const verdict = this.options.peerCheck?.(sock);
     if (verdict !== undefined && !verdict.allowed) {
-      this.options.logger?.warn({ peerPid: verdict.peer?.pid, peerUid: verdict.peer?.uid, reason: verdict.reason }, 'control connection refused');
+      this.options.logger?.warn(
+        { peerPid: verdict.peer?.pid, peerUid: verdict.peer?.uid, reason: verdict.reason },
+        'control connection refused',
+      );
       sock.destroy();
       return;
     }
@@ -154,7 +160,11 @@ export class ControlServer {
         res = { v: CONTROL_PROTOCOL_VERSION, id: req.id, ok: true, result: await handler(req.args, peer) };
       } catch (err) {
         const known = err instanceof AgentError;
-        if (!known) this.options.logger?.warn({ command: req.command, reason: err instanceof Error ? err.name : 'error' }, 'control command failed');
+        if (!known)
+          this.options.logger?.warn(
+            { command: req.command, reason: err instanceof Error ? err.name : 'error' },
+            'control command failed',
+          );
         res = {
           v: CONTROL_PROTOCOL_VERSION,
           id: req.id,

@@ -33,7 +33,11 @@ export interface SocketLocation {
  * `$TMPDIR/tsagent-XXXXXX/agent.<pid>` (OpenSSH's `ssh-XXXXXXXXXX/agent.<ppid>` pattern);
  * on Windows, OpenSSH's named pipe.
  */
-export function defaultSocketLocation(env: NodeJS.ProcessEnv, pid: number, platform: NodeJS.Platform = process.platform): SocketLocation {
+export function defaultSocketLocation(
+  env: NodeJS.ProcessEnv,
+  pid: number,
+  platform: NodeJS.Platform = process.platform,
+): SocketLocation {
   if (platform === 'win32') return { path: WINDOWS_DEFAULT_PIPE };
   const runtime = env.XDG_RUNTIME_DIR;
   if (runtime) {
@@ -61,7 +65,8 @@ export function ensurePrivateDir(dir: string): boolean {
   if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
     throw new SocketError(`${dir} is not owned by the current user`);
   }
-  if ((st.mode & 0o077) !== 0) throw new SocketError(`${dir} is accessible by other users (mode ${(st.mode & 0o777).toString(8)})`);
+  if ((st.mode & 0o077) !== 0)
+    throw new SocketError(`${dir} is accessible by other users (mode ${(st.mode & 0o777).toString(8)})`);
   return created;
 }
 
@@ -118,7 +123,7 @@ export function listenPrivate(server: Server, path: string): Promise<void> {
           chmodSync(path, 0o600);
           resolve();
         } catch (err) {
-          reject(err as Error);
+          reject(err instanceof Error ? err : new Error(String(err)));
         }
       });
     } finally {

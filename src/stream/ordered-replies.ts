@@ -77,7 +77,7 @@ export class OrderedReplies {
     if (this.closed) return;
     slot.reply = reply;
     let n = 0;
-    while (n < this.slots.length && this.slots[n]!.reply !== undefined) this.out.write(this.slots[n++]!.reply);
+    while (n < this.slots.length && this.slots[n].reply !== undefined) this.out.write(this.slots[n++].reply);
     if (n === 0) return;
     this.slots = this.slots.slice(n);
     this.onReady();

@@ -79,10 +79,10 @@ function makeBody(fixtures: readonly Buffer[]): Buffer {
   if (pick === 0) return randomBytes(1 + int(64));
   if (pick === 1) {
     const b = randomBytes(1 + int(300));
-    b[0] = int(2) === 0 ? 1 + int(30) : b[0]!; // often a real message type
+    b[0] = int(2) === 0 ? 1 + int(30) : b[0]; // often a real message type
     return b;
   }
-  const base = fixtures[int(fixtures.length)]!;
+  const base = fixtures[int(fixtures.length)];
   if (pick === 2) return Buffer.from(base);
   const b = Buffer.from(base);
   const edits = 1 + int(4);
@@ -95,7 +95,7 @@ function makeBody(fixtures: readonly Buffer[]): Buffer {
         b[int(b.length)] = [0, 0xff, 0x7f, 0x80, 1][int(5)]!;
         break;
       case 2: // an interesting uint32 (a length field, probably)
-        if (b.length >= 5) b.writeUInt32BE([0, 1, 0xffffffff, 0x7fffffff, b.length, 256 * 1024][int(6)]!, int(b.length - 3));
+        if (b.length >= 5) b.writeUInt32BE([0, 1, 0xffffffff, 0x7fffffff, b.length, 256 * 1024][int(6)], int(b.length - 3));
         break;
       default:
         break;
@@ -107,7 +107,7 @@ function makeBody(fixtures: readonly Buffer[]): Buffer {
     case 1:
       return Buffer.concat([b, randomBytes(1 + int(16))]); // trailing bytes
     case 2: {
-      const other = fixtures[int(fixtures.length)]!; // spliced with another message
+      const other = fixtures[int(fixtures.length)]; // spliced with another message
       return Buffer.concat([b.subarray(0, 1 + int(b.length)), other.subarray(int(other.length))]);
     }
     default:
@@ -240,7 +240,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const restart = async (): Promise<boolean> => {
     if (agent.child.exitCode === null && agent.child.signalCode === null) return false;
     report.crashes++;
-    report.controlFailures.push(`daemon died (${agent.child.signalCode ?? agent.child.exitCode}): ${agent.stderr().slice(-2000)}`);
+    report.controlFailures.push(
+      `daemon died (${agent.child.signalCode ?? agent.child.exitCode}): ${agent.stderr().slice(-2000)}`,
+    );
     control.close();
     await agent.stop();
     agent = await startAgentDaemon('tsagent', { env: { SSH_ASKPASS_REQUIRE: 'never' } });

@@ -14,7 +14,9 @@ async function main(): Promise<void> {
     onProgress: (r) => {
       if (r.frames - last < 50_000) return;
       last = r.frames;
-      process.stderr.write(`fuzz: ${r.frames} frames, ${r.replies} replies, ${r.crashes} crashes, RSS peak ${r.rssPeakMb.toFixed(1)} MB\n`);
+      process.stderr.write(
+        `fuzz: ${r.frames} frames, ${r.replies} replies, ${r.crashes} crashes, RSS peak ${r.rssPeakMb.toFixed(1)} MB\n`,
+      );
     },
   });
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

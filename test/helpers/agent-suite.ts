@@ -123,7 +123,7 @@ export function runAgentSuite(name: string, factory: HarnessFactory): void {
         ids.map((i) => i.comment),
         SIGNABLE.map((t) => `key ${t}`),
       );
-      ids.forEach((id, i) => assert.ok(id.blob.equals(testKey(SIGNABLE[i]!).blob)));
+      ids.forEach((id, i) => assert.ok(id.blob.equals(testKey(SIGNABLE[i]).blob)));
     });
 
     test('signs with every key type; signatures verify', async () => {
@@ -204,26 +204,40 @@ export function runAgentSuite(name: string, factory: HarnessFactory): void {
 
     // OpenSSH 9.2 accepts this ed25519 key and then makes signatures that do not verify;
     // tsagent checks the halves against each other at add time.
-    test('a key whose private half does not match its public half is refused', async () => {
-      const a = testKey('ed25519').body;
-      const other = testKey('ecdsa-256'); // just to have a second key generated
-      assert.ok(other);
-      if (a.kind !== 'ed25519') throw new Error('unexpected');
-      const wrong = Buffer.from(a.secret);
-      wrong[0] = wrong[0]! ^ 0xff; // seed no longer matches the public key
-      await assert.rejects(agent.add({ key: { ...a, secret: wrong }, comment: 'bad' }, s), AgentError);
-      assert.deepEqual(await agent.list(s), []);
-    }, { tsagentOnly: true });
+    test(
+      'a key whose private half does not match its public half is refused',
+      async () => {
+        const a = testKey('ed25519').body;
+        const other = testKey('ecdsa-256'); // just to have a second key generated
+        assert.ok(other);
+        if (a.kind !== 'ed25519') throw new Error('unexpected');
+        const wrong = Buffer.from(a.secret);
+        wrong[0] = wrong[0] ^ 0xff; // seed no longer matches the public key
+        await assert.rejects(agent.add({ key: { ...a, secret: wrong }, comment: 'bad' }, s), AgentError);
+        assert.deepEqual(await agent.list(s), []);
+      },
+      { tsagentOnly: true },
+    );
 
     test('unknown, duplicated and malformed constraints fail closed: key not added', async () => {
       const k = testKey('ed25519');
       const cases: Array<[string, Buffer]> = [
         ['unknown constraint byte', Buffer.from([3, 0, 0, 0, 1])],
-        ['unknown extension', Buffer.concat([Buffer.from([255, 0, 0, 0, 11]), Buffer.from('foo@example'), Buffer.from([0, 0, 0, 0])])],
+        [
+          'unknown extension',
+          Buffer.concat([Buffer.from([255, 0, 0, 0, 11]), Buffer.from('foo@example'), Buffer.from([0, 0, 0, 0])]),
+        ],
         ['duplicate lifetime', Buffer.from([1, 0, 0, 0, 60, 1, 0, 0, 0, 60])],
         ['truncated lifetime', Buffer.from([1, 0, 0])],
         // associated-certs applies to smartcard adds only (PROTOCOL.agent §3).
-        ['associated-certs on a plain add', Buffer.concat([Buffer.from([255, 0, 0, 0, 32]), Buffer.from('associated-certs-v00@openssh.com'), Buffer.from([0, 0, 0, 0, 0])])],
+        [
+          'associated-certs on a plain add',
+          Buffer.concat([
+            Buffer.from([255, 0, 0, 0, 32]),
+            Buffer.from('associated-certs-v00@openssh.com'),
+            Buffer.from([0, 0, 0, 0, 0]),
+          ]),
+        ],
       ];
       for (const [what, bytes] of cases) {
         const resp = await h.raw(rawBody(25, addBody(k, what, bytes)));
@@ -237,7 +251,13 @@ export function runAgentSuite(name: string, factory: HarnessFactory): void {
       await agent.add({ key: k.body, comment: 'k' }, s);
       const sign = encodeRequest({ type: 'sign', keyBlob: k.blob, data: DATA, flags: 0 });
       assert.equal((await h.raw(rawBody(13, sign.subarray(1, sign.length - 2)))).type, 'failure');
-      const add = encodeRequest({ type: 'add-identity', key: testKey('ecdsa-256').body, comment: 'x', constraints: [], constrained: false });
+      const add = encodeRequest({
+        type: 'add-identity',
+        key: testKey('ecdsa-256').body,
+        comment: 'x',
+        constraints: [],
+        constrained: false,
+      });
       assert.equal((await h.raw(rawBody(17, Buffer.concat([add.subarray(1), Buffer.from([0])])))).type, 'failure');
       assert.equal((await h.raw(rawBody(17, add.subarray(1, 30)))).type, 'failure');
       assert.equal((await agent.list(s)).length, 1);
@@ -314,8 +334,14 @@ export function runAgentSuite(name: string, factory: HarnessFactory): void {
         await agent.add({ key: key.body, comment: `${t} key` }, s);
         await agent.add({ key: cert.body, comment: `${t} cert` }, s);
         const ids = await agent.list(s);
-        assert.ok(ids.some((i) => i.blob.equals(cert.blob)), 'certificate listed');
-        assert.ok(ids.some((i) => i.blob.equals(key.blob)), 'plain key listed');
+        assert.ok(
+          ids.some((i) => i.blob.equals(cert.blob)),
+          'certificate listed',
+        );
+        assert.ok(
+          ids.some((i) => i.blob.equals(key.blob)),
+          'plain key listed',
+        );
         const sig = await agent.sign(cert.blob, DATA, t === 'rsa-2048' ? 4 : 0, s);
         assert.ok(verifySignature(cert.blob, DATA, sig));
         if (t === 'rsa-2048') assert.equal(sigAlgorithm(sig), 'rsa-sha2-512');
@@ -326,15 +352,18 @@ export function runAgentSuite(name: string, factory: HarnessFactory): void {
       }
     });
 
-    test('query lists the supported extensions', async () => {
-      const r = await agent.extension('query', Buffer.alloc(0), s);
-      assert.equal(r.type, 'extension-response');
-      const rd = new SshReader(r.contents);
-      assert.equal(rd.text(), 'query');
-      const names: string[] = [];
-      while (!rd.atEnd) names.push(rd.text());
-      assert.ok(names.includes('query'));
-    }, { tsagentOnly: true });
-
+    test(
+      'query lists the supported extensions',
+      async () => {
+        const r = await agent.extension('query', Buffer.alloc(0), s);
+        assert.equal(r.type, 'extension-response');
+        const rd = new SshReader(r.contents);
+        assert.equal(rd.text(), 'query');
+        const names: string[] = [];
+        while (!rd.atEnd) names.push(rd.text());
+        assert.ok(names.includes('query'));
+      },
+      { tsagentOnly: true },
+    );
   });
 }

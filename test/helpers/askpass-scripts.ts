@@ -19,7 +19,12 @@ export interface AskpassScripts {
 export async function askpassScripts(t: TestContext): Promise<AskpassScripts> {
   const dir = await tempDir('tsagent-askpass-');
   t.after(() => removeDir(dir));
-  const head = ['#!/bin/sh', 'd=$(dirname "$0")', `printf '%s' "$1" > "$d/prompt.$$"`, `printf '%s' "$SSH_ASKPASS_PROMPT" > "$d/mode.$$"`];
+  const head = [
+    '#!/bin/sh',
+    'd=$(dirname "$0")',
+    `printf '%s' "$1" > "$d/prompt.$$"`,
+    `printf '%s' "$SSH_ASKPASS_PROMPT" > "$d/mode.$$"`,
+  ];
   const scripts = { yes: [...head, 'exit 0'], no: [...head, 'exit 1'], wait: [...head, 'exec sleep 600'] };
   const out = { dir, yes: '', no: '', wait: '' };
   for (const [name, lines] of Object.entries(scripts)) {
@@ -30,4 +35,3 @@ export async function askpassScripts(t: TestContext): Promise<AskpassScripts> {
   }
   return out;
 }
-

@@ -38,9 +38,13 @@ function keygen(dir: string, name: string): HostKey {
 /** A host key whose public half is a host certificate for `principal`, signed by `ca`. */
 function hostCert(dir: string, name: string, caName: string, principal: string): HostKey {
   const k = keygen(dir, name);
-  execFileSync('ssh-keygen', ['-q', '-s', join(dir, caName), '-h', '-I', name, '-n', principal, '-V', '-5m:+1h', join(dir, `${name}.pub`)], {
-    stdio: 'ignore',
-  });
+  execFileSync(
+    'ssh-keygen',
+    ['-q', '-s', join(dir, caName), '-h', '-I', name, '-n', principal, '-V', '-5m:+1h', join(dir, `${name}.pub`)],
+    {
+      stdio: 'ignore',
+    },
+  );
   return { blob: certificateBlobFromLine(readFileSync(join(dir, `${name}-cert.pub`), 'utf8')), held: k.held };
 }
 
@@ -123,7 +127,7 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
     const boundConnection = async (path: Array<[HostKey, Buffer]>, lastForwarding = false): Promise<RawConnection> => {
       const c = await conn();
       for (let i = 0; i < path.length; i++) {
-        const [host, sid] = path[i]!;
+        const [host, sid] = path[i];
         const fwd = i < path.length - 1 || lastForwarding;
         assert.equal((await c.request(await bindRequest(host, sid, fwd))).type, 'success', `bind hop ${i}`);
       }
@@ -155,17 +159,21 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
       const req = await bindRequest(hostA, randomBytes(32), false);
       assert.ok(req.type === 'extension');
       const tampered = Buffer.from(req.contents);
-      tampered[tampered.length - 3] = tampered[tampered.length - 3]! ^ 1; // inside the signature
+      tampered[tampered.length - 3] = tampered[tampered.length - 3] ^ 1; // inside the signature
       assert.ok(isFailure(await c3.request({ ...req, contents: tampered })));
       assert.ok(isFailure(await c3.request({ ...req, contents: req.contents.subarray(0, 20) })), 'truncated');
     });
 
     // OpenSSH 9.2 defines AGENT_MAX_SID_LEN but only later versions enforce it on bind.
-    test('session-bind refuses session ids over 128 bytes', async () => {
-      const c = await conn();
-      assert.ok(isFailure(await c.request(await bindRequest(hostA, randomBytes(129), false))));
-      assert.equal((await c.request(await bindRequest(hostA, randomBytes(128), false))).type, 'success');
-    }, { tsagentOnly: true });
+    test(
+      'session-bind refuses session ids over 128 bytes',
+      async () => {
+        const c = await conn();
+        assert.ok(isFailure(await c.request(await bindRequest(hostA, randomBytes(129), false))));
+        assert.equal((await c.request(await bindRequest(hostA, randomBytes(128), false))).type, 'success');
+      },
+      { tsagentOnly: true },
+    );
 
     test('no binding after one made for authentication; repeats of a forwarding bind are fine', async () => {
       const c = await conn();
@@ -179,7 +187,8 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
 
     test('at most 16 bindings per connection', async () => {
       const c = await conn();
-      for (let i = 0; i < 16; i++) assert.equal((await c.request(await bindRequest(hostA, randomBytes(32), true))).type, 'success', `bind ${i}`);
+      for (let i = 0; i < 16; i++)
+        assert.equal((await c.request(await bindRequest(hostA, randomBytes(32), true))).type, 'success', `bind ${i}`);
       assert.ok(isFailure(await c.request(await bindRequest(hostA, randomBytes(32), true))));
     });
 
@@ -189,7 +198,11 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
       assert.equal((await local.request(addRestricted(k, [rule(ORIGIN, hop('host-a', [hostA]))]))).type, 'success');
       assert.ok(await listed(local, k), 'listed on an unbound (local) connection');
       const anyData = Buffer.from('not a userauth request');
-      assert.equal((await local.request({ type: 'sign', keyBlob: k.blob, data: anyData, flags: 0 })).type, 'failure', 'no signing unbound');
+      assert.equal(
+        (await local.request({ type: 'sign', keyBlob: k.blob, data: anyData, flags: 0 })).type,
+        'failure',
+        'no signing unbound',
+      );
 
       const sid = randomBytes(32);
       const toA = await boundConnection([[hostA, sid]]);
@@ -197,7 +210,12 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
       const ok = await toA.request({ type: 'sign', keyBlob: k.blob, data: userauth(sid, 'alice', k), flags: 0 });
       assert.equal(ok.type, 'sign-response');
       assert.ok(ok.type === 'sign-response' && verifySignature(k.blob, userauth(sid, 'alice', k), ok.signature));
-      const hostbound = await toA.request({ type: 'sign', keyBlob: k.blob, data: userauth(sid, 'alice', k, { hostKey: hostA.blob }), flags: 0 });
+      const hostbound = await toA.request({
+        type: 'sign',
+        keyBlob: k.blob,
+        data: userauth(sid, 'alice', k, { hostKey: hostA.blob }),
+        flags: 0,
+      });
       assert.equal(hostbound.type, 'sign-response', 'hostbound request naming the bound host');
       const refused: Array<[string, Buffer]> = [
         ['data that is not a userauth request', anyData],
@@ -212,8 +230,16 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
 
       const toB = await boundConnection([[hostB, randomBytes(32)]]);
       assert.equal(await listed(toB, k), false, 'hidden from a session to host B');
-      assert.equal((await toB.request({ type: 'remove-identity', keyBlob: k.blob })).type, 'failure', 'cannot remove a hidden key');
-      assert.equal((await toB.request(addRestricted(k, [rule(ORIGIN, hop('host-b', [hostB]))]))).type, 'failure', 'cannot re-add a hidden key');
+      assert.equal(
+        (await toB.request({ type: 'remove-identity', keyBlob: k.blob })).type,
+        'failure',
+        'cannot remove a hidden key',
+      );
+      assert.equal(
+        (await toB.request(addRestricted(k, [rule(ORIGIN, hop('host-b', [hostB]))]))).type,
+        'failure',
+        'cannot re-add a hidden key',
+      );
       assert.ok(await listed(local, k), 'still held');
     });
 
@@ -223,21 +249,31 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
       assert.equal((await local.request(addRestricted(k, [rule(ORIGIN, hop('host-a', [hostA], 'al*'))]))).type, 'success');
       const sid = randomBytes(32);
       const toA = await boundConnection([[hostA, sid]]);
-      assert.equal((await toA.request({ type: 'sign', keyBlob: k.blob, data: userauth(sid, 'alice', k), flags: 0 })).type, 'sign-response');
-      assert.equal((await toA.request({ type: 'sign', keyBlob: k.blob, data: userauth(sid, 'bob', k), flags: 0 })).type, 'failure');
+      assert.equal(
+        (await toA.request({ type: 'sign', keyBlob: k.blob, data: userauth(sid, 'alice', k), flags: 0 })).type,
+        'sign-response',
+      );
+      assert.equal(
+        (await toA.request({ type: 'sign', keyBlob: k.blob, data: userauth(sid, 'bob', k), flags: 0 })).type,
+        'failure',
+      );
     });
 
     // OpenSSH after 9.2 ("ssh-agent: record failed session-bind attempts"): a connection whose
     // bind failed is not treated as local use.
-    test('a failed bind hides restricted keys on that connection', async () => {
-      const k = key();
-      const local = await conn();
-      assert.equal((await local.request(addRestricted(k, [rule(ORIGIN, hop('host-a', [hostA]))]))).type, 'success');
-      const c = await conn();
-      assert.ok(isFailure(await c.request(await bindRequest(hostA, randomBytes(32), false, hostB))));
-      assert.equal(await listed(c, k), false);
-      assert.equal((await c.request({ type: 'sign', keyBlob: k.blob, data: Buffer.from('x'), flags: 0 })).type, 'failure');
-    }, { tsagentOnly: true });
+    test(
+      'a failed bind hides restricted keys on that connection',
+      async () => {
+        const k = key();
+        const local = await conn();
+        assert.equal((await local.request(addRestricted(k, [rule(ORIGIN, hop('host-a', [hostA]))]))).type, 'success');
+        const c = await conn();
+        assert.ok(isFailure(await c.request(await bindRequest(hostA, randomBytes(32), false, hostB))));
+        assert.equal(await listed(c, k), false);
+        assert.equal((await c.request({ type: 'sign', keyBlob: k.blob, data: Buffer.from('x'), flags: 0 })).type, 'failure');
+      },
+      { tsagentOnly: true },
+    );
 
     test('multi-hop: A then B through a forwarding, only as the constraints allow', async () => {
       const k = key();
@@ -246,7 +282,10 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
       assert.equal((await local.request(addRestricted(k, rules))).type, 'success');
       const sid1 = randomBytes(32);
       const sid2 = randomBytes(32);
-      const viaA = await boundConnection([[hostA, sid1], [hostB, sid2]]);
+      const viaA = await boundConnection([
+        [hostA, sid1],
+        [hostB, sid2],
+      ]);
       assert.ok(await listed(viaA, k));
       const data = userauth(sid2, 'alice', k, { hostKey: hostB.blob });
       assert.equal((await viaA.request({ type: 'sign', keyBlob: k.blob, data, flags: 0 })).type, 'sign-response');
@@ -262,7 +301,10 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
         'failure',
         'never signs on a hop bound for forwarding',
       );
-      const reversed = await boundConnection([[hostB, randomBytes(32)], [hostA, randomBytes(32)]]);
+      const reversed = await boundConnection([
+        [hostB, randomBytes(32)],
+        [hostA, randomBytes(32)],
+      ]);
       assert.equal(await listed(reversed, k), false, 'B then A is not a permitted path');
     });
 
@@ -272,7 +314,10 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
       assert.equal((await local.request(addRestricted(k, [rule(ORIGIN, hop('host-a', [hostA]))]))).type, 'success');
       const forwarded = await boundConnection([[hostA, randomBytes(32)]], true);
       assert.equal(await listed(forwarded, k), false);
-      const onward = await boundConnection([[hostA, randomBytes(32)], [hostB, randomBytes(32)]]);
+      const onward = await boundConnection([
+        [hostA, randomBytes(32)],
+        [hostB, randomBytes(32)],
+      ]);
       assert.equal(await listed(onward, k), false);
     });
 
@@ -285,7 +330,10 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
       const sid = randomBytes(32);
       const c = await boundConnection([[good, sid]]);
       assert.ok(await listed(c, k));
-      assert.equal((await c.request({ type: 'sign', keyBlob: k.blob, data: userauth(sid, 'alice', k), flags: 0 })).type, 'sign-response');
+      assert.equal(
+        (await c.request({ type: 'sign', keyBlob: k.blob, data: userauth(sid, 'alice', k), flags: 0 })).type,
+        'sign-response',
+      );
       const other = hostCert(dir, `cert-other-${Date.now()}`, 'host-ca', 'elsewhere.org');
       const c2 = await boundConnection([[other, randomBytes(32)]]);
       assert.equal(await listed(c2, k), false, 'certificate for another name');
@@ -312,18 +360,30 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
       }
     });
 
-    test('query names session-bind', async () => {
-      const c = await conn();
-      const r = await c.request({ type: 'extension', name: 'query', contents: Buffer.alloc(0) });
-      assert.equal(r.type, 'extension-response');
-      assert.ok(r.type === 'extension-response' && r.contents.includes(Buffer.from('session-bind@openssh.com')));
-    }, { tsagentOnly: true });
+    test(
+      'query names session-bind',
+      async () => {
+        const c = await conn();
+        const r = await c.request({ type: 'extension', name: 'query', contents: Buffer.alloc(0) });
+        assert.equal(r.type, 'extension-response');
+        assert.ok(r.type === 'extension-response' && r.contents.includes(Buffer.from('session-bind@openssh.com')));
+      },
+      { tsagentOnly: true },
+    );
 
-    test('session-bind is accepted while the agent is locked (OpenSSH >= 10)', async () => {
-      const c = await conn();
-      assert.equal((await c.request({ type: 'lock', passphrase: Buffer.from('pw') })).type, 'success');
-      assert.equal((await c.request(await bindRequest(hostA, randomBytes(32), false))).type, 'success');
-      assert.equal((await c.request({ type: 'extension', name: 'query', contents: Buffer.alloc(0) })).type, 'failure', 'other extensions are not');
-    }, { tsagentOnly: true });
+    test(
+      'session-bind is accepted while the agent is locked (OpenSSH >= 10)',
+      async () => {
+        const c = await conn();
+        assert.equal((await c.request({ type: 'lock', passphrase: Buffer.from('pw') })).type, 'success');
+        assert.equal((await c.request(await bindRequest(hostA, randomBytes(32), false))).type, 'success');
+        assert.equal(
+          (await c.request({ type: 'extension', name: 'query', contents: Buffer.alloc(0) })).type,
+          'failure',
+          'other extensions are not',
+        );
+      },
+      { tsagentOnly: true },
+    );
   });
 }

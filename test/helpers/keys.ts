@@ -29,15 +29,7 @@ import { findPeer } from './peers';
 import { cleanEnv, runOk, runSyncOk } from './proc';
 
 export type KeyType =
-  | 'ed25519'
-  | 'ecdsa-256'
-  | 'ecdsa-384'
-  | 'ecdsa-521'
-  | 'rsa-768'
-  | 'rsa-1024'
-  | 'rsa-2048'
-  | 'rsa-3072'
-  | 'rsa-4096';
+  'ed25519' | 'ecdsa-256' | 'ecdsa-384' | 'ecdsa-521' | 'rsa-768' | 'rsa-1024' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096';
 
 export const ALL_KEY_TYPES: readonly KeyType[] = [
   'ed25519',
@@ -258,7 +250,9 @@ function generateBody(name: TestKeyType): PrivateKeyBody {
     case 'ecdsa-521':
       return body(generateKeyPairSync('ec', { namedCurve: 'P-521', publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
     case 'rsa-2048':
-      return body(generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
+      return body(
+        generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }),
+      );
     case 'rsa-768':
       return body(generateKeyPairSync('rsa', { modulusLength: 768, publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER }));
   }

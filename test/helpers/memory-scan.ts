@@ -48,7 +48,12 @@ export function copiesIn(image: Buffer, value: Buffer): number {
  * Dumps process `pid` with gcore into `dir`, counts each value's copies, deletes the dump.
  * Needs root (or ptrace rights over a non-dumpable process).
  */
-export async function scanProcess(gcore: string, pid: number, dir: string, values: readonly SecretValue[]): Promise<Map<string, number>> {
+export async function scanProcess(
+  gcore: string,
+  pid: number,
+  dir: string,
+  values: readonly SecretValue[],
+): Promise<Map<string, number>> {
   const prefix = join(dir, 'core');
   const path = `${prefix}.${pid}`;
   try {

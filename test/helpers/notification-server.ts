@@ -52,7 +52,10 @@ export async function startSessionBus(t: SkipContext): Promise<SessionBus | unde
     ].join('\n'),
     { mode: 0o600 },
   );
-  const handle = await startDaemon(daemon, [`--config-file=${config}`, '--nofork', '--nopidfile'], { env: cleanEnv(), name: 'dbus-daemon' });
+  const handle = await startDaemon(daemon, [`--config-file=${config}`, '--nofork', '--nopidfile'], {
+    env: cleanEnv(),
+    name: 'dbus-daemon',
+  });
   try {
     await waitForSocket(socketPath, 10_000, handle);
   } catch (e: unknown) {

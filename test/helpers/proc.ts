@@ -226,7 +226,11 @@ export async function runOk(cmd: string, args: readonly string[], opts: RunOptio
  * `runOk` for setup code that cannot await (module level, sync helpers): spawnSync without a
  * shell, SIGKILLed after `timeoutMs` (default 20000), throws unless it exited 0.
  */
-export function runSyncOk(cmd: string, args: readonly string[], opts: Pick<RunOptions, 'env' | 'timeoutMs' | 'cwd'> = {}): RunResult {
+export function runSyncOk(
+  cmd: string,
+  args: readonly string[],
+  opts: Pick<RunOptions, 'env' | 'timeoutMs' | 'cwd'> = {},
+): RunResult {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   const r = spawnSync(cmd, [...args], {
     env: opts.env ?? process.env,
@@ -238,7 +242,8 @@ export function runSyncOk(cmd: string, args: readonly string[], opts: Pick<RunOp
     shell: false,
   });
   const result: RunResult = { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-  if (r.error !== undefined) throw new Error(`cannot run ${describeCmd(cmd, args)}: ${r.error.message}\nstderr: ${result.stderr.slice(-2000)}`);
+  if (r.error !== undefined)
+    throw new Error(`cannot run ${describeCmd(cmd, args)}: ${r.error.message}\nstderr: ${result.stderr.slice(-2000)}`);
   if (r.status !== 0) throw commandFailed(cmd, args, result);
   return result;
 }

@@ -29,7 +29,7 @@ function attempt(fn: () => unknown): Outcome {
 /** The unix path of a `unix:path=...` D-Bus address (the only kind a user manager sets). */
 function busPath(address: string | undefined, runtimeDir: string | undefined): string | undefined {
   const m = address === undefined ? null : /(?:^|;)unix:(?:[^;]*,)?path=([^,;]+)/.exec(address);
-  if (m !== null) return decodeURIComponent(m[1]!);
+  if (m !== null) return decodeURIComponent(m[1]);
   return runtimeDir === undefined ? undefined : join(runtimeDir, 'bus');
 }
 

@@ -77,7 +77,7 @@ export async function makeSoftToken(
     await runOk(keygen, ['-q', '-N', '', '-m', 'PKCS8', '-C', s.name, ...s.args, '-f', path], { env });
     await runOk(util, ['--import', path, '--token', label, '--label', s.name, '--id', s.id, '--pin', pin], { env });
     const publicLine = (await runOk(keygen, ['-y', '-f', path], { env })).stdout.trim();
-    const fp = (await runOk(keygen, ['-l', '-f', `${path}.pub`], { env })).stdout.split(' ')[1]!;
+    const fp = (await runOk(keygen, ['-l', '-f', `${path}.pub`], { env })).stdout.split(' ')[1];
     keys.push({ label: s.name, publicLine, fingerprint: fp, bits: s.bits, kind: s.kind });
   }
   return { label, pin, env: { SOFTHSM2_CONF: conf }, modulePath: realpathSync(SOFTHSM_MODULE), keys };

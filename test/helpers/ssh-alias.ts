@@ -8,7 +8,13 @@ import { join } from 'node:path';
 import type { Sshd } from './sshd';
 
 /** Writes HOME/ssh_config and returns its path (for `ssh -F`). */
-export function aliasSshConfig(sshd: Sshd, home: string, alias: string, hostKeyAlias: string, knownHosts = join(home, '.ssh', 'known_hosts')): string {
+export function aliasSshConfig(
+  sshd: Sshd,
+  home: string,
+  alias: string,
+  hostKeyAlias: string,
+  knownHosts = join(home, '.ssh', 'known_hosts'),
+): string {
   const cfg = join(home, 'ssh_config');
   const lines = [
     `Host ${alias}`,

@@ -72,7 +72,7 @@ function parsePublic(line: string): ParsedKey {
   const k = utils.parseKey(line);
   if (k instanceof Error) throw k;
   if (Array.isArray(k)) throw new Error('one key per line');
-  return k as ParsedKey;
+  return k;
 }
 
 export async function startSsh2Server(dir: string, authorizedLines: readonly string[]): Promise<Ssh2TestServer> {

@@ -166,7 +166,12 @@ export async function startUserManager(): Promise<UserManager> {
     ];
     const manager = await startDaemon(
       '/bin/sh',
-      ['-c', `echo $$ > ${unified}/cgroup.procs && echo $$ > ${legacy}/cgroup.procs && exec setpriv "$@"`, 'sh', ...asUserArgv(SYSTEMD, ['--user'])],
+      [
+        '-c',
+        `echo $$ > ${unified}/cgroup.procs && echo $$ > ${legacy}/cgroup.procs && exec setpriv "$@"`,
+        'sh',
+        ...asUserArgv(SYSTEMD, ['--user']),
+      ],
       { env: cleanEnv(), name: 'systemd --user', killGraceMs: 20_000 },
     );
     undo.push({
@@ -205,11 +210,14 @@ export async function startUserManager(): Promise<UserManager> {
       state = (await asUser('systemctl', ['--user', 'is-system-running'], {}, 10_000)).stdout.trim();
       if (state !== 'running' && state !== 'degraded') await sleep(200);
     }
-    if (state !== 'running' && state !== 'degraded') throw new Error(`systemd --user did not come up (state ${JSON.stringify(state)})`);
+    if (state !== 'running' && state !== 'degraded')
+      throw new Error(`systemd --user did not come up (state ${JSON.stringify(state)})`);
     return { user, uid, home, runtimeDir, env, asUser, spawnAsUser, systemctl, teardown };
   } catch (err) {
     await teardown().catch((e: unknown) => {
-      throw new Error(`${err instanceof Error ? err.message : String(err)}\nand then: ${e instanceof Error ? e.message : String(e)}`);
+      throw new Error(
+        `${err instanceof Error ? err.message : String(err)}\nand then: ${e instanceof Error ? e.message : String(e)}`,
+      );
     });
     throw err;
   }

@@ -40,7 +40,7 @@ function ask(socketPath: string, body: Buffer): Promise<number> {
       if (got.length >= 5) {
         clearTimeout(timer);
         sock.destroy();
-        resolve(got[4]!);
+        resolve(got[4]);
       }
     });
     sock.on('error', (e) => {
@@ -67,8 +67,20 @@ describe('limits under abuse', () => {
 
   it('refuses a key whose comment contains NUL, as OpenSSH does', async () => {
     const key = privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey);
-    const withNul = encodeRequest({ type: 'add-identity', key, comment: 'before\0after', constraints: [{ type: 'confirm' }], constrained: true });
-    const clean = encodeRequest({ type: 'add-identity', key, comment: 'before after', constraints: [{ type: 'confirm' }], constrained: true });
+    const withNul = encodeRequest({
+      type: 'add-identity',
+      key,
+      comment: 'before\0after',
+      constraints: [{ type: 'confirm' }],
+      constrained: true,
+    });
+    const clean = encodeRequest({
+      type: 'add-identity',
+      key,
+      comment: 'before after',
+      constraints: [{ type: 'confirm' }],
+      constrained: true,
+    });
     for (const agent of [openssh, tsagent]) {
       assert.equal(await ask(agent.socketPath, withNul), FAILURE, `${agent.impl} refuses a NUL in the comment`);
       const c = new AgentClient({ socketPath: agent.socketPath });
@@ -86,32 +98,36 @@ describe('limits under abuse', () => {
     }
   });
 
-  it('answers a list over the 256 KiB frame limit with FAILURE: ssh-add -l says so, the agent serves on', { timeout: 240_000 }, async () => {
-    const sshAdd = findPeerOrFail('ssh-add');
-    const c = new AgentClient({ socketPath: tsagent.socketPath });
-    try {
-      // 4,000 ed25519 keys with 40-byte comments: ~4000 * 103 bytes, well over 256 KiB.
-      const comment = (i: number): string => `key-${String(i).padStart(5, '0')}-${'x'.repeat(30)}`;
-      for (let i = 0; i < MANY_KEYS; i += 200) {
-        await Promise.all(
-          Array.from({ length: Math.min(200, MANY_KEYS - i) }, (_, j) =>
-            c.add({ key: privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey), comment: comment(i + j) }),
-          ),
-        );
+  it(
+    'answers a list over the 256 KiB frame limit with FAILURE: ssh-add -l says so, the agent serves on',
+    { timeout: 240_000 },
+    async () => {
+      const sshAdd = findPeerOrFail('ssh-add');
+      const c = new AgentClient({ socketPath: tsagent.socketPath });
+      try {
+        // 4,000 ed25519 keys with 40-byte comments: ~4000 * 103 bytes, well over 256 KiB.
+        const comment = (i: number): string => `key-${String(i).padStart(5, '0')}-${'x'.repeat(30)}`;
+        for (let i = 0; i < MANY_KEYS; i += 200) {
+          await Promise.all(
+            Array.from({ length: Math.min(200, MANY_KEYS - i) }, (_, j) =>
+              c.add({ key: privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey), comment: comment(i + j) }),
+            ),
+          );
+        }
+        const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', SSH_AUTH_SOCK: tsagent.socketPath };
+        const l = await run(sshAdd, ['-l'], { env, timeoutMs: 30_000 });
+        assert.notEqual(l.code, 0, `ssh-add -l cannot list ${MANY_KEYS} keys`);
+        assert.match(l.stderr, /agent refused operation/, `ssh-add -l: ${l.stderr}`);
+        await assert.rejects(c.list(), AgentFailureError, 'the client library sees FAILURE too');
+        // The agent is still there, on the same connection and on new ones.
+        assert.equal((await run(sshAdd, ['-D'], { env, timeoutMs: 30_000 })).code, 0, 'ssh-add -D still works');
+        const after = await run(sshAdd, ['-l'], { env, timeoutMs: 30_000 });
+        assert.equal(after.code, 1);
+        assert.match(after.stdout, /The agent has no identities/);
+        assert.deepEqual(await c.list(), []);
+      } finally {
+        c.close();
       }
-      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', SSH_AUTH_SOCK: tsagent.socketPath };
-      const l = await run(sshAdd, ['-l'], { env, timeoutMs: 30_000 });
-      assert.notEqual(l.code, 0, `ssh-add -l cannot list ${MANY_KEYS} keys`);
-      assert.match(l.stderr, /agent refused operation/, `ssh-add -l: ${l.stderr}`);
-      await assert.rejects(c.list(), AgentFailureError, 'the client library sees FAILURE too');
-      // The agent is still there, on the same connection and on new ones.
-      assert.equal((await run(sshAdd, ['-D'], { env, timeoutMs: 30_000 })).code, 0, 'ssh-add -D still works');
-      const after = await run(sshAdd, ['-l'], { env, timeoutMs: 30_000 });
-      assert.equal(after.code, 1);
-      assert.match(after.stdout, /The agent has no identities/);
-      assert.deepEqual(await c.list(), []);
-    } finally {
-      c.close();
-    }
-  });
+    },
+  );
 });

@@ -33,7 +33,10 @@ function alive(pid: number): boolean {
   }
 }
 
-function withBus(t: TestContext, opts: { actions?: boolean } = {}): Promise<{ bus: SessionBus; server: NotificationServer } | undefined> {
+function withBus(
+  t: TestContext,
+  opts: { actions?: boolean } = {},
+): Promise<{ bus: SessionBus; server: NotificationServer } | undefined> {
   return busWithNotifications(t, opts);
 }
 
@@ -166,7 +169,10 @@ test('notification: a server without actions, or no bus, is simply not used', as
     const h = approvalHandlers(approvals);
     const p = approvals.ask(loginQuestion(keyView()), never());
     // The method's answer to "show" is "unavailable"; wait for it through a second probe.
-    assert.equal(await channel.show({ id: 'x', text: { summary: 's', lines: [], text: 's' }, rememberLabel: '1 min', timeoutMs: 1000 }), null);
+    assert.equal(
+      await channel.show({ id: 'x', text: { summary: 's', lines: [], text: 's' }, rememberLabel: '1 min', timeoutMs: 1000 }),
+      null,
+    );
     h.approve(h.approvals()[0]?.id ?? '');
     assert.equal((await p).allowed, true);
   }
@@ -202,7 +208,10 @@ test('notification: the bus going away ends the prompt without an answer; the ne
 // askpass
 
 function askpassChannel(program: string, spawned: number[]): AskpassChannel {
-  return new AskpassChannel({ env: cleanEnv({ SSH_ASKPASS: program, SSH_ASKPASS_REQUIRE: 'force' }), onSpawn: (pid) => spawned.push(pid) });
+  return new AskpassChannel({
+    env: cleanEnv({ SSH_ASKPASS: program, SSH_ASKPASS_REQUIRE: 'force' }),
+    onSpawn: (pid) => spawned.push(pid),
+  });
 }
 
 test('askpass: gets the prompt as its argument with SSH_ASKPASS_PROMPT=confirm; exit 0 approves, 1 denies', async (t) => {
@@ -213,7 +222,10 @@ test('askpass: gets the prompt as its argument with SSH_ASKPASS_PROMPT=confirm; 
   assert.deepEqual(a, { allowed: true, reason: 'approved by askpass' });
   const pid = spawned[0] ?? 0;
   const prompt = await readFile(join(s.dir, `prompt.${pid}`), 'utf8');
-  assert.match(prompt, /\nProgram: ssh \(ssh -p 2222 git@build\.example\.com\) pid 4242\nDestination: git@build\.example\.com port 2222\nPurpose: log in\nKey: deploy SHA256:/);
+  assert.match(
+    prompt,
+    /\nProgram: ssh \(ssh -p 2222 git@build\.example\.com\) pid 4242\nDestination: git@build\.example\.com port 2222\nPurpose: log in\nKey: deploy SHA256:/,
+  );
   assert.equal(await readFile(join(s.dir, `mode.${pid}`), 'utf8'), 'confirm');
 
   const no = approvalsWith(t, [askpassChannel(s.no, spawned)]);
@@ -231,7 +243,9 @@ test('askpass: withdrawn (killed by pid) when the terminal answers first', async
   t.after(() => {
     if (alive(pid)) process.kill(pid, 'SIGKILL');
   });
-  await waitFor(async () => (await readFile(join(s.dir, `mode.${pid}`), 'utf8').catch(() => '')) === 'confirm', { what: 'askpass to start' });
+  await waitFor(async () => (await readFile(join(s.dir, `mode.${pid}`), 'utf8').catch(() => '')) === 'confirm', {
+    what: 'askpass to start',
+  });
   h.approve(h.approvals()[0]?.id ?? '');
   assert.deepEqual(await p, { allowed: true, reason: 'approved by terminal' });
   await waitFor(() => !alive(pid), { what: `askpass pid ${pid} to be killed` });

@@ -35,7 +35,9 @@ function describe(pid: number, uid: number): ProcessInfo {
   let argv: string[] | null = null;
   try {
     exe = readlinkSync(`/proc/${pid}/exe`);
-    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((a) => a !== '');
   } catch {
     /* gone */
   }
@@ -80,76 +82,117 @@ async function notifyingSetUp(t: TestContext) {
   return env === undefined ? undefined : { ...env, server };
 }
 
-test('the real daemon: a confirm rule, answered by `tsagent approve --remember` from a second process; grant, revoke, deny', { timeout: 240_000 }, async (t) => {
-  const bin = requirePeers(t, PEERS);
-  if (bin === undefined) return;
-  const dir = await tempDir('tsagent-appr-daemon-');
-  t.after(() => removeDir(dir));
-  const key = await generateKey(dir, 'ed25519', 'asked-about');
-  const config = join(dir, 'config.toml');
-  const audit = join(dir, 'audit.jsonl');
-  // Logins need a yes; only the terminal method (no bus, no askpass here); an unanswered prompt
-  // would deny after 60 s, so a login that succeeds unanswered proves the grant was used.
-  writeFileSync(config, `[agent]\nprompt = ["terminal"]\nprompt-timeout = "60s"\nremember = "10m"\n[audit]\nfile = "${audit}"\n[[rule]]\npurposes = ["login"]\naction = "confirm"\n`);
-  const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
-  t.after(() => agent.stop());
-  const cliEnv = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: dir });
-  await runOk(bin['ssh-add'], [key.privatePath], { env: cliEnv });
-  const sshd = await startSshd({ authorizedKeys: [key.publicLine] }, t);
-  const login = () => run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), { env: sshd.clientEnv(agent.socketPath), timeoutMs: 90_000 });
-  const tsagent = async (...args: string[]): Promise<unknown> => {
-    const r = await run(process.execPath, [TSAGENT_BIN, ...args, '--json'], { env: cliEnv });
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as unknown;
-  };
-  const approvals = async (): Promise<Array<{ id: string; purpose: string; process: { exe: string | null } | null; key: { comment: string } }>> =>
-    (await tsagent('approvals')) as Array<{ id: string; purpose: string; process: { exe: string | null } | null; key: { comment: string } }>;
-  const onePending = async () => {
-    let seen: Awaited<ReturnType<typeof approvals>> = [];
-    await waitFor(async () => (seen = await approvals()).length === 1, { what: 'a pending approval', timeoutMs: 30_000, intervalMs: 200 });
-    return seen[0]!;
-  };
+test(
+  'the real daemon: a confirm rule, answered by `tsagent approve --remember` from a second process; grant, revoke, deny',
+  { timeout: 240_000 },
+  async (t) => {
+    const bin = requirePeers(t, PEERS);
+    if (bin === undefined) return;
+    const dir = await tempDir('tsagent-appr-daemon-');
+    t.after(() => removeDir(dir));
+    const key = await generateKey(dir, 'ed25519', 'asked-about');
+    const config = join(dir, 'config.toml');
+    const audit = join(dir, 'audit.jsonl');
+    // Logins need a yes; only the terminal method (no bus, no askpass here); an unanswered prompt
+    // would deny after 60 s, so a login that succeeds unanswered proves the grant was used.
+    writeFileSync(
+      config,
+      `[agent]\nprompt = ["terminal"]\nprompt-timeout = "60s"\nremember = "10m"\n[audit]\nfile = "${audit}"\n[[rule]]\npurposes = ["login"]\naction = "confirm"\n`,
+    );
+    const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
+    t.after(() => agent.stop());
+    const cliEnv = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: dir });
+    await runOk(bin['ssh-add'], [key.privatePath], { env: cliEnv });
+    const sshd = await startSshd({ authorizedKeys: [key.publicLine] }, t);
+    const login = () =>
+      run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), { env: sshd.clientEnv(agent.socketPath), timeoutMs: 90_000 });
+    const tsagent = async (...args: string[]): Promise<unknown> => {
+      const r = await run(process.execPath, [TSAGENT_BIN, ...args, '--json'], { env: cliEnv });
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as unknown;
+    };
+    const approvals = async (): Promise<
+      Array<{ id: string; purpose: string; process: { exe: string | null } | null; key: { comment: string } }>
+    > =>
+      (await tsagent('approvals')) as Array<{
+        id: string;
+        purpose: string;
+        process: { exe: string | null } | null;
+        key: { comment: string };
+      }>;
+    const onePending = async () => {
+      let seen: Awaited<ReturnType<typeof approvals>> = [];
+      await waitFor(async () => (seen = await approvals()).length === 1, {
+        what: 'a pending approval',
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      });
+      return seen[0];
+    };
 
-  // 1: asked; approved with --remember from a second process.
-  const first = login();
-  const pending = await onePending();
-  assert.equal(pending.purpose, 'login');
-  assert.equal(pending.process?.exe, realpathSync(bin.ssh));
-  assert.equal(pending.key.comment, 'asked-about');
-  const answer = (await tsagent('approve', pending.id, '--remember')) as { id: string; allowed: boolean; grant: { id: string; exe: string } | null };
-  assert.equal(answer.allowed, true);
-  assert.ok(answer.grant !== null, 'a grant for ssh');
-  assert.equal(answer.grant.exe, realpathSync(bin.ssh));
-  const r1 = await first;
-  assert.equal(r1.code, 0, r1.stderr);
-  assert.match(r1.stdout, /logged-in/);
-  const grants = (await tsagent('grants')) as Array<{ id: string }>;
-  assert.deepEqual(grants.map((g) => g.id), [answer.grant.id]);
+    // 1: asked; approved with --remember from a second process.
+    const first = login();
+    const pending = await onePending();
+    assert.equal(pending.purpose, 'login');
+    assert.equal(pending.process?.exe, realpathSync(bin.ssh));
+    assert.equal(pending.key.comment, 'asked-about');
+    const answer = (await tsagent('approve', pending.id, '--remember')) as {
+      id: string;
+      allowed: boolean;
+      grant: { id: string; exe: string } | null;
+    };
+    assert.equal(answer.allowed, true);
+    assert.ok(answer.grant !== null, 'a grant for ssh');
+    assert.equal(answer.grant.exe, realpathSync(bin.ssh));
+    const r1 = await first;
+    assert.equal(r1.code, 0, r1.stderr);
+    assert.match(r1.stdout, /logged-in/);
+    const grants = (await tsagent('grants')) as Array<{ id: string }>;
+    assert.deepEqual(
+      grants.map((g) => g.id),
+      [answer.grant.id],
+    );
 
-  // 2: inside the grant: nobody answers, and the login works.
-  const r2 = await login();
-  assert.equal(r2.code, 0, r2.stderr);
+    // 2: inside the grant: nobody answers, and the login works.
+    const r2 = await login();
+    assert.equal(r2.code, 0, r2.stderr);
 
-  // 3: revoked: asked again; denied from the terminal, so the login fails.
-  assert.deepEqual(await tsagent('revoke', answer.grant.id), { revoked: 1 });
-  assert.deepEqual(await tsagent('grants'), []);
-  const third = login();
-  const again = await onePending();
-  const denied = (await tsagent('deny', again.id)) as { allowed: boolean };
-  assert.equal(denied.allowed, false);
-  const r3 = await third;
-  assert.notEqual(r3.code, 0);
+    // 3: revoked: asked again; denied from the terminal, so the login fails.
+    assert.deepEqual(await tsagent('revoke', answer.grant.id), { revoked: 1 });
+    assert.deepEqual(await tsagent('grants'), []);
+    const third = login();
+    const again = await onePending();
+    const denied = (await tsagent('deny', again.id)) as { allowed: boolean };
+    assert.equal(denied.allowed, false);
+    const r3 = await third;
+    assert.notEqual(r3.code, 0);
 
-  // The audit log tells the story: asked, approved, grant used, revoked, denied.
-  const reasons = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; decision: string; reason: string });
-  const approvalsSeen = reasons.filter((r) => r.event === 'approval').map((r) => r.reason);
-  assert.ok(approvalsSeen.some((r) => r === `approval ${pending.id} approved by terminal`), JSON.stringify(approvalsSeen));
-  assert.ok(approvalsSeen.some((r) => r === `grant ${answer.grant!.id}`), JSON.stringify(approvalsSeen));
-  assert.ok(approvalsSeen.some((r) => r === `grant ${answer.grant!.id} revoked`), JSON.stringify(approvalsSeen));
-  assert.ok(approvalsSeen.some((r) => r === `approval ${again.id} denied by terminal`), JSON.stringify(approvalsSeen));
-  const signs = reasons.filter((r) => r.event === 'sign').map((r) => r.decision);
-  assert.deepEqual(signs, ['allow', 'allow', 'deny']);
-});
+    // The audit log tells the story: asked, approved, grant used, revoked, denied.
+    const reasons = readFileSync(audit, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; decision: string; reason: string });
+    const approvalsSeen = reasons.filter((r) => r.event === 'approval').map((r) => r.reason);
+    assert.ok(
+      approvalsSeen.some((r) => r === `approval ${pending.id} approved by terminal`),
+      JSON.stringify(approvalsSeen),
+    );
+    assert.ok(
+      approvalsSeen.some((r) => r === `grant ${answer.grant!.id}`),
+      JSON.stringify(approvalsSeen),
+    );
+    assert.ok(
+      approvalsSeen.some((r) => r === `grant ${answer.grant!.id} revoked`),
+      JSON.stringify(approvalsSeen),
+    );
+    assert.ok(
+      approvalsSeen.some((r) => r === `approval ${again.id} denied by terminal`),
+      JSON.stringify(approvalsSeen),
+    );
+    const signs = reasons.filter((r) => r.event === 'sign').map((r) => r.decision);
+    assert.deepEqual(signs, ['allow', 'allow', 'deny']);
+  },
+);
 
 test('ssh login approved by a desktop notification on a real session bus', async (t) => {
   const env = await notifyingSetUp(t);

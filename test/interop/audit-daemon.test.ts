@@ -23,7 +23,7 @@ import { startSshd } from '../helpers/sshd';
 const PEERS = ['ssh', 'sshd', 'ssh-add', 'ssh-keygen'] as const;
 
 function records(path: string): AuditRecord[] {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch {
@@ -35,59 +35,73 @@ function records(path: string): AuditRecord[] {
     .map((l) => JSON.parse(l) as AuditRecord);
 }
 
-
 for (const hashed of [false, true]) {
-  test(`the daemon's audit record of an ssh login via HostKeyAlias, ${hashed ? 'hashed' : 'plain'} known_hosts`, { timeout: 120_000 }, async (t) => {
-    const bin = requirePeers(t, PEERS);
-    if (bin === undefined) return;
-    const dir = await tempDir('tsagent-auditd-');
-    t.after(() => removeDir(dir));
-    const key = await generateKey(dir, 'ed25519', 'audited');
-    const sshd = await startSshd({ authorizedKeys: [key.publicLine] }, t);
-    const home = join(dir, 'home');
-    mkdirSync(join(home, '.ssh'), { recursive: true });
-    const kh = join(home, '.ssh', 'known_hosts');
-    writeFileSync(kh, `box.test ${sshd.hostKeyPublicLine.split(/\s+/).slice(0, 2).join(' ')}\n`);
-    if (hashed) await runOk(bin['ssh-keygen'], ['-H', '-f', kh], { env: cleanEnv() });
-    const audit = join(dir, 'state', 'audit.jsonl');
-    const config = join(dir, 'config.toml');
-    // The rule's literal name is the candidate that reveals a hashed line (POLICY.md §1).
-    writeFileSync(config, `[agent]\nknown-hosts = ["${kh}"]\n[audit]\nfile = "${audit}"\n[[rule]]\nhosts = ["box.test"]\naction = "allow"\n`);
-    const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
-    t.after(() => agent.stop());
-    const env = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: home });
-    await runOk(bin['ssh-add'], [key.privatePath], { env });
-    const cfg = aliasSshConfig(sshd, home, 'gitbox', 'box.test', kh);
-    const r = await run(bin.ssh, ['-F', cfg, 'gitbox', 'true'], { env, timeoutMs: 60_000 });
-    assert.equal(r.code, 0, r.stderr);
+  test(
+    `the daemon's audit record of an ssh login via HostKeyAlias, ${hashed ? 'hashed' : 'plain'} known_hosts`,
+    { timeout: 120_000 },
+    async (t) => {
+      const bin = requirePeers(t, PEERS);
+      if (bin === undefined) return;
+      const dir = await tempDir('tsagent-auditd-');
+      t.after(() => removeDir(dir));
+      const key = await generateKey(dir, 'ed25519', 'audited');
+      const sshd = await startSshd({ authorizedKeys: [key.publicLine] }, t);
+      const home = join(dir, 'home');
+      mkdirSync(join(home, '.ssh'), { recursive: true });
+      const kh = join(home, '.ssh', 'known_hosts');
+      writeFileSync(kh, `box.test ${sshd.hostKeyPublicLine.split(/\s+/).slice(0, 2).join(' ')}\n`);
+      if (hashed) await runOk(bin['ssh-keygen'], ['-H', '-f', kh], { env: cleanEnv() });
+      const audit = join(dir, 'state', 'audit.jsonl');
+      const config = join(dir, 'config.toml');
+      // The rule's literal name is the candidate that reveals a hashed line (POLICY.md §1).
+      writeFileSync(
+        config,
+        `[agent]\nknown-hosts = ["${kh}"]\n[audit]\nfile = "${audit}"\n[[rule]]\nhosts = ["box.test"]\naction = "allow"\n`,
+      );
+      const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
+      t.after(() => agent.stop());
+      const env = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: home });
+      await runOk(bin['ssh-add'], [key.privatePath], { env });
+      const cfg = aliasSshConfig(sshd, home, 'gitbox', 'box.test', kh);
+      const r = await run(bin.ssh, ['-F', cfg, 'gitbox', 'true'], { env, timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
 
-    let sign: AuditRecord | undefined;
-    await waitFor(() => (sign = records(audit).find((x) => x.event === 'sign')) !== undefined, { what: 'the sign record', timeoutMs: 10_000 });
-    const s = sign!;
-    assert.equal(s.decision, 'allow');
-    assert.equal(s.reason, 'rule 1');
-    assert.equal(s.purpose, 'login');
-    assert.equal(s.key?.fingerprint, key.fingerprint);
-    assert.equal(s.process?.exe, realpathSync(bin.ssh));
-    assert.deepEqual(s.process?.argv, [bin.ssh, '-F', cfg, 'gitbox', 'true']);
-    assert.equal(s.destination?.host, 'box.test');
-    assert.deepEqual(s.destination?.names, ['box.test']);
-    assert.equal(s.destination?.user, sshd.user);
-    assert.equal(s.destination?.forwarded, false);
-    assert.match(s.destination?.hostKey ?? '', /^SHA256:/);
-    const all = records(audit);
-    assert.equal(all[0]?.event, 'config', 'the start is recorded first');
-    assert.equal(all[0]?.reason, `loaded ${config}`);
-    assert.ok(all.some((x) => x.event === 'add' && x.decision === 'allow'));
-    const list = all.find((x) => x.event === 'list' && x.destination !== null);
-    assert.deepEqual(list?.keys, [key.fingerprint], 'the bound list names what it offered');
+      let sign: AuditRecord | undefined;
+      await waitFor(() => (sign = records(audit).find((x) => x.event === 'sign')) !== undefined, {
+        what: 'the sign record',
+        timeoutMs: 10_000,
+      });
+      const s = sign!;
+      assert.equal(s.decision, 'allow');
+      assert.equal(s.reason, 'rule 1');
+      assert.equal(s.purpose, 'login');
+      assert.equal(s.key?.fingerprint, key.fingerprint);
+      assert.equal(s.process?.exe, realpathSync(bin.ssh));
+      assert.deepEqual(s.process?.argv, [bin.ssh, '-F', cfg, 'gitbox', 'true']);
+      assert.equal(s.destination?.host, 'box.test');
+      assert.deepEqual(s.destination?.names, ['box.test']);
+      assert.equal(s.destination?.user, sshd.user);
+      assert.equal(s.destination?.forwarded, false);
+      assert.match(s.destination?.hostKey ?? '', /^SHA256:/);
+      const all = records(audit);
+      assert.equal(all[0]?.event, 'config', 'the start is recorded first');
+      assert.equal(all[0]?.reason, `loaded ${config}`);
+      assert.ok(all.some((x) => x.event === 'add' && x.decision === 'allow'));
+      const list = all.find((x) => x.event === 'list' && x.destination !== null);
+      assert.deepEqual(list?.keys, [key.fingerprint], 'the bound list names what it offered');
 
-    // tsagent log --config reads the configured file.
-    const shown = await run(process.execPath, [TSAGENT_BIN, 'log', '--config', config, '--host', 'box.test', '--json'], { env });
-    assert.equal(shown.code, 0, shown.stderr);
-    const lines = shown.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
-    assert.ok(lines.some((x) => x.event === 'sign' && x.destination?.host === 'box.test'));
-  });
+      // tsagent log --config reads the configured file.
+      const shown = await run(process.execPath, [TSAGENT_BIN, 'log', '--config', config, '--host', 'box.test', '--json'], {
+        env,
+      });
+      assert.equal(shown.code, 0, shown.stderr);
+      const lines = shown.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as AuditRecord);
+      assert.ok(lines.some((x) => x.event === 'sign' && x.destination?.host === 'box.test'));
+    },
+  );
 }
 
 /** One request frame: uint32 length, type byte, body. */
@@ -121,7 +135,7 @@ async function exchange(path: string, frames: readonly Buffer[]): Promise<number
         const onData = (chunk: Buffer): void => {
           buf = Buffer.concat([buf, chunk]);
           if (buf.length >= 5 && buf.length >= 4 + buf.readUInt32BE(0)) {
-            types.push(buf[4]!);
+            types.push(buf[4]);
             buf = buf.subarray(4 + buf.readUInt32BE(0));
             clearTimeout(timer);
             sock.off('data', onData);
@@ -175,7 +189,10 @@ test('malformed session-bind and sign data: fail/other records, and the agent ke
   assert.match(listed.stdout, /target/);
 
   let signs: AuditRecord[] = [];
-  await waitFor(() => (signs = records(audit).filter((x) => x.event === 'sign')).length === 3, { what: 'three sign records', timeoutMs: 10_000 });
+  await waitFor(() => (signs = records(audit).filter((x) => x.event === 'sign')).length === 3, {
+    what: 'three sign records',
+    timeoutMs: 10_000,
+  });
   assert.deepEqual(
     signs.map((s) => [s.decision, s.purpose]),
     [
@@ -184,5 +201,5 @@ test('malformed session-bind and sign data: fail/other records, and the agent ke
       ['fail', 'other'],
     ],
   );
-  assert.equal(signs[0]!.destination, null, 'a refused binding binds nothing');
+  assert.equal(signs[0].destination, null, 'a refused binding binds nothing');
 });

@@ -39,7 +39,13 @@ function secretParts(k: GeneratedKey): Buffer[] {
 
 /** Every encoding a secret could leak in. */
 function encodings(secret: Buffer): string[] {
-  const forms = [secret.toString('base64'), secret.toString('base64').replace(/=+$/, ''), secret.toString('base64url'), secret.toString('hex'), secret.toString('hex').toUpperCase()];
+  const forms = [
+    secret.toString('base64'),
+    secret.toString('base64').replace(/=+$/, ''),
+    secret.toString('base64url'),
+    secret.toString('hex'),
+    secret.toString('hex').toUpperCase(),
+  ];
   if (/^[\x20-\x7e]+$/.test(secret.toString('latin1'))) forms.push(secret.toString('latin1'));
   return forms;
 }
@@ -76,7 +82,13 @@ test('no private key byte, passphrase or lock password in the audit log or the d
   const askpass = join(dir, 'askpass');
   writeFileSync(askpass, `#!/bin/sh\ncat '${answer}'\n`);
   chmodSync(askpass, 0o700);
-  const env = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: dir, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' });
+  const env = cleanEnv({
+    SSH_AUTH_SOCK: agent.socketPath,
+    HOME: dir,
+    SSH_ASKPASS: askpass,
+    SSH_ASKPASS_REQUIRE: 'force',
+    DISPLAY: ':0',
+  });
   const say = (s: string): void => writeFileSync(answer, `${s}\n`, { mode: 0o600 });
 
   await runOk(bin['ssh-add'], [ed.privatePath, ec.privatePath], { env });
@@ -108,8 +120,12 @@ test('no private key byte, passphrase or lock password in the audit log or the d
       .trim()
       .split('\n')
       .map((l) => (JSON.parse(l) as { event: string }).event);
-  await waitFor(() => (events = read()).filter((e) => e === 'sign').length >= signers.length, { what: 'the sign records', timeoutMs: 10_000 });
-  for (const e of ['config', 'add', 'lock', 'unlock', 'sign']) assert.ok(events.includes(e), `${e} recorded: ${events.join(',')}`);
+  await waitFor(() => (events = read()).filter((e) => e === 'sign').length >= signers.length, {
+    what: 'the sign records',
+    timeoutMs: 10_000,
+  });
+  for (const e of ['config', 'add', 'lock', 'unlock', 'sign'])
+    assert.ok(events.includes(e), `${e} recorded: ${events.join(',')}`);
   assert.match(agent.stderr(), /"level":20/, 'debug lines were captured');
 
   const secrets = new Map<string, Buffer>([

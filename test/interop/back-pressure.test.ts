@@ -80,7 +80,10 @@ describe('back-pressure: a client that does not read its replies', { skip: proce
     const list = encodeRequestFrame({ type: 'request-identities' });
     const burst = Buffer.concat(
       Array.from({ length: HOSTILE_PAIRS }, (_, i) =>
-        Buffer.concat([encodeRequestFrame({ type: 'add-identity', key, comment: `hostile ${i}`, constraints: [], constrained: false }), list]),
+        Buffer.concat([
+          encodeRequestFrame({ type: 'add-identity', key, comment: `hostile ${i}`, constraints: [], constrained: false }),
+          list,
+        ]),
       ),
     );
     const sock = connect(agent.socketPath);

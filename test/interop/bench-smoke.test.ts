@@ -51,7 +51,7 @@ test('npm run bench works: --tiny prints the table with both agents', { timeout:
   assert.ok(start >= 0, `no table header in:\n${r.stdout}`);
   const end = lines.indexOf('', start);
   const mainTable = lines.slice(start, end < 0 ? undefined : end);
-  const header = mainTable[0]!;
+  const header = mainTable[0];
   const cols = header.split('|').map((c) => c.trim());
   assert.deepEqual(cols, ['scenario', 'OpenSSH ops/s', 'p50 ms', 'p99 ms', 'tsagent ops/s', 'p50 ms', 'p99 ms', 'ratio']);
   const rowFor = (prefix: string): string[] => {
@@ -79,21 +79,21 @@ test('npm run bench works: --tiny prints the table with both agents', { timeout:
   for (const name of loadRows) {
     const c = rowFor(name);
     assert.equal(c.length, 8, `row "${name}" has ${c.length} columns`);
-    for (const i of [1, 2, 3, 4, 5, 6]) assert.match(c[i]!, number, `row "${name}", column ${cols[i]}: "${c[i]}"`);
-    assert.match(c[7]!, /^\d+(\.\d+)?x$/, `row "${name}" ratio "${c[7]}"`);
+    for (const i of [1, 2, 3, 4, 5, 6]) assert.match(c[i], number, `row "${name}", column ${cols[i]}: "${c[i]}"`);
+    assert.match(c[7], /^\d+(\.\d+)?x$/, `row "${name}" ratio "${c[7]}"`);
   }
   for (const name of ['startup to socket ready', 'RSS with 4 keys', 'RSS with 10 keys']) {
     const c = rowFor(name);
-    assert.match(c[1]!, /^\d+(\.\d+)? (ms|MB)$/, `row "${name}" OpenSSH value "${c[1]}"`);
-    assert.match(c[4]!, /^\d+(\.\d+)? (ms|MB)$/, `row "${name}" tsagent value "${c[4]}"`);
+    assert.match(c[1], /^\d+(\.\d+)? (ms|MB)$/, `row "${name}" OpenSSH value "${c[1]}"`);
+    assert.match(c[4], /^\d+(\.\d+)? (ms|MB)$/, `row "${name}" tsagent value "${c[4]}"`);
   }
   // The ceiling table: a row per key type.
   assert.match(r.stdout, /^ceiling: node:crypto/m);
   for (const k of ['sign ed25519', 'sign ECDSA P-256', 'sign RSA-2048 sha2-512', 'sign RSA-4096 sha2-512']) {
     const row = lines.filter((l) => new RegExp(`^${k} *\\|`).test(l));
     assert.equal(row.length, 1, `one ceiling row for ${k}`);
-    const c = row[0]!.split('|').map((x) => x.trim());
-    for (const i of [1, 2, 3]) assert.match(c[i]!, number, `ceiling ${k}: "${c[i]}"`);
+    const c = row[0].split('|').map((x) => x.trim());
+    for (const i of [1, 2, 3]) assert.match(c[i], number, `ceiling ${k}: "${c[i]}"`);
   }
 
   // The raw results: every scenario measured for both agents.
@@ -102,7 +102,7 @@ test('npm run bench works: --tiny prints the table with both agents', { timeout:
   for (const [id, byImpl] of Object.entries(raw.load)) {
     for (const impl of ['openssh', 'tsagent']) {
       assert.equal(byImpl[impl]?.length, 1, `${id}/${impl}: one round`);
-      assert.ok(byImpl[impl]![0]!.ops > 0, `${id}/${impl}: at least one reply`);
+      assert.ok(byImpl[impl][0].ops > 0, `${id}/${impl}: at least one reply`);
     }
   }
 

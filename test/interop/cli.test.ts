@@ -141,8 +141,8 @@ function run(file: string, args: readonly string[], opts: RunOptions): Promise<R
     liveChildren.add(child);
     let stdout = '';
     let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     const limit = opts.timeoutMs ?? RUN_TIMEOUT_MS;
     const timer = setTimeout(() => {
       if (child.pid !== undefined) {
@@ -152,7 +152,11 @@ function run(file: string, args: readonly string[], opts: RunOptions): Promise<R
           /* gone */
         }
       }
-      reject(new Error(describeRun(`timed out after ${limit} ms: ${file} ${args.join(' ')}`, { code: null, signal: null, stdout, stderr })));
+      reject(
+        new Error(
+          describeRun(`timed out after ${limit} ms: ${file} ${args.join(' ')}`, { code: null, signal: null, stdout, stderr }),
+        ),
+      );
     }, limit);
     child.once('error', (err) => {
       clearTimeout(timer);
@@ -187,7 +191,8 @@ function clientEnv(home: string, sock: string, extra: NodeJS.ProcessEnv = {}): N
 // ---------------------------------------------------------------------------------------
 // Printed shell lines.
 
-const SH_START = /^SSH_AUTH_SOCK=(.+); export SSH_AUTH_SOCK;\nSSH_AGENT_PID=(\d+); export SSH_AGENT_PID;\necho Agent pid (\d+);\n$/;
+const SH_START =
+  /^SSH_AUTH_SOCK=(.+); export SSH_AUTH_SOCK;\nSSH_AGENT_PID=(\d+); export SSH_AGENT_PID;\necho Agent pid (\d+);\n$/;
 const CSH_START = /^setenv SSH_AUTH_SOCK (.+);\nsetenv SSH_AGENT_PID (\d+);\necho Agent pid (\d+);\n$/;
 
 /** Remembers any agent PID a background start printed, before anything is asserted. */
@@ -213,7 +218,7 @@ async function startBackground(args: readonly string[], opts: RunOptions, style:
   const m = (style === 'sh' ? SH_START : CSH_START).exec(r.stdout);
   assert.ok(m, `tsagent start ${args.join(' ')} should print exactly the three ${style} lines, got:\n${r.stdout}`);
   assert.equal(m[2], m[3], 'SSH_AGENT_PID and "echo Agent pid" should name the same process');
-  return { sock: m[1]!, pid: Number(m[2]), result: r };
+  return { sock: m[1], pid: Number(m[2]), result: r };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -407,54 +412,76 @@ async function pollList(env: NodeJS.ProcessEnv, want: number, timeoutMs: number)
 // =======================================================================================
 
 describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, () => {
-  test('1. eval "$(tsagent start -s)" in sh, ssh-add -l, socket 0600 in a 0700 dir, then -k', { timeout: CASE_TIMEOUT_MS }, async () => {
-    const home = await tempDir();
-    let pid: number | undefined;
-    try {
-      const script = [
-        'out="$("$TS_NODE" "$TS_BIN" start -s)" || { echo "tsagent start failed: $?"; exit 90; }',
-        'printf "%s\\n" "$out"',
-        'echo "@@EVAL"',
-        'eval "$out"',
-        'echo "@@SSHADD"',
-        '"$TS_SSH_ADD" -l',
-        'echo "ssh-add-rc=$?"',
-        'echo "sock=$SSH_AUTH_SOCK"',
-        'echo "pid=$SSH_AGENT_PID"',
-      ].join('\n');
-      const r = await run(SH, ['-c', script], { env: envFor(home, { TS_NODE: NODE, TS_BIN: BIN, TS_SSH_ADD: SSH_ADD }) });
-      pid = trackPrintedPid(r.stdout);
-      assert.equal(r.code, 0, describeRun('sh -c eval "$(tsagent start -s)"', r));
-      const [printed, evalOut, afterAdd] = r.stdout.split(/@@EVAL\n|@@SSHADD\n/);
-      const m = SH_START.exec(printed ?? '');
-      assert.ok(m, `tsagent start -s should print exactly three sh lines, got:\n${printed}`);
-      const sock = m[1]!;
-      pid = Number(m[2]);
-      assert.equal(m[3], m[2], 'echo Agent pid should name SSH_AGENT_PID');
-      assert.equal(evalOut, `Agent pid ${pid}\n`, 'eval should echo "Agent pid N"');
-      assert.match(afterAdd ?? '', /^The agent has no identities\.\nssh-add-rc=1\n/, 'ssh-add -l in the eval-ed shell should exit 1 with "The agent has no identities."');
-      assert.match(afterAdd ?? '', new RegExp(`\\nsock=${escapeRe(sock)}\\npid=${pid}\\n$`), 'eval should export SSH_AUTH_SOCK and SSH_AGENT_PID');
-      assert.ok(isAlive(pid), `background agent ${pid} should be running`);
+  test(
+    '1. eval "$(tsagent start -s)" in sh, ssh-add -l, socket 0600 in a 0700 dir, then -k',
+    { timeout: CASE_TIMEOUT_MS },
+    async () => {
+      const home = await tempDir();
+      let pid: number | undefined;
+      try {
+        const script = [
+          'out="$("$TS_NODE" "$TS_BIN" start -s)" || { echo "tsagent start failed: $?"; exit 90; }',
+          'printf "%s\\n" "$out"',
+          'echo "@@EVAL"',
+          'eval "$out"',
+          'echo "@@SSHADD"',
+          '"$TS_SSH_ADD" -l',
+          'echo "ssh-add-rc=$?"',
+          'echo "sock=$SSH_AUTH_SOCK"',
+          'echo "pid=$SSH_AGENT_PID"',
+        ].join('\n');
+        const r = await run(SH, ['-c', script], { env: envFor(home, { TS_NODE: NODE, TS_BIN: BIN, TS_SSH_ADD: SSH_ADD }) });
+        pid = trackPrintedPid(r.stdout);
+        assert.equal(r.code, 0, describeRun('sh -c eval "$(tsagent start -s)"', r));
+        const [printed, evalOut, afterAdd] = r.stdout.split(/@@EVAL\n|@@SSHADD\n/);
+        const m = SH_START.exec(printed ?? '');
+        assert.ok(m, `tsagent start -s should print exactly three sh lines, got:\n${printed}`);
+        const sock = m[1];
+        pid = Number(m[2]);
+        assert.equal(m[3], m[2], 'echo Agent pid should name SSH_AGENT_PID');
+        assert.equal(evalOut, `Agent pid ${pid}\n`, 'eval should echo "Agent pid N"');
+        assert.match(
+          afterAdd ?? '',
+          /^The agent has no identities\.\nssh-add-rc=1\n/,
+          'ssh-add -l in the eval-ed shell should exit 1 with "The agent has no identities."',
+        );
+        assert.match(
+          afterAdd ?? '',
+          new RegExp(`\\nsock=${escapeRe(sock)}\\npid=${pid}\\n$`),
+          'eval should export SSH_AUTH_SOCK and SSH_AGENT_PID',
+        );
+        assert.ok(isAlive(pid), `background agent ${pid} should be running`);
 
-      // $TMPDIR/tsagent-XXXXXX/agent.<pid>, socket 0600, directory 0700.
-      assert.match(sock, new RegExp(`^${escapeRe(home)}/tsagent-[A-Za-z0-9]{6}/agent\\.\\d+$`), 'default socket should be $TMPDIR/tsagent-XXXXXX/agent.<pid>');
-      const dir = sock.slice(0, sock.lastIndexOf('/'));
-      assertPrivateSocket(sock);
-      assertPrivateDir(dir);
+        // $TMPDIR/tsagent-XXXXXX/agent.<pid>, socket 0600, directory 0700.
+        assert.match(
+          sock,
+          new RegExp(`^${escapeRe(home)}/tsagent-[A-Za-z0-9]{6}/agent\\.\\d+$`),
+          'default socket should be $TMPDIR/tsagent-XXXXXX/agent.<pid>',
+        );
+        const dir = sock.slice(0, sock.lastIndexOf('/'));
+        assertPrivateSocket(sock);
+        assertPrivateDir(dir);
 
-      // tsagent start -k with SSH_AGENT_PID set.
-      const k = await tsagent(['start', '-k'], { env: envFor(home, { SSH_AGENT_PID: String(pid), SSH_AUTH_SOCK: sock, SHELL: '/bin/sh' }) });
-      assert.equal(k.code, 0, describeRun('tsagent start -k', k));
-      assert.equal(k.stdout, `unset SSH_AUTH_SOCK;\nunset SSH_AGENT_PID;\necho Agent pid ${pid} killed;\n`, 'tsagent start -k output');
-      await assertProcessGone(pid);
-      await assertGone(sock, 'socket');
-      await assertGone(dir, 'socket directory');
-      assert.deepEqual(leftoverTsagentDirs(home), [], 'nothing should be left in $TMPDIR');
-    } finally {
-      if (pid !== undefined) await killAgentPid(pid);
-      await removeTemp(home);
-    }
-  });
+        // tsagent start -k with SSH_AGENT_PID set.
+        const k = await tsagent(['start', '-k'], {
+          env: envFor(home, { SSH_AGENT_PID: String(pid), SSH_AUTH_SOCK: sock, SHELL: '/bin/sh' }),
+        });
+        assert.equal(k.code, 0, describeRun('tsagent start -k', k));
+        assert.equal(
+          k.stdout,
+          `unset SSH_AUTH_SOCK;\nunset SSH_AGENT_PID;\necho Agent pid ${pid} killed;\n`,
+          'tsagent start -k output',
+        );
+        await assertProcessGone(pid);
+        await assertGone(sock, 'socket');
+        await assertGone(dir, 'socket directory');
+        assert.deepEqual(leftoverTsagentDirs(home), [], 'nothing should be left in $TMPDIR');
+      } finally {
+        if (pid !== undefined) await killAgentPid(pid);
+        await removeTemp(home);
+      }
+    },
+  );
 
   test('2. -c prints csh, $SHELL picks the style, -c -s is a usage error', { timeout: CASE_TIMEOUT_MS }, async () => {
     const home = await tempDir();
@@ -467,7 +494,11 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
       // -k -c prints the csh unset lines.
       const k = await tsagent(['start', '-c', '-k'], { env: envFor(home, { SSH_AGENT_PID: String(csh.pid) }) });
       assert.equal(k.code, 0, describeRun('tsagent start -c -k', k));
-      assert.equal(k.stdout, `unsetenv SSH_AUTH_SOCK;\nunsetenv SSH_AGENT_PID;\necho Agent pid ${csh.pid} killed;\n`, '-c -k output');
+      assert.equal(
+        k.stdout,
+        `unsetenv SSH_AUTH_SOCK;\nunsetenv SSH_AGENT_PID;\necho Agent pid ${csh.pid} killed;\n`,
+        '-c -k output',
+      );
       await assertProcessGone(csh.pid);
 
       const tcsh = await startBackground([], { env: envFor(home, { SHELL: '/bin/tcsh' }) }, 'csh');
@@ -491,48 +522,56 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
     }
   });
 
-  test('3. -D -a PATH: foreground, JSON log, ssh-add works, SIGTERM/SIGINT/SIGHUP exit 0 and remove the socket', { timeout: CASE_TIMEOUT_MS }, async () => {
-    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-      const home = await tempDir();
-      const sock = join(home, 'agent.sock');
-      const agent = Foreground.spawn(['-D', '-a', sock], envFor(home));
-      try {
-        await agent.ready();
-        assert.equal(
-          agent.stdout,
-          `SSH_AUTH_SOCK=${sock}; export SSH_AUTH_SOCK;\necho Agent pid ${agent.pid};\n`,
-          `-D should print the SSH_AUTH_SOCK line and "echo Agent pid <its pid>;" only`,
-        );
-        assertPrivateSocket(sock);
-        const env = clientEnv(home, sock);
-        const add = await sshAdd([key.path], env);
-        assert.equal(add.code, 0, describeRun('ssh-add key against -D agent', add));
-        const list = await sshAdd(['-l'], env);
-        assert.equal(list.code, 0, describeRun('ssh-add -l with a key', list));
-        assert.ok(list.stdout.includes(key.comment) && /SHA256:/.test(list.stdout), `ssh-add -l should list the key: ${list.stdout}`);
+  test(
+    '3. -D -a PATH: foreground, JSON log, ssh-add works, SIGTERM/SIGINT/SIGHUP exit 0 and remove the socket',
+    { timeout: CASE_TIMEOUT_MS },
+    async () => {
+      for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+        const home = await tempDir();
+        const sock = join(home, 'agent.sock');
+        const agent = Foreground.spawn(['-D', '-a', sock], envFor(home));
+        try {
+          await agent.ready();
+          assert.equal(
+            agent.stdout,
+            `SSH_AUTH_SOCK=${sock}; export SSH_AUTH_SOCK;\necho Agent pid ${agent.pid};\n`,
+            `-D should print the SSH_AUTH_SOCK line and "echo Agent pid <its pid>;" only`,
+          );
+          assertPrivateSocket(sock);
+          const env = clientEnv(home, sock);
+          const add = await sshAdd([key.path], env);
+          assert.equal(add.code, 0, describeRun('ssh-add key against -D agent', add));
+          const list = await sshAdd(['-l'], env);
+          assert.equal(list.code, 0, describeRun('ssh-add -l with a key', list));
+          assert.ok(
+            list.stdout.includes(key.comment) && /SHA256:/.test(list.stdout),
+            `ssh-add -l should list the key: ${list.stdout}`,
+          );
 
-        // stderr is JSON lines (pino), including the "listening" line.
-        const lines = logLines(agent.stderr);
-        assert.ok(lines.length > 0, '-D should log to stderr');
-        for (const l of lines) assert.equal(typeof l.level, 'number', `log line should have a numeric level: ${JSON.stringify(l)}`);
-        assert.ok(!lines.some((l) => l.level === 20), '-D (without -d) should not log debug lines');
+          // stderr is JSON lines (pino), including the "listening" line.
+          const lines = logLines(agent.stderr);
+          assert.ok(lines.length > 0, '-D should log to stderr');
+          for (const l of lines)
+            assert.equal(typeof l.level, 'number', `log line should have a numeric level: ${JSON.stringify(l)}`);
+          assert.ok(!lines.some((l) => l.level === 20), '-D (without -d) should not log debug lines');
 
-        process.kill(agent.pid, sig);
-        const st = await agent.waitExit();
-        assert.deepEqual(st, { code: 0, signal: null }, agent.describe(`${sig} should make the -D agent exit 0`));
-        assert.ok(!existsSync(sock), `${sig}: the socket ${sock} should be removed`);
-        // The audit log is written with no config file too (POLICY.md §2): ~/.local/state/tsagent.
-        assert.deepEqual(
-          readdirSync(home).filter((f) => f !== '.local'),
-          [],
-          `${sig}: nothing should be left beside the socket`,
-        );
-      } finally {
-        await agent.stop();
-        await removeTemp(home);
+          process.kill(agent.pid, sig);
+          const st = await agent.waitExit();
+          assert.deepEqual(st, { code: 0, signal: null }, agent.describe(`${sig} should make the -D agent exit 0`));
+          assert.ok(!existsSync(sock), `${sig}: the socket ${sock} should be removed`);
+          // The audit log is written with no config file too (POLICY.md §2): ~/.local/state/tsagent.
+          assert.deepEqual(
+            readdirSync(home).filter((f) => f !== '.local'),
+            [],
+            `${sig}: nothing should be left beside the socket`,
+          );
+        } finally {
+          await agent.stop();
+          await removeTemp(home);
+        }
       }
-    }
-  });
+    },
+  );
 
   test('4. -d: debug JSON lines, never the private key or the lock passphrase', { timeout: CASE_TIMEOUT_MS }, async () => {
     const home = await tempDir();
@@ -555,7 +594,7 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
       const added = logLines(agent.stderr).filter((l) => l.level === 20);
       assert.ok(added.length > 0, agent.describe('-d should log at debug level (pino level 20)'));
       assert.ok(
-        added.some((l) => typeof l.fingerprint === 'string' && (l.fingerprint as string).startsWith('SHA256:')),
+        added.some((l) => typeof l.fingerprint === 'string' && l.fingerprint.startsWith('SHA256:')),
         agent.describe('the debug "identity added" line should carry a SHA256 fingerprint'),
       );
 
@@ -598,168 +637,202 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
     }
   });
 
-  test('5. -a PATH: regular file and live socket refused and left alone, stale socket replaced', { timeout: CASE_TIMEOUT_MS }, async () => {
-    const home = await tempDir();
-    const extra: Foreground[] = [];
-    let staleHolder: ChildProcess | undefined;
-    try {
-      // A regular file: exit 1, untouched (background and foreground).
-      const file = join(home, 'not-a-socket');
-      await writeFile(file, 'precious contents\n', { mode: 0o644 });
-      const before = statSync(file);
-      for (const args of [['-s', '-a', file], ['-D', '-a', file]]) {
-        const r = await tsagent(['start', ...args], { env: envFor(home) });
-        trackPrintedPid(r.stdout);
-        assert.equal(r.code, 1, describeRun(`tsagent start ${args.join(' ')} on a regular file should exit 1`, r));
-        assert.ok(r.stderr.trim() !== '', 'the refusal should be explained on stderr');
-        assert.equal(await readFile(file, 'utf8'), 'precious contents\n', 'the regular file should be left alone');
-        const now = statSync(file);
-        assert.ok(now.isFile() && now.ino === before.ino && (now.mode & 0o777) === 0o644, 'the regular file should be untouched (same inode and mode)');
-      }
+  test(
+    '5. -a PATH: regular file and live socket refused and left alone, stale socket replaced',
+    { timeout: CASE_TIMEOUT_MS },
+    async () => {
+      const home = await tempDir();
+      const extra: Foreground[] = [];
+      let staleHolder: ChildProcess | undefined;
+      try {
+        // A regular file: exit 1, untouched (background and foreground).
+        const file = join(home, 'not-a-socket');
+        await writeFile(file, 'precious contents\n', { mode: 0o644 });
+        const before = statSync(file);
+        for (const args of [
+          ['-s', '-a', file],
+          ['-D', '-a', file],
+        ]) {
+          const r = await tsagent(['start', ...args], { env: envFor(home) });
+          trackPrintedPid(r.stdout);
+          assert.equal(r.code, 1, describeRun(`tsagent start ${args.join(' ')} on a regular file should exit 1`, r));
+          assert.ok(r.stderr.trim() !== '', 'the refusal should be explained on stderr');
+          assert.equal(await readFile(file, 'utf8'), 'precious contents\n', 'the regular file should be left alone');
+          const now = statSync(file);
+          assert.ok(
+            now.isFile() && now.ino === before.ino && (now.mode & 0o777) === 0o644,
+            'the regular file should be untouched (same inode and mode)',
+          );
+        }
 
-      // A live agent's socket: exit 1, the first agent keeps serving its key.
-      const live = join(home, 'live.sock');
-      const first = Foreground.spawn(['-D', '-a', live], envFor(home));
-      extra.push(first);
-      await first.ready();
-      const liveEnv = clientEnv(home, live);
-      assert.equal((await sshAdd([key.path], liveEnv)).code, 0, 'ssh-add to the first agent');
-      for (const args of [['-s', '-a', live], ['-D', '-a', live]]) {
-        const r = await tsagent(['start', ...args], { env: envFor(home) });
-        trackPrintedPid(r.stdout);
-        assert.equal(r.code, 1, describeRun(`tsagent start ${args.join(' ')} on a live socket should exit 1`, r));
-        assert.ok(first.running, first.describe('the first agent should still run'));
-        const l = await sshAdd(['-l'], liveEnv);
-        assert.equal(l.code, 0, describeRun('the first agent should still serve its key', l));
-        assert.ok(l.stdout.includes(key.comment), 'the first agent should still hold its key');
-      }
+        // A live agent's socket: exit 1, the first agent keeps serving its key.
+        const live = join(home, 'live.sock');
+        const first = Foreground.spawn(['-D', '-a', live], envFor(home));
+        extra.push(first);
+        await first.ready();
+        const liveEnv = clientEnv(home, live);
+        assert.equal((await sshAdd([key.path], liveEnv)).code, 0, 'ssh-add to the first agent');
+        for (const args of [
+          ['-s', '-a', live],
+          ['-D', '-a', live],
+        ]) {
+          const r = await tsagent(['start', ...args], { env: envFor(home) });
+          trackPrintedPid(r.stdout);
+          assert.equal(r.code, 1, describeRun(`tsagent start ${args.join(' ')} on a live socket should exit 1`, r));
+          assert.ok(first.running, first.describe('the first agent should still run'));
+          const l = await sshAdd(['-l'], liveEnv);
+          assert.equal(l.code, 0, describeRun('the first agent should still serve its key', l));
+          assert.ok(l.stdout.includes(key.comment), 'the first agent should still hold its key');
+        }
 
-      // A stale socket (its listener SIGKILLed without unlinking): replaced.
-      const stale = join(home, 'stale.sock');
-      staleHolder = spawn(NODE, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => console.log('ready'))`], {
-        env: envFor(home),
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      liveChildren.add(staleHolder);
-      await waitForSocket(stale, 10_000, staleHolder);
-      const holderGone = new Promise<void>((r) => staleHolder!.once('exit', () => r()));
-      process.kill(staleHolder.pid!, 'SIGKILL');
-      await holderGone;
-      liveChildren.delete(staleHolder);
-      assert.ok(lstatSync(stale).isSocket(), 'the stale socket file should remain after SIGKILL');
-      const refused = await new Promise<boolean>((r) => {
-        const s = connect(stale);
-        s.once('connect', () => {
-          s.destroy();
-          r(false);
+        // A stale socket (its listener SIGKILLed without unlinking): replaced.
+        const stale = join(home, 'stale.sock');
+        staleHolder = spawn(
+          NODE,
+          ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => console.log('ready'))`],
+          {
+            env: envFor(home),
+            stdio: ['ignore', 'pipe', 'inherit'],
+          },
+        );
+        liveChildren.add(staleHolder);
+        await waitForSocket(stale, 10_000, staleHolder);
+        const holderGone = new Promise<void>((r) => staleHolder!.once('exit', () => r()));
+        process.kill(staleHolder.pid!, 'SIGKILL');
+        await holderGone;
+        liveChildren.delete(staleHolder);
+        assert.ok(lstatSync(stale).isSocket(), 'the stale socket file should remain after SIGKILL');
+        const refused = await new Promise<boolean>((r) => {
+          const s = connect(stale);
+          s.once('connect', () => {
+            s.destroy();
+            r(false);
+          });
+          s.once('error', () => r(true));
         });
-        s.once('error', () => r(true));
-      });
-      assert.ok(refused, 'nothing should answer on the stale socket');
-      const replacing = Foreground.spawn(['-D', '-a', stale], envFor(home));
-      extra.push(replacing);
-      await replacing.ready();
-      assertPrivateSocket(stale);
-      const l = await sshAdd(['-l'], clientEnv(home, stale));
-      assert.equal(l.code, 1, describeRun('the agent that replaced the stale socket should answer (empty)', l));
-    } finally {
-      if (staleHolder?.pid !== undefined && staleHolder.exitCode === null && staleHolder.signalCode === null) process.kill(staleHolder.pid, 'SIGKILL');
-      for (const a of extra) await a.stop();
-      await removeTemp(home);
-    }
-  });
-
-  test('6. XDG_RUNTIME_DIR: socket at $XDG_RUNTIME_DIR/tsagent/agent.sock in a 0700 dir', { timeout: CASE_TIMEOUT_MS }, async () => {
-    const home = await tempDir();
-    const runtime = join(home, 'run');
-    await mkdir(runtime, { mode: 0o700 });
-    let pid: number | undefined;
-    try {
-      const env = envFor(home, { XDG_RUNTIME_DIR: runtime });
-      const a = await startBackground(['-s'], { env });
-      pid = a.pid;
-      assert.equal(a.sock, join(runtime, 'tsagent', 'agent.sock'), 'socket path under XDG_RUNTIME_DIR');
-      assertPrivateDir(join(runtime, 'tsagent'));
-      assertPrivateSocket(a.sock);
-      assert.deepEqual(leftoverTsagentDirs(home), [], 'no $TMPDIR/tsagent-* directory when XDG_RUNTIME_DIR is set');
-      const l = await sshAdd(['-l'], clientEnv(home, a.sock));
-      assert.equal(l.code, 1, describeRun('ssh-add -l against the XDG agent', l));
-      const k = await tsagent(['start', '-k'], { env: { ...env, SSH_AGENT_PID: String(pid) } });
-      assert.equal(k.code, 0, describeRun('tsagent start -k', k));
-      await assertProcessGone(pid);
-      await assertGone(a.sock, 'socket');
-      await assertGone(join(runtime, 'tsagent'), 'socket directory');
-      assert.ok(existsSync(runtime), 'XDG_RUNTIME_DIR itself should stay');
-    } finally {
-      if (pid !== undefined) await killAgentPid(pid);
-      await removeTemp(home);
-    }
-  });
-
-  test('6b. a refused $XDG_RUNTIME_DIR/tsagent (0777, or not ours) is left where it was', { timeout: CASE_TIMEOUT_MS }, async () => {
-    const home = await tempDir();
-    const runtime = join(home, 'run');
-    await mkdir(runtime, { mode: 0o700 });
-    const dir = join(runtime, 'tsagent');
-    try {
-      const env = envFor(home, { XDG_RUNTIME_DIR: runtime });
-      await mkdir(dir);
-      chmodSync(dir, 0o777);
-      for (const args of [['-s'], ['-D']]) {
-        const r = await tsagent(['start', ...args], { env, timeoutMs: 20_000 });
-        assert.notEqual(r.code, 0, describeRun(`start ${args[0]} with a 0777 socket dir`, r));
-        assert.match(r.stderr, /accessible by other users/);
-        assert.ok(existsSync(dir), `start ${args[0]} must not remove a directory it did not create`);
-        assert.equal(statSync(dir).mode & 0o777, 0o777, 'nor change it');
+        assert.ok(refused, 'nothing should answer on the stale socket');
+        const replacing = Foreground.spawn(['-D', '-a', stale], envFor(home));
+        extra.push(replacing);
+        await replacing.ready();
+        assertPrivateSocket(stale);
+        const l = await sshAdd(['-l'], clientEnv(home, stale));
+        assert.equal(l.code, 1, describeRun('the agent that replaced the stale socket should answer (empty)', l));
+      } finally {
+        if (staleHolder?.pid !== undefined && staleHolder.exitCode === null && staleHolder.signalCode === null)
+          process.kill(staleHolder.pid, 'SIGKILL');
+        for (const a of extra) await a.stop();
+        await removeTemp(home);
       }
-      // Not ours: only root can hand a directory to another user, so only then is this case run.
-      if (process.getuid?.() === 0) {
-        chmodSync(dir, 0o700);
-        chownSync(dir, 65534, 65534);
-        const r = await tsagent(['start', '-s'], { env, timeoutMs: 20_000 });
-        assert.notEqual(r.code, 0, describeRun('start with a foreign-owned socket dir', r));
-        assert.match(r.stderr, /not owned by the current user/);
-        assert.ok(existsSync(dir), 'a foreign-owned directory stays');
+    },
+  );
+
+  test(
+    '6. XDG_RUNTIME_DIR: socket at $XDG_RUNTIME_DIR/tsagent/agent.sock in a 0700 dir',
+    { timeout: CASE_TIMEOUT_MS },
+    async () => {
+      const home = await tempDir();
+      const runtime = join(home, 'run');
+      await mkdir(runtime, { mode: 0o700 });
+      let pid: number | undefined;
+      try {
+        const env = envFor(home, { XDG_RUNTIME_DIR: runtime });
+        const a = await startBackground(['-s'], { env });
+        pid = a.pid;
+        assert.equal(a.sock, join(runtime, 'tsagent', 'agent.sock'), 'socket path under XDG_RUNTIME_DIR');
+        assertPrivateDir(join(runtime, 'tsagent'));
+        assertPrivateSocket(a.sock);
+        assert.deepEqual(leftoverTsagentDirs(home), [], 'no $TMPDIR/tsagent-* directory when XDG_RUNTIME_DIR is set');
+        const l = await sshAdd(['-l'], clientEnv(home, a.sock));
+        assert.equal(l.code, 1, describeRun('ssh-add -l against the XDG agent', l));
+        const k = await tsagent(['start', '-k'], { env: { ...env, SSH_AGENT_PID: String(pid) } });
+        assert.equal(k.code, 0, describeRun('tsagent start -k', k));
+        await assertProcessGone(pid);
+        await assertGone(a.sock, 'socket');
+        await assertGone(join(runtime, 'tsagent'), 'socket directory');
+        assert.ok(existsSync(runtime), 'XDG_RUNTIME_DIR itself should stay');
+      } finally {
+        if (pid !== undefined) await killAgentPid(pid);
+        await removeTemp(home);
       }
-    } finally {
-      await removeTemp(home);
-    }
-  });
+    },
+  );
 
-  test('7. -t: 1h30m accepted, -t 2 expires keys after ~2 s, -t bogus is a usage error', { timeout: CASE_TIMEOUT_MS }, async () => {
-    const home = await tempDir();
-    let pid: number | undefined;
-    const agent = Foreground.spawn(['-D', '-t', '2', '-a', join(home, 'agent.sock')], envFor(home));
-    try {
-      const long = await startBackground(['-s', '-t', '1h30m'], { env: envFor(home) });
-      pid = long.pid;
-      await killAgentPid(pid);
+  test(
+    '6b. a refused $XDG_RUNTIME_DIR/tsagent (0777, or not ours) is left where it was',
+    { timeout: CASE_TIMEOUT_MS },
+    async () => {
+      const home = await tempDir();
+      const runtime = join(home, 'run');
+      await mkdir(runtime, { mode: 0o700 });
+      const dir = join(runtime, 'tsagent');
+      try {
+        const env = envFor(home, { XDG_RUNTIME_DIR: runtime });
+        await mkdir(dir);
+        chmodSync(dir, 0o777);
+        for (const args of [['-s'], ['-D']]) {
+          const r = await tsagent(['start', ...args], { env, timeoutMs: 20_000 });
+          assert.notEqual(r.code, 0, describeRun(`start ${args[0]} with a 0777 socket dir`, r));
+          assert.match(r.stderr, /accessible by other users/);
+          assert.ok(existsSync(dir), `start ${args[0]} must not remove a directory it did not create`);
+          assert.equal(statSync(dir).mode & 0o777, 0o777, 'nor change it');
+        }
+        // Not ours: only root can hand a directory to another user, so only then is this case run.
+        if (process.getuid?.() === 0) {
+          chmodSync(dir, 0o700);
+          chownSync(dir, 65534, 65534);
+          const r = await tsagent(['start', '-s'], { env, timeoutMs: 20_000 });
+          assert.notEqual(r.code, 0, describeRun('start with a foreign-owned socket dir', r));
+          assert.match(r.stderr, /not owned by the current user/);
+          assert.ok(existsSync(dir), 'a foreign-owned directory stays');
+        }
+      } finally {
+        await removeTemp(home);
+      }
+    },
+  );
 
-      await agent.ready();
-      const env = clientEnv(home, join(home, 'agent.sock'));
-      const add = await sshAdd([key.path], env);
-      const addedAt = Date.now();
-      assert.equal(add.code, 0, describeRun('ssh-add key (no -t) to a -t 2 agent', add));
-      const first = await sshAdd(['-l'], env);
-      assert.equal(first.code, 0, describeRun('the key should be listed right after adding', first));
-      const last = await pollList(env, 1, 10_000);
-      const elapsed = Date.now() - addedAt;
-      assert.equal(last.code, 1, describeRun(`the key should have expired within 10 s (default lifetime 2 s), elapsed ${elapsed} ms`, last));
-      assert.ok(elapsed >= 1000, `the key expired after ${elapsed} ms, too early for a 2 s lifetime`);
-      assert.ok(agent.running, 'the agent keeps running after expiry');
+  test(
+    '7. -t: 1h30m accepted, -t 2 expires keys after ~2 s, -t bogus is a usage error',
+    { timeout: CASE_TIMEOUT_MS },
+    async () => {
+      const home = await tempDir();
+      let pid: number | undefined;
+      const agent = Foreground.spawn(['-D', '-t', '2', '-a', join(home, 'agent.sock')], envFor(home));
+      try {
+        const long = await startBackground(['-s', '-t', '1h30m'], { env: envFor(home) });
+        pid = long.pid;
+        await killAgentPid(pid);
 
-      const bogus = await tsagent(['start', '-t', 'bogus'], { env: envFor(home) });
-      trackPrintedPid(bogus.stdout);
-      assert.equal(bogus.code, 1, describeRun('-t bogus should exit 1', bogus));
-      assert.equal(bogus.stdout, '', '-t bogus should print nothing on stdout');
-      assert.match(bogus.stderr, /bogus|lifetime/i, '-t bogus should say what is wrong');
-      assert.match(bogus.stderr, /usage/i, '-t bogus should print the usage');
-    } finally {
-      if (pid !== undefined) await killAgentPid(pid);
-      await agent.stop();
-      await removeTemp(home);
-    }
-  });
+        await agent.ready();
+        const env = clientEnv(home, join(home, 'agent.sock'));
+        const add = await sshAdd([key.path], env);
+        const addedAt = Date.now();
+        assert.equal(add.code, 0, describeRun('ssh-add key (no -t) to a -t 2 agent', add));
+        const first = await sshAdd(['-l'], env);
+        assert.equal(first.code, 0, describeRun('the key should be listed right after adding', first));
+        const last = await pollList(env, 1, 10_000);
+        const elapsed = Date.now() - addedAt;
+        assert.equal(
+          last.code,
+          1,
+          describeRun(`the key should have expired within 10 s (default lifetime 2 s), elapsed ${elapsed} ms`, last),
+        );
+        assert.ok(elapsed >= 1000, `the key expired after ${elapsed} ms, too early for a 2 s lifetime`);
+        assert.ok(agent.running, 'the agent keeps running after expiry');
+
+        const bogus = await tsagent(['start', '-t', 'bogus'], { env: envFor(home) });
+        trackPrintedPid(bogus.stdout);
+        assert.equal(bogus.code, 1, describeRun('-t bogus should exit 1', bogus));
+        assert.equal(bogus.stdout, '', '-t bogus should print nothing on stdout');
+        assert.match(bogus.stderr, /bogus|lifetime/i, '-t bogus should say what is wrong');
+        assert.match(bogus.stderr, /usage/i, '-t bogus should print the usage');
+      } finally {
+        if (pid !== undefined) await killAgentPid(pid);
+        await agent.stop();
+        await removeTemp(home);
+      }
+    },
+  );
 
   test('8. -E md5 accepted (MD5 fingerprints in the debug log), -E sha1 refused', { timeout: CASE_TIMEOUT_MS }, async () => {
     const home = await tempDir();
@@ -771,7 +844,11 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
       const logged = await waitFor(() => /identity added/.test(agent.stderr), 5000);
       assert.ok(logged, agent.describe('-d should log the added identity'));
       const line = logLines(agent.stderr).find((l) => l.msg === 'identity added');
-      assert.match(String(line?.fingerprint), /^MD5:([0-9a-f]{2}:){15}[0-9a-f]{2}$/, 'with -E md5 the log fingerprint should be MD5:xx:..');
+      assert.match(
+        String(line?.fingerprint),
+        /^MD5:([0-9a-f]{2}:){15}[0-9a-f]{2}$/,
+        'with -E md5 the log fingerprint should be MD5:xx:..',
+      );
 
       const sha1 = await tsagent(['start', '-E', 'sha1'], { env: envFor(home) });
       trackPrintedPid(sha1.stdout);
@@ -796,30 +873,38 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
     }
   });
 
-  test('10. command mode: the child sees the agent, its exit code is ours, the socket goes with it', { timeout: CASE_TIMEOUT_MS }, async () => {
-    const home = await tempDir();
-    try {
-      const script = '"$TS_SSH_ADD" -l; echo "rc=$?"; echo "sock=$SSH_AUTH_SOCK"; echo "pid=$SSH_AGENT_PID"; exit 3';
-      const r = await tsagent(['start', '--', SH, '-c', script], { env: envFor(home, { TS_SSH_ADD: SSH_ADD }) });
-      assert.equal(r.code, 3, describeRun('tsagent start -- sh -c "...; exit 3" should exit 3', r));
-      const m = /^The agent has no identities\.\nrc=1\nsock=(.+)\npid=(\d+)\n$/.exec(r.stdout);
-      assert.ok(m, `the command should have reached the agent with SSH_AUTH_SOCK and SSH_AGENT_PID set, got:\n${r.stdout}`);
-      const sock = m[1]!;
-      assert.equal(Number(m[2]), r.pid, 'SSH_AGENT_PID should be the tsagent process');
-      assert.match(sock, new RegExp(`^${escapeRe(home)}/tsagent-[A-Za-z0-9]{6}/agent\\.\\d+$`), 'command-mode socket under $TMPDIR');
-      assert.ok(!existsSync(sock), `the socket ${sock} should be gone after the command exits`);
-      assert.deepEqual(leftoverTsagentDirs(home), [], 'the socket directory should be gone after the command exits');
-      assert.ok(!isAlive(r.pid), 'the agent should have exited with the command');
+  test(
+    '10. command mode: the child sees the agent, its exit code is ours, the socket goes with it',
+    { timeout: CASE_TIMEOUT_MS },
+    async () => {
+      const home = await tempDir();
+      try {
+        const script = '"$TS_SSH_ADD" -l; echo "rc=$?"; echo "sock=$SSH_AUTH_SOCK"; echo "pid=$SSH_AGENT_PID"; exit 3';
+        const r = await tsagent(['start', '--', SH, '-c', script], { env: envFor(home, { TS_SSH_ADD: SSH_ADD }) });
+        assert.equal(r.code, 3, describeRun('tsagent start -- sh -c "...; exit 3" should exit 3', r));
+        const m = /^The agent has no identities\.\nrc=1\nsock=(.+)\npid=(\d+)\n$/.exec(r.stdout);
+        assert.ok(m, `the command should have reached the agent with SSH_AUTH_SOCK and SSH_AGENT_PID set, got:\n${r.stdout}`);
+        const sock = m[1];
+        assert.equal(Number(m[2]), r.pid, 'SSH_AGENT_PID should be the tsagent process');
+        assert.match(
+          sock,
+          new RegExp(`^${escapeRe(home)}/tsagent-[A-Za-z0-9]{6}/agent\\.\\d+$`),
+          'command-mode socket under $TMPDIR',
+        );
+        assert.ok(!existsSync(sock), `the socket ${sock} should be gone after the command exits`);
+        assert.deepEqual(leftoverTsagentDirs(home), [], 'the socket directory should be gone after the command exits');
+        assert.ok(!isAlive(r.pid), 'the agent should have exited with the command');
 
-      // Without `--`: the command's own -c is not tsagent's csh flag.
-      const r2 = await tsagent(['start', 'sh', '-c', 'echo "child pid=$SSH_AGENT_PID"; exit 0'], { env: envFor(home) });
-      assert.equal(r2.code, 0, describeRun('tsagent start sh -c "exit 0" should exit 0', r2));
-      assert.equal(r2.stdout, `child pid=${r2.pid}\n`, 'the command should have run with SSH_AGENT_PID set');
-      assert.deepEqual(leftoverTsagentDirs(home), [], 'nothing left after the second command');
-    } finally {
-      await removeTemp(home);
-    }
-  });
+        // Without `--`: the command's own -c is not tsagent's csh flag.
+        const r2 = await tsagent(['start', 'sh', '-c', 'echo "child pid=$SSH_AGENT_PID"; exit 0'], { env: envFor(home) });
+        assert.equal(r2.code, 0, describeRun('tsagent start sh -c "exit 0" should exit 0', r2));
+        assert.equal(r2.stdout, `child pid=${r2.pid}\n`, 'the command should have run with SSH_AGENT_PID set');
+        assert.deepEqual(leftoverTsagentDirs(home), [], 'nothing left after the second command');
+      } finally {
+        await removeTemp(home);
+      }
+    },
+  );
 
   test('11. --version and start --help', { timeout: CASE_TIMEOUT_MS }, async () => {
     const home = await tempDir();
@@ -889,27 +974,34 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
     }
   });
 
-  test('14. -a with a relative path in the background binds in the current directory, like ssh-agent', { timeout: CASE_TIMEOUT_MS }, async () => {
-    const home = await tempDir();
-    const name = `tsagent-cli-rel-${randomBytes(6).toString('hex')}.sock`;
-    let pid: number | undefined;
-    try {
-      const a = await startBackground(['-s', '-a', name], { env: envFor(home), cwd: home });
-      pid = a.pid;
-      assert.equal(a.sock, name, 'the printed SSH_AUTH_SOCK is the path as given (as ssh-agent prints it)');
-      assert.ok(existsSync(join(home, name)), `the socket should be created in the current directory (${home}), not in / (exists in /: ${existsSync('/' + name)})`);
-      assertPrivateSocket(join(home, name));
-      const l = await run(SSH_ADD, ['-l'], { env: clientEnv(home, name), cwd: home });
-      assert.equal(l.code, 1, describeRun('ssh-add -l with the relative SSH_AUTH_SOCK from the same directory', l));
-    } finally {
-      if (pid !== undefined) await killAgentPid(pid);
-      // Should the bug put the socket in /, take it away again.
+  test(
+    '14. -a with a relative path in the background binds in the current directory, like ssh-agent',
+    { timeout: CASE_TIMEOUT_MS },
+    async () => {
+      const home = await tempDir();
+      const name = `tsagent-cli-rel-${randomBytes(6).toString('hex')}.sock`;
+      let pid: number | undefined;
       try {
-        if (lstatSync('/' + name).isSocket()) unlinkSync('/' + name);
-      } catch {
-        /* not there */
+        const a = await startBackground(['-s', '-a', name], { env: envFor(home), cwd: home });
+        pid = a.pid;
+        assert.equal(a.sock, name, 'the printed SSH_AUTH_SOCK is the path as given (as ssh-agent prints it)');
+        assert.ok(
+          existsSync(join(home, name)),
+          `the socket should be created in the current directory (${home}), not in / (exists in /: ${existsSync('/' + name)})`,
+        );
+        assertPrivateSocket(join(home, name));
+        const l = await run(SSH_ADD, ['-l'], { env: clientEnv(home, name), cwd: home });
+        assert.equal(l.code, 1, describeRun('ssh-add -l with the relative SSH_AUTH_SOCK from the same directory', l));
+      } finally {
+        if (pid !== undefined) await killAgentPid(pid);
+        // Should the bug put the socket in /, take it away again.
+        try {
+          if (lstatSync('/' + name).isSocket()) unlinkSync('/' + name);
+        } catch {
+          /* not there */
+        }
+        await removeTemp(home);
       }
-      await removeTemp(home);
-    }
-  });
+    },
+  );
 });

@@ -62,7 +62,10 @@ describe('getKeys when there is no agent', () => {
   it('nothing at the path (ENOENT) → []', async () => {
     const path = join(dir, 'absent.sock');
     assert.deepEqual(await getKeys({ socketPath: path }), []);
-    await assert.rejects(new AgentClient({ socketPath: path }).list(), (e: unknown) => e instanceof AgentNotPresentError && /ENOENT/.test(e.message));
+    await assert.rejects(
+      new AgentClient({ socketPath: path }).list(),
+      (e: unknown) => e instanceof AgentNotPresentError && /ENOENT/.test(e.message),
+    );
   });
 
   it('nothing listening (ECONNREFUSED) → []', async () => {
@@ -70,7 +73,10 @@ describe('getKeys when there is no agent', () => {
     const path = join(dir, 'not-listening');
     writeFileSync(path, '');
     assert.deepEqual(await getKeys({ socketPath: path }), []);
-    await assert.rejects(new AgentClient({ socketPath: path }).list(), (e: unknown) => e instanceof AgentNotPresentError && /ECONNREFUSED/.test(e.message));
+    await assert.rejects(
+      new AgentClient({ socketPath: path }).list(),
+      (e: unknown) => e instanceof AgentNotPresentError && /ECONNREFUSED/.test(e.message),
+    );
   });
 });
 
@@ -103,7 +109,10 @@ describe('getKeys when the peer is not an agent', () => {
 
   it('a well-framed reply of an unknown type → AgentProtocolError', async () => {
     const path = await answering(frame(Buffer.from([99])));
-    await assert.rejects(getKeys({ socketPath: path, timeoutMs: 5000 }), (e: unknown) => e instanceof AgentProtocolError && e.messageType === 99);
+    await assert.rejects(
+      getKeys({ socketPath: path, timeoutMs: 5000 }),
+      (e: unknown) => e instanceof AgentProtocolError && e.messageType === 99,
+    );
   });
 
   it('SUCCESS where a key list is due → AgentProtocolError', async () => {
@@ -115,20 +124,29 @@ describe('getKeys when the peer is not an agent', () => {
     const header = Buffer.alloc(4);
     header.writeUInt32BE(256 * 1024 + 1);
     const path = await answering(Buffer.concat([header, Buffer.from([12])]));
-    await assert.rejects(getKeys({ socketPath: path, timeoutMs: 5000 }), (e: unknown) => e instanceof AgentProtocolError && /exceeds/.test(e.message));
+    await assert.rejects(
+      getKeys({ socketPath: path, timeoutMs: 5000 }),
+      (e: unknown) => e instanceof AgentProtocolError && /exceeds/.test(e.message),
+    );
   });
 
   it('a list of 2049 keys is refused; 2048 are accepted (OpenSSH MAX_AGENT_IDENTITIES)', async () => {
     const blob = testKey('ed25519').blob;
-    const list = (n: number): Buffer => encodeResponseFrame({ type: 'identities', identities: Array.from({ length: n }, () => ({ blob, comment: '' })) });
+    const list = (n: number): Buffer =>
+      encodeResponseFrame({ type: 'identities', identities: Array.from({ length: n }, () => ({ blob, comment: '' })) });
     const over = await answering(list(2049));
-    await assert.rejects(getKeys({ socketPath: over, timeoutMs: 5000 }), (e: unknown) => e instanceof AgentProtocolError && /too many identities/.test(e.message));
+    await assert.rejects(
+      getKeys({ socketPath: over, timeoutMs: 5000 }),
+      (e: unknown) => e instanceof AgentProtocolError && /too many identities/.test(e.message),
+    );
     const max = await answering(list(2048));
     assert.equal((await getKeys({ socketPath: max, timeoutMs: 5000 })).length, 2048);
   });
 
   it('a key blob that does not parse → AgentProtocolError', async () => {
-    const path = await answering(encodeResponseFrame({ type: 'identities', identities: [{ blob: Buffer.from([0, 0, 0, 9, 1]), comment: 'x' }] }));
+    const path = await answering(
+      encodeResponseFrame({ type: 'identities', identities: [{ blob: Buffer.from([0, 0, 0, 9, 1]), comment: 'x' }] }),
+    );
     await assert.rejects(getKeys({ socketPath: path, timeoutMs: 5000 }), AgentProtocolError);
   });
 

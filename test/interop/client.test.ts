@@ -39,7 +39,7 @@ interface KeygenLine {
 function parseListing(line: string): KeygenLine {
   const m = /^(\d+) (\S+) (.*) \([A-Z0-9-]+\)$/.exec(line.trim());
   assert.ok(m, `unexpected listing line: ${line}`);
-  return { bits: Number(m[1]), fingerprint: m[2]!, comment: m[3]! };
+  return { bits: Number(m[1]), fingerprint: m[2], comment: m[3] };
 }
 
 function sigAlgorithm(sig: Buffer): string {
@@ -71,7 +71,9 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
       for (const type of PLAIN) {
         const key = keys[type]!;
         const withCert = type === 'ed25519' || type === 'rsa-2048';
-        const cert = withCert ? await signUserCert(ca, key.publicPath, { principals: ['tester'], identity: `cert-${type}` }) : undefined;
+        const cert = withCert
+          ? await signUserCert(ca, key.publicPath, { principals: ['tester'], identity: `cert-${type}` })
+          : undefined;
         const added = await client.addKey({ path: key.privatePath }, cert !== undefined ? { certificate: cert } : {});
         assert.equal(added.length, withCert ? 2 : 1);
         expected.push({ file: key.publicPath, certificate: false });
@@ -91,7 +93,7 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
       const listed = await getKeys({ socketPath: daemon.socketPath });
       assert.equal(listed.length, expected.length);
       for (const [i, key] of listed.entries()) {
-        const { file, certificate } = expected[i]!;
+        const { file, certificate } = expected[i];
         const fields = readFileSync(file, 'utf8').trim().split(/\s+/);
         assert.equal(key.type, fields[0]);
         assert.equal(key.base64, fields[1]);
@@ -182,49 +184,59 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
       if (!peers(t)) return;
       const other = await generateKey(dir, 'ecdsa-256', 'file comment');
       const [fromContents] = await client.addKey({ contents: readFileSync(other.privatePath) }, { comment: 'from contents' });
-      assert.equal(fromContents!.base64, other.blob.toString('base64'));
-      assert.equal(fromContents!.comment, 'from contents');
+      assert.equal(fromContents.base64, other.blob.toString('base64'));
+      assert.equal(fromContents.comment, 'from contents');
 
       const keyObject = generateKeyPairSync('ed25519').privateKey;
       const [fromObject] = await client.addKey(keyObject, { comment: 'from KeyObject' });
       const listed = await client.getKeys();
-      const found = listed.find((k) => k.blob.equals(fromObject!.blob));
+      const found = listed.find((k) => k.blob.equals(fromObject.blob));
       assert.equal(found?.comment, 'from KeyObject');
       assert.ok(found.verify(DATA, await found.sign(DATA)));
 
       const passphrase = 'correct horse battery';
       const enc = await generateKey(dir, 'ed25519', 'encrypted', { passphrase });
-      await assert.rejects(client.addKey({ path: enc.privatePath }), (e: unknown) => e instanceof InvalidKeyError && /passphrase/.test(e.message));
+      await assert.rejects(
+        client.addKey({ path: enc.privatePath }),
+        (e: unknown) => e instanceof InvalidKeyError && /passphrase/.test(e.message),
+      );
       await assert.rejects(client.addKey({ path: enc.privatePath, passphrase: 'wrong horse' }), (e: unknown) => {
         assert.ok(e instanceof InvalidKeyError);
         assert.ok(!String(e.stack).includes('wrong horse'), 'the passphrase is never in an error');
         return true;
       });
       const [decrypted] = await client.addKey({ path: enc.privatePath, passphrase });
-      assert.equal(decrypted!.comment, 'encrypted');
-      assert.equal(decrypted!.base64, enc.blob.toString('base64'));
+      assert.equal(decrypted.comment, 'encrypted');
+      assert.equal(decrypted.base64, enc.blob.toString('base64'));
 
-      await client.remove(fromContents!.blob);
-      await client.remove(fromObject!.blob);
-      await client.remove(decrypted!.blob);
+      await client.remove(fromContents.blob);
+      await client.remove(fromObject.blob);
+      await client.remove(decrypted.blob);
       assert.equal((await client.list()).length, expected.length);
     });
 
     it('addKey with a lifetime: the agent drops the key when it expires', async (t) => {
       if (!peers(t)) return;
-      const [key] = await client.addKey(generateKeyPairSync('ed25519').privateKey, { lifetimeSeconds: 1, comment: 'short-lived' });
-      assert.ok((await client.list()).some((i) => i.blob.equals(key!.blob)));
-      await waitFor(async () => !(await client.list()).some((i) => i.blob.equals(key!.blob)), { timeoutMs: 10_000, intervalMs: 200, what: 'the key to expire' });
+      const [key] = await client.addKey(generateKeyPairSync('ed25519').privateKey, {
+        lifetimeSeconds: 1,
+        comment: 'short-lived',
+      });
+      assert.ok((await client.list()).some((i) => i.blob.equals(key.blob)));
+      await waitFor(async () => !(await client.list()).some((i) => i.blob.equals(key.blob)), {
+        timeoutMs: 10_000,
+        intervalMs: 200,
+        what: 'the key to expire',
+      });
     });
 
     it('addKey with confirm: each signature asks $SSH_ASKPASS', async (t) => {
       if (!peers(t)) return;
       const [key] = await client.addKey(generateKeyPairSync('ed25519').privateKey, { confirm: true, comment: 'confirm me' });
       writeFileSync(approveFile, '');
-      assert.ok(key!.verify(DATA, await key!.sign(DATA)));
+      assert.ok(key.verify(DATA, await key.sign(DATA)));
       rmSync(approveFile);
-      await assert.rejects(key!.sign(DATA), AgentFailureError);
-      await client.remove(key!.blob);
+      await assert.rejects(key.sign(DATA), AgentFailureError);
+      await client.remove(key.blob);
     });
 
     it('query: the extensions the agent names ([] when it has no query)', async (t) => {
@@ -241,7 +253,7 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
       assert.deepEqual(await client.list(), before);
     });
 
-    it('an idle client does not keep Node running (the socket is unref\'d between requests)', async (t) => {
+    it("an idle client does not keep Node running (the socket is unref'd between requests)", async (t) => {
       if (!peers(t)) return;
       const script = [
         `const { getKeys, AgentClient } = require(${JSON.stringify(join(__dirname, '../../src/index.js'))});`,
@@ -254,7 +266,10 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
         '})();',
       ].join('\n');
       // Neither the keys' connection nor the client is closed: the child must still exit.
-      const r = await run(process.execPath, ['-e', script], { env: cleanEnv({ SSH_AUTH_SOCK: daemon.socketPath }), timeoutMs: 15_000 });
+      const r = await run(process.execPath, ['-e', script], {
+        env: cleanEnv({ SSH_AUTH_SOCK: daemon.socketPath }),
+        timeoutMs: 15_000,
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim(), `done ${expected.length}`);
     });
@@ -268,7 +283,10 @@ async function checkSshsig(dir: string, key: AgentKey, impl: string, algorithm?:
   const sigFile = join(dir, `sig-${Date.now()}-${Math.random().toString(16).slice(2)}`);
   writeFileSync(sigFile, sshsigArmor(key.blob, NAMESPACE, sig));
   try {
-    const r = await run('ssh-keygen', ['-Y', 'check-novalidate', '-n', NAMESPACE, '-s', sigFile], { input: message, env: cleanEnv() });
+    const r = await run('ssh-keygen', ['-Y', 'check-novalidate', '-n', NAMESPACE, '-s', sigFile], {
+      input: message,
+      env: cleanEnv(),
+    });
     assert.equal(r.code, 0, `${key.type}: ${r.stdout}${r.stderr}`);
     assert.match(r.stdout + r.stderr, new RegExp(`Good "${NAMESPACE}" signature`));
   } finally {

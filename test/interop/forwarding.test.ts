@@ -159,13 +159,19 @@ describe('agent forwarding', () => {
     assert.equal(out.code, 0);
     const lines = out.stdout.trim().split('\n');
     assert.equal(lines.length, 2, out.stdout);
-    assert.equal(lines[0]!.split(' ').slice(0, 2).join(' '), key.publicLine.split(' ').slice(0, 2).join(' '));
+    assert.equal(lines[0].split(' ').slice(0, 2).join(' '), key.publicLine.split(' ').slice(0, 2).join(' '));
     assert.equal(lines[1], 'hop-ok');
   }
 
   it('ssh2 client (relaying by itself) → ssh2 server: exposeForwardedAgent serves ssh-add -L and a second login', async (t) => {
     if (requirePeers(t, ['ssh-add'] as const) === undefined) return;
-    const client = await connect({ port: server.port, username: USER, agent: daemon.socketPath, agentForward: true, hostKeyBlob: server.hostKeyBlob });
+    const client = await connect({
+      port: server.port,
+      username: USER,
+      agent: daemon.socketPath,
+      agentForward: true,
+      hostKeyBlob: server.hostKeyBlob,
+    });
     t.after(() => client.end());
     const out = exec(client, 'use-forwarded-agent');
     await farSide(t);
@@ -175,7 +181,13 @@ describe('agent forwarding', () => {
   it('ssh2 client relaying through forwardAgentChannel → ssh2 server', async (t) => {
     if (requirePeers(t, ['ssh-add'] as const) === undefined) return;
     const agent = new RelayingAgent(daemon.socketPath);
-    const client = await connect({ port: server.port, username: USER, agent, agentForward: true, hostKeyBlob: server.hostKeyBlob });
+    const client = await connect({
+      port: server.port,
+      username: USER,
+      agent,
+      agentForward: true,
+      hostKeyBlob: server.hostKeyBlob,
+    });
     t.after(() => client.end());
     const forLogin = agent.relays.length;
     assert.ok(forLogin >= 1, 'the login itself went through forwardAgentChannel');
@@ -184,7 +196,11 @@ describe('agent forwarding', () => {
     assertFarSideOutput(await out);
     assert.ok(agent.relays.length > forLogin, 'the forwarded channels went through forwardAgentChannel');
     const reasons = await Promise.all(agent.relays.map((r) => r.closed));
-    assert.deepEqual(reasons.map((r) => r?.message), reasons.map(() => undefined), 'every relay ended cleanly');
+    assert.deepEqual(
+      reasons.map((r) => r?.message),
+      reasons.map(() => undefined),
+      'every relay ended cleanly',
+    );
   });
 
   it("OpenSSH's ssh -A → ssh2 server: exposeForwardedAgent against OpenSSH's client side", async (t) => {
@@ -196,12 +212,37 @@ describe('agent forwarding', () => {
     const home = await tempDir('tsagent-fwd-home-');
     t.after(() => removeDir(home));
     const args = [
-      '-F', '/dev/null', '-A', '-p', String(server.port),
-      '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null',
-      '-o', 'StrictHostKeyChecking=yes', '-o', 'UpdateHostKeys=no', '-o', 'BatchMode=yes',
-      '-o', 'IdentitiesOnly=no', '-o', 'IdentityFile=none', '-o', 'PreferredAuthentications=publickey',
-      '-o', 'ControlMaster=no', '-o', 'ControlPath=none', '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR',
-      `${USER}@127.0.0.1`, 'use-forwarded-agent',
+      '-F',
+      '/dev/null',
+      '-A',
+      '-p',
+      String(server.port),
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      'GlobalKnownHostsFile=/dev/null',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'UpdateHostKeys=no',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'IdentitiesOnly=no',
+      '-o',
+      'IdentityFile=none',
+      '-o',
+      'PreferredAuthentications=publickey',
+      '-o',
+      'ControlMaster=no',
+      '-o',
+      'ControlPath=none',
+      '-o',
+      'ConnectTimeout=10',
+      '-o',
+      'LogLevel=ERROR',
+      `${USER}@127.0.0.1`,
+      'use-forwarded-agent',
     ];
     const ssh = run(bin.ssh, args, { env: cleanEnv({ HOME: home, SSH_AUTH_SOCK: daemon.socketPath }), timeoutMs: 60_000 });
     await farSide(t);
@@ -214,21 +255,28 @@ describe('agent forwarding', () => {
     if (bin === undefined) return;
     const sshd = await startSshd({ authorizedKeys: [key.publicLine] }, t);
     const agent = new RelayingAgent(daemon.socketPath);
-    const hostKeyBlob = Buffer.from(sshd.hostKeyPublicLine.split(/\s+/)[1]!, 'base64');
+    const hostKeyBlob = Buffer.from(sshd.hostKeyPublicLine.split(/\s+/)[1], 'base64');
     const client = await connect({ port: sshd.port, username: sshd.user, agent, agentForward: true, hostKeyBlob });
     t.after(() => client.end());
     const forLogin = agent.relays.length;
 
     const listed = await exec(client, 'ssh-add -L');
     assert.equal(listed.code, 0, listed.stderr);
-    assert.ok(listed.stdout.includes(key.publicLine.split(' ')[1]!), listed.stdout);
+    assert.ok(listed.stdout.includes(key.publicLine.split(' ')[1]), listed.stdout);
     assert.ok(agent.relays.length > forLogin, 'sshd reached the agent through forwardAgentChannel');
 
-    const hop = sshd.sshArgs([], ['echo', 'second-hop']).map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const hop = sshd
+      .sshArgs([], ['echo', 'second-hop'])
+      .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+      .join(' ');
     const r = await exec(client, `ssh ${hop}`);
     assert.equal(r.code, 0, `${r.stderr}\n--- sshd ---\n${sshd.log().slice(-2000)}`);
     assert.equal(r.stdout.trim(), 'second-hop');
     const fp = key.fingerprint.replace(/[+/]/g, '\\$&');
-    assert.equal(sshd.log().match(new RegExp(`Accepted publickey for ${sshd.user} .* ${fp}`, 'g'))?.length, 2, 'both logins used the key');
+    assert.equal(
+      sshd.log().match(new RegExp(`Accepted publickey for ${sshd.user} .* ${fp}`, 'g'))?.length,
+      2,
+      'both logins used the key',
+    );
   });
 });

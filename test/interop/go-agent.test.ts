@@ -90,7 +90,7 @@ async function converse(impl: AgentImpl, bin: string, keys: string, work: string
 const step = (lines: readonly Line[], name: string): Line => {
   const found = lines.filter((l) => l.step === name);
   assert.equal(found.length, 1, `expected exactly one "${name}" line, got ${found.length}`);
-  return found[0] as Line;
+  return found[0];
 };
 
 test('Go x/crypto/ssh/agent client: tsagent behaves like OpenSSH ssh-agent', { timeout: 300_000 }, async (t) => {

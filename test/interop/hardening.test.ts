@@ -22,7 +22,9 @@ function needRoot(t: TestContext): boolean {
 
 /** uid/gid of `nobody` from /etc/passwd. */
 function nobody(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('nobody:'));
   assert.ok(line, 'a nobody user');
   const f = line.split(':');
   return { uid: Number(f[2]), gid: Number(f[3]) };
@@ -38,7 +40,8 @@ async function tsagentReadableBy(setpriv: string, scratch: string): Promise<stri
   if (probe.code === 0) return TSAGENT_BIN;
   const root = resolve(TSAGENT_BIN, '../..');
   const copy = join(scratch, 'pkg');
-  for (const part of ['package.json', 'bin', 'dist/src', 'node_modules']) cpSync(join(root, part), join(copy, part), { recursive: true });
+  for (const part of ['package.json', 'bin', 'dist/src', 'node_modules'])
+    cpSync(join(root, part), join(copy, part), { recursive: true });
   chmodSync(scratch, 0o755);
   return join(copy, 'bin', 'tsagent.js');
 }
@@ -56,11 +59,16 @@ describe('process and peer protections', () => {
     const asRoot = await run(bin['ssh-add'], ['-l'], { env });
     assert.equal(asRoot.code, 1, `root (and the owner) are answered: ${asRoot.stdout}`);
     assert.match(asRoot.stdout, /The agent has no identities/);
-    const asNobody = await run(bin.setpriv, ['--reuid=nobody', '--regid=nogroup', '--clear-groups', bin['ssh-add'], '-l'], { env });
+    const asNobody = await run(bin.setpriv, ['--reuid=nobody', '--regid=nogroup', '--clear-groups', bin['ssh-add'], '-l'], {
+      env,
+    });
     assert.notEqual(asNobody.code, 0);
     assert.doesNotMatch(asNobody.stdout, /no identities/, 'nobody got no answer');
     await waitFor(() => /"msg":"connection refused"/.test(agent.stderr()), { what: 'the refusal to be logged' });
-    const line = agent.stderr().split('\n').find((l) => l.includes('connection refused'))!;
+    const line = agent
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('connection refused'))!;
     const entry = JSON.parse(line) as { peerUid: number; peerPid: number; level: number };
     assert.equal(entry.peerUid, nobody().uid);
     assert.ok(entry.peerPid > 0);

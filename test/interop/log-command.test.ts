@@ -33,12 +33,27 @@ describe('tsagent log', () => {
       rec(2, {
         decision: 'deny',
         reason: 'rule 3',
-        process: { pid: 9, uid: 1000, exe: '/usr/bin/ssh-keygen', argv: ['ssh-keygen', '-Y', 'sign'], unit: null, parents: ['/usr/bin/git'] },
+        process: {
+          pid: 9,
+          uid: 1000,
+          exe: '/usr/bin/ssh-keygen',
+          argv: ['ssh-keygen', '-Y', 'sign'],
+          unit: null,
+          parents: ['/usr/bin/git'],
+        },
         destination: null,
         purpose: 'sign:git',
       }),
     );
-    sink.record({ time: rec(99).time, event: 'list', decision: 'allow', reason: 'default', keys: ['SHA256:a'], process: null, destination: null });
+    sink.record({
+      time: rec(99).time,
+      event: 'list',
+      decision: 'allow',
+      reason: 'default',
+      keys: ['SHA256:a'],
+      process: null,
+      destination: null,
+    });
     sink.close();
   });
   after(() => removeDir(dir));
@@ -51,26 +66,44 @@ describe('tsagent log', () => {
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
     assert.equal(lines.length, 4);
-    assert.match(lines[0]!, /^TIME +EVENT +PROGRAM +DESTINATION +PURPOSE +KEY +DECISION +REASON$/);
-    assert.match(lines[1]!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +sign +ssh +git@github\.com +login +github +allow +default$/);
-    assert.match(lines[2]!, / sign +ssh-keygen +- +sign:git +github +deny +rule 3$/);
-    assert.match(lines[3]!, / list +- +- +- +1 key +allow +default$/);
-    const at = lines[0]!.indexOf('DECISION');
+    assert.match(lines[0], /^TIME +EVENT +PROGRAM +DESTINATION +PURPOSE +KEY +DECISION +REASON$/);
+    assert.match(lines[1], /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +sign +ssh +git@github\.com +login +github +allow +default$/);
+    assert.match(lines[2], / sign +ssh-keygen +- +sign:git +github +deny +rule 3$/);
+    assert.match(lines[3], / list +- +- +- +1 key +allow +default$/);
+    const at = lines[0].indexOf('DECISION');
     for (const l of lines.slice(1)) assert.match(l.slice(at), /^(allow|deny) /, 'the DECISION column lines up');
   });
 
   it('--json prints one record a line; filters narrow it', async () => {
     const all = await tsagent(['--json']);
-    const records = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
-    assert.deepEqual(records.map((x) => x.event), ['sign', 'sign', 'list']);
+    const records = all.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditRecord);
+    assert.deepEqual(
+      records.map((x) => x.event),
+      ['sign', 'sign', 'list'],
+    );
     const deny = await tsagent(['--json', '--decision', 'deny']);
-    assert.deepEqual(deny.stdout.trim().split('\n').map((l) => (JSON.parse(l) as AuditRecord).purpose), ['sign:git']);
+    assert.deepEqual(
+      deny.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as AuditRecord).purpose),
+      ['sign:git'],
+    );
     const byProc = await tsagent(['--json', '--process', 'ssh-keygen']);
     assert.equal(byProc.stdout.trim().split('\n').length, 1);
     const byHost = await tsagent(['--json', '--host', 'github.com', '--key', 'github']);
     assert.equal(byHost.stdout.trim().split('\n').length, 1);
     const since = await tsagent(['--json', '--since', '5m']);
-    assert.deepEqual(since.stdout.trim().split('\n').map((l) => (JSON.parse(l) as AuditRecord).event), ['list']);
+    assert.deepEqual(
+      since.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as AuditRecord).event),
+      ['list'],
+    );
     const other = await tsagent(['--file', join(dir, 'none.jsonl')]);
     assert.equal(other.code, 0);
     assert.equal(other.stdout.trim().split('\n').length, 1, 'a missing file is an empty log: just the header');
@@ -80,7 +113,10 @@ describe('tsagent log', () => {
   });
 
   it('-f follows records appended while it runs', async () => {
-    const child = spawn(process.execPath, [TSAGENT_BIN, 'log', '-f', '--interval', '50', '--process', 'ssh'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [TSAGENT_BIN, 'log', '-f', '--interval', '50', '--process', 'ssh'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
     try {

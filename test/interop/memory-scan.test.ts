@@ -62,7 +62,14 @@ describe('memory scan: private key bytes leave memory on lock, remove, expiry an
       daemon = await startAgentDaemon(impl, impl === 'tsagent' ? { args: ['-d'] } : {});
       const d = daemon;
       const pid = d.child.pid!;
-      const env = { PATH: process.env.PATH, HOME: dir, SSH_AUTH_SOCK: d.socketPath, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };
+      const env = {
+        PATH: process.env.PATH,
+        HOME: dir,
+        SSH_AUTH_SOCK: d.socketPath,
+        SSH_ASKPASS: askpass,
+        SSH_ASKPASS_REQUIRE: 'force',
+        DISPLAY: ':0',
+      };
       const sshAdd = (...args: string[]): Promise<unknown> => runOk(peers['ssh-add'], args, { env });
       const signOnce = async (): Promise<void> => {
         for (const k of Object.values(keys)) {
@@ -75,7 +82,9 @@ describe('memory scan: private key bytes leave memory on lock, remove, expiry an
       const released = async (n: number): Promise<void> => {
         if (impl !== 'tsagent') return;
         // Every state is still scanned when this fails, so the whole table is reported.
-        await waitFor(() => releases() >= n, { timeoutMs: 30_000, what: `memory release #${n}` }).catch((e: Error) => failures.push(e.message));
+        await waitFor(() => releases() >= n, { timeoutMs: 30_000, what: `memory release #${n}` }).catch((e: Error) =>
+          failures.push(e.message),
+        );
       };
 
       const table: string[] = [];
@@ -93,7 +102,8 @@ describe('memory scan: private key bytes leave memory on lock, remove, expiry an
       const atMost = (counts: Map<string, number>, vs: readonly SecretValue[], held: boolean, state: string): void => {
         for (const v of vs) {
           const max = allowed(v, held);
-          if (counts.get(v.name)! > max) failures.push(`${state}: ${counts.get(v.name)} copies of the ${v.name} (at most ${max})`);
+          if (counts.get(v.name)! > max)
+            failures.push(`${state}: ${counts.get(v.name)} copies of the ${v.name} (at most ${max})`);
         }
       };
       t.after(() => t.diagnostic(`${impl} copies per state:\n${table.join('\n')}`));
@@ -125,7 +135,10 @@ describe('memory scan: private key bytes leave memory on lock, remove, expiry an
       await sshAdd('-t', '1', keys.ed.privatePath, keys.rsa.privatePath, keys.ec.privatePath);
       await signOnce();
       // `ssh-add -L` exits 1 once the agent has no identities left.
-      await waitFor(async () => (await run(peers['ssh-add'], ['-L'], { env })).code === 1, { timeoutMs: 30_000, what: 'keys to expire' });
+      await waitFor(async () => (await run(peers['ssh-add'], ['-L'], { env })).code === 1, {
+        timeoutMs: 30_000,
+        what: 'keys to expire',
+      });
       await released(4);
       atMost(await scan('lifetime expired (ssh-add -t 1)'), all, false, 'expired');
 

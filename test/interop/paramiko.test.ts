@@ -64,7 +64,8 @@ describe('paramiko and getKeys() agree', () => {
     const ca = await makeCA(dir);
     for (const type of ['ed25519', 'ecdsa-256', 'ecdsa-384', 'ecdsa-521', 'rsa-2048'] as const) {
       const key = await generateKey(dir, type, `paramiko-${type}`);
-      const certificate = type === 'ed25519' ? await signUserCert(ca, key.publicPath, { principals: ['tester'], identity: 'p' }) : undefined;
+      const certificate =
+        type === 'ed25519' ? await signUserCert(ca, key.publicPath, { principals: ['tester'], identity: 'p' }) : undefined;
       await client.addKey({ path: key.privatePath }, certificate !== undefined ? { certificate } : {});
     }
 
@@ -77,7 +78,7 @@ describe('paramiko and getKeys() agree', () => {
       ours.map((k) => [k.type, k.base64]),
     );
     for (const [i, key] of ours.entries()) {
-      const p = theirs[i]!;
+      const p = theirs[i];
       if (key.type.endsWith('-cert-v01@openssh.com')) {
         // paramiko hashes the whole certificate blob; ssh-keygen (and AgentKey) the certified key.
         assert.equal(md5Text(p.md5), fingerprint(key.blob, 'md5'));

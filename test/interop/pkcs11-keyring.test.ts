@@ -42,7 +42,7 @@ async function setup(t: TestContext): Promise<{ dir: string; token: SoftToken; k
 const pin = (token: SoftToken): Buffer => Buffer.from(token.pin);
 /** An in-process, unbound connection. */
 const local = AgentSession.inProcess();
-const blobOf = (line: string): Buffer => Buffer.from(line.split(' ')[1]!, 'base64');
+const blobOf = (line: string): Buffer => Buffer.from(line.split(' ')[1], 'base64');
 const algorithmOf = (sig: Buffer): string => new SshReader(sig).text();
 
 /** The agent's own child processes: its provider helpers. */
@@ -59,7 +59,7 @@ describe('keyring with SoftHSM2 tokens', () => {
     const ids = await s.keyring.list(local);
     assert.deepEqual(ids.map((i) => i.comment).sort(), ['token-ecdsa', 'token-p384', 'token-p521', 'token-rsa']);
     const data = Buffer.from('data to sign');
-    const rsa = blobOf(s.token.keys[0]!.publicLine);
+    const rsa = blobOf(s.token.keys[0].publicLine);
     for (const [flags, alg] of [
       [0, 'ssh-rsa'],
       [SIGN_FLAG.RSA_SHA2_256, 'rsa-sha2-256'],
@@ -84,25 +84,34 @@ describe('keyring with SoftHSM2 tokens', () => {
     const certPath = await signUserCert(ca, join(s.dir, 'token-rsa.pub'), { principals: ['someone'], identity: 'token-cert' });
     const cert = blobOf(readFileSync(certPath, 'utf8'));
     const certs = new SshWriter().string(cert).finish();
-    await s.keyring.addSmartcardKey({ provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [{ type: 'associated-certs', certsOnly: true, certs }] }, local);
+    await s.keyring.addSmartcardKey(
+      { provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [{ type: 'associated-certs', certsOnly: true, certs }] },
+      local,
+    );
     const ids = await s.keyring.list(local);
     assert.equal(ids.length, 1);
-    assert.ok(ids[0]!.blob.equals(cert));
-    assert.equal(ids[0]!.comment, 'token-rsa');
+    assert.ok(ids[0].blob.equals(cert));
+    assert.equal(ids[0].comment, 'token-rsa');
     const data = Buffer.from('cert data');
     const sig = await s.keyring.sign(cert, data, SIGN_FLAG.RSA_SHA2_256, local);
     assert.equal(algorithmOf(sig), 'rsa-sha2-256');
-    assert.ok(verifySignature(blobOf(s.token.keys[0]!.publicLine), data, sig));
+    assert.ok(verifySignature(blobOf(s.token.keys[0].publicLine), data, sig));
 
     await s.keyring.removeSmartcardKey(SOFTHSM_MODULE, local);
-    await s.keyring.addSmartcardKey({ provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [{ type: 'associated-certs', certsOnly: false, certs }] }, local);
+    await s.keyring.addSmartcardKey(
+      { provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [{ type: 'associated-certs', certsOnly: false, certs }] },
+      local,
+    );
     assert.equal((await s.keyring.list(local)).length, 5, 'the certificate beside the four keys');
   });
 
   it('a lifetime removes the token keys, and the provider with them; remove-all unloads it too', async (t) => {
     const s = await setup(t);
     if (s === undefined) return;
-    await s.keyring.addSmartcardKey({ provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [{ type: 'lifetime', seconds: 1 }] }, local);
+    await s.keyring.addSmartcardKey(
+      { provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [{ type: 'lifetime', seconds: 1 }] },
+      local,
+    );
     assert.equal((await s.keyring.list(local)).length, 4);
     await waitFor(async () => (await s.keyring.list(local)).length === 0, { timeoutMs: 10_000, what: 'token keys to expire' });
     await waitFor(async () => (await children()) === 0, { timeoutMs: 10_000, what: 'the helper to end' });
@@ -129,8 +138,12 @@ describe('keyring with SoftHSM2 tokens', () => {
   it('a provider that is not a PKCS#11 module fails cleanly', async (t) => {
     const s = await setup(t);
     if (s === undefined) return;
-    await assert.rejects(s.keyring.addSmartcardKey({ provider: '/usr/lib/os-release', pin: pin(s.token), constraints: [] }, local));
-    await assert.rejects(s.keyring.addSmartcardKey({ provider: '/usr/lib/no-such-module.so', pin: pin(s.token), constraints: [] }, local));
+    await assert.rejects(
+      s.keyring.addSmartcardKey({ provider: '/usr/lib/os-release', pin: pin(s.token), constraints: [] }, local),
+    );
+    await assert.rejects(
+      s.keyring.addSmartcardKey({ provider: '/usr/lib/no-such-module.so', pin: pin(s.token), constraints: [] }, local),
+    );
     assert.deepEqual(await s.keyring.list(local), []);
     // It did not stay reserved: the real module still loads.
     await s.keyring.addSmartcardKey({ provider: SOFTHSM_MODULE, pin: pin(s.token), constraints: [] }, local);

@@ -51,7 +51,13 @@ async function fixture(t: TestContext, impl: AgentImpl = 'tsagent'): Promise<Fix
 
 function clientEnv(f: Fixture, agent: AgentDaemon, answer: string): NodeJS.ProcessEnv {
   writeFileSync(f.answerFile, `${answer}\n`, { mode: 0o600 });
-  return { PATH: process.env.PATH, HOME: agent.dir, SSH_AUTH_SOCK: agent.socketPath, SSH_ASKPASS: f.askpass, SSH_ASKPASS_REQUIRE: 'force' };
+  return {
+    PATH: process.env.PATH,
+    HOME: agent.dir,
+    SSH_AUTH_SOCK: agent.socketPath,
+    SSH_ASKPASS: f.askpass,
+    SSH_ASKPASS_REQUIRE: 'force',
+  };
 }
 
 async function list(f: Fixture, agent: AgentDaemon): Promise<string[]> {
@@ -71,7 +77,9 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       if (f === undefined) return;
       const agent = await startAgentDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
-      const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], {
+        env: clientEnv(f, agent, f.token.pin),
+      });
       assert.equal(add.code, 0, add.stderr);
       assert.match(add.stderr, /Card added: \/usr\/lib\/softhsm\/libsofthsm2\.so/);
       assert.deepEqual(await list(f, agent), expectedList(f.token));
@@ -82,22 +90,29 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
         const r = await run(f.bin['ssh-add'], ['-T', pub], { env: clientEnv(f, agent, '') });
         assert.equal(r.code, 0, `${k.label}: ${r.stderr}`);
       }
-      const sshd = await startSshd({ authorizedKeys: f.token.keys.map((k) => k.publicLine), extraConfig: ['PubkeyAcceptedAlgorithms +ssh-rsa'] }, t);
+      const sshd = await startSshd(
+        { authorizedKeys: f.token.keys.map((k) => k.publicLine), extraConfig: ['PubkeyAcceptedAlgorithms +ssh-rsa'] },
+        t,
+      );
       const logins: Array<[string, string]> = [
-        ['rsa-sha2-256', f.token.keys[0]!.fingerprint],
-        ['rsa-sha2-512', f.token.keys[0]!.fingerprint],
-        ['ssh-rsa', f.token.keys[0]!.fingerprint],
-        ['ecdsa-sha2-nistp256', f.token.keys[1]!.fingerprint],
+        ['rsa-sha2-256', f.token.keys[0].fingerprint],
+        ['rsa-sha2-512', f.token.keys[0].fingerprint],
+        ['ssh-rsa', f.token.keys[0].fingerprint],
+        ['ecdsa-sha2-nistp256', f.token.keys[1].fingerprint],
       ];
       for (const [alg, fp] of logins) {
-        const r = await run(f.bin.ssh, sshd.sshArgs(['-o', `PubkeyAcceptedAlgorithms=${alg}`], ['echo', 'token-login']), { env: sshd.clientEnv(agent.socketPath) });
+        const r = await run(f.bin.ssh, sshd.sshArgs(['-o', `PubkeyAcceptedAlgorithms=${alg}`], ['echo', 'token-login']), {
+          env: sshd.clientEnv(agent.socketPath),
+        });
         assert.equal(r.code, 0, `${alg}: ${r.stderr}\n--- sshd ---\n${sshd.log().slice(-2000)}`);
         assert.equal(r.stdout.trim(), 'token-login');
         assert.ok(sshd.log().includes(fp), `sshd accepted ${fp} for ${alg}`);
       }
 
       // The same provider again: refused, the first keys stay and still sign.
-      const again = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      const again = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], {
+        env: clientEnv(f, agent, f.token.pin),
+      });
       assert.equal(again.code, 1);
       assert.match(again.stderr, /Could not add card/);
       assert.deepEqual(await list(f, agent), expectedList(f.token));
@@ -109,7 +124,9 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       assert.equal(rm.code, 0, rm.stderr);
       assert.match(rm.stderr, /Card removed/);
       assert.deepEqual(await list(f, agent), []);
-      const readd = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      const readd = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], {
+        env: clientEnv(f, agent, f.token.pin),
+      });
       assert.equal(readd.code, 0, readd.stderr);
       assert.equal((await list(f, agent)).length, 2);
     });
@@ -122,16 +139,46 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       const key = join(f.dir, 'cert.key');
       const pem = join(f.dir, 'cert.pem');
       const env = { PATH: process.env.PATH, ...f.token.env };
-      await runOk(tools.openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', key, '-out', pem, '-subj', '/CN=tsagent cert/O=Test', '-days', '2'], { env });
+      await runOk(
+        tools.openssl,
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-384',
+          '-nodes',
+          '-keyout',
+          key,
+          '-out',
+          pem,
+          '-subj',
+          '/CN=tsagent cert/O=Test',
+          '-days',
+          '2',
+        ],
+        { env },
+      );
       await runOk(tools.openssl, ['x509', '-in', pem, '-outform', 'DER', '-out', `${pem}.der`], { env });
       await runOk(tools.openssl, ['pkey', '-in', key, '-outform', 'DER', '-out', `${key}.der`], { env });
       const p11 = ['--module', '/usr/lib/softhsm/libsofthsm2.so', '--login', '--pin', f.token.pin];
-      await runOk(tools['pkcs11-tool'], [...p11, '--write-object', `${pem}.der`, '--type', 'cert', '--id', '09', '--label', 'cert-object'], { env });
-      await runOk(tools['pkcs11-tool'], [...p11, '--write-object', `${key}.der`, '--type', 'privkey', '--id', '09', '--label', 'cert-key'], { env });
+      await runOk(
+        tools['pkcs11-tool'],
+        [...p11, '--write-object', `${pem}.der`, '--type', 'cert', '--id', '09', '--label', 'cert-object'],
+        { env },
+      );
+      await runOk(
+        tools['pkcs11-tool'],
+        [...p11, '--write-object', `${key}.der`, '--type', 'privkey', '--id', '09', '--label', 'cert-key'],
+        { env },
+      );
 
       const agent = await startAgentDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
-      const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], {
+        env: clientEnv(f, agent, f.token.pin),
+      });
       assert.equal(add.code, 0, add.stderr);
       const lines = await list(f, agent);
       assert.equal(lines.length, 3);
@@ -153,7 +200,9 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       assert.equal(bad.code, 1);
       assert.match(bad.stderr, /Could not add card/);
       assert.deepEqual(await list(f, agent), []);
-      const good = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      const good = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], {
+        env: clientEnv(f, agent, f.token.pin),
+      });
       assert.equal(good.code, 0, good.stderr);
       assert.deepEqual(await list(f, agent), expectedList(f.token));
     });
@@ -177,7 +226,9 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       // The default path is not in this -P list.
       const other = await run(f.bin['ssh-add'], ['-e', copy], { env: clientEnv(f, allowing, '') });
       assert.equal(other.code, 0, other.stderr);
-      const outside = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, allowing, f.token.pin) });
+      const outside = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], {
+        env: clientEnv(f, allowing, f.token.pin),
+      });
       assert.equal(outside.code, 1);
     });
 
@@ -207,7 +258,9 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       writeFileSync(knownHosts, `alpha ${alpha.hostKeyPublicLine}\nbeta ${beta.hostKeyPublicLine}\n`);
       const agent = await startAgentDaemon(impl, { env: f.token.env });
       t.after(() => agent.stop());
-      const add = await run(f.bin['ssh-add'], ['-H', knownHosts, '-h', 'alpha', '-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      const add = await run(f.bin['ssh-add'], ['-H', knownHosts, '-h', 'alpha', '-s', '/usr/lib/softhsm/libsofthsm2.so'], {
+        env: clientEnv(f, agent, f.token.pin),
+      });
       assert.equal(add.code, 0, add.stderr);
       const ok = await run(f.bin.ssh, alpha.sshArgs([], ['true']), { env: alpha.clientEnv(agent.socketPath) });
       assert.equal(ok.code, 0, `${ok.stderr}\n--- sshd ---\n${alpha.log().slice(-1500)}`);
@@ -224,7 +277,9 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       chmodSync(approve, 0o700);
       const agent = await startAgentDaemon(impl, { env: { ...f.token.env, SSH_ASKPASS: approve, SSH_ASKPASS_REQUIRE: 'force' } });
       t.after(() => agent.stop());
-      const add = await run(f.bin['ssh-add'], ['-c', '-t', '3600', '-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+      const add = await run(f.bin['ssh-add'], ['-c', '-t', '3600', '-s', '/usr/lib/softhsm/libsofthsm2.so'], {
+        env: clientEnv(f, agent, f.token.pin),
+      });
       assert.equal(add.code, 0, add.stderr);
       const pub = join(f.dir, 'token-rsa.pub');
       const signed = await run(f.bin['ssh-add'], ['-T', pub], { env: clientEnv(f, agent, '') });
@@ -273,7 +328,7 @@ describe('PKCS#11 helper process (tsagent)', () => {
     const pid = agent.child.pid!;
     const kids = await helpers(pid);
     assert.equal(kids.length, 1, 'one helper process for the provider');
-    const helper = kids[0]!;
+    const helper = kids[0];
     // The PIN went over the pipe: not in the helper's argv nor its environment.
     const argv = readFileSync(`/proc/${helper}/cmdline`);
     const environ = readFileSync(`/proc/${helper}/environ`);
@@ -282,18 +337,23 @@ describe('PKCS#11 helper process (tsagent)', () => {
     process.kill(helper, 'SIGKILL');
     await waitFor(async () => (await list(f, agent!)).length === 1, { timeoutMs: 10_000 });
     const left = await list(f, agent);
-    assert.match(left[0]!, new RegExp(fileKey.fingerprint.replace(/[+/]/g, '\\$&')));
+    assert.match(left[0], new RegExp(fileKey.fingerprint.replace(/[+/]/g, '\\$&')));
     const signed = await run(f.bin['ssh-add'], ['-T', fileKey.publicPath], { env: clientEnv(f, agent, '') });
     assert.equal(signed.code, 0, signed.stderr);
     // The provider can be added again: a fresh helper.
-    const again = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
+    const again = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], {
+      env: clientEnv(f, agent, f.token.pin),
+    });
     assert.equal(again.code, 0, again.stderr);
     assert.equal((await list(f, agent)).length, 3);
     // A token that hangs (its helper stopped) holds up only its own request.
     const [stuckHelper] = await helpers(pid);
-    process.kill(stuckHelper!, 'SIGSTOP');
+    process.kill(stuckHelper, 'SIGSTOP');
     let settled = false;
-    const stuck = run(f.bin['ssh-add'], ['-T', join(f.dir, 'token-rsa.pub')], { env: clientEnv(f, agent, ''), timeoutMs: 60_000 }).finally(() => {
+    const stuck = run(f.bin['ssh-add'], ['-T', join(f.dir, 'token-rsa.pub')], {
+      env: clientEnv(f, agent, ''),
+      timeoutMs: 60_000,
+    }).finally(() => {
       settled = true;
     });
     try {
@@ -302,7 +362,7 @@ describe('PKCS#11 helper process (tsagent)', () => {
       assert.equal(other.code, 0, other.stderr);
       assert.equal(settled, false, 'the token signature waits for its stopped helper');
     } finally {
-      process.kill(stuckHelper!, 'SIGCONT');
+      process.kill(stuckHelper, 'SIGCONT');
     }
     assert.equal((await stuck).code, 0);
     // The daemon's debug log never holds the PIN.
@@ -320,7 +380,11 @@ describe('PKCS#11 helper process (tsagent)', () => {
     const bad = await run(process.execPath, [TSAGENT_BIN, 'start', '-O', 'no-such-option', '-a', sock], { env });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /Unknown -O option/);
-    const started = await runOk(process.execPath, [TSAGENT_BIN, 'start', '-s', '-a', sock, '-P', `${f.dir}/*`, '-O', 'allow-remote-pkcs11'], { env });
+    const started = await runOk(
+      process.execPath,
+      [TSAGENT_BIN, 'start', '-s', '-a', sock, '-P', `${f.dir}/*`, '-O', 'allow-remote-pkcs11'],
+      { env },
+    );
     const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(started.stdout)?.[1]);
     assert.ok(pid > 0, started.stdout);
     t.after(() => {

@@ -16,7 +16,11 @@ import { requirePeer } from '../helpers/peers';
 import { cleanEnv, removeDir, run, tempDir } from '../helpers/proc';
 
 function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}) {
-  return run(process.execPath, [TSAGENT_BIN, ...args], { env: opts.env ?? cleanEnv(), ...(opts.input === undefined ? {} : { input: opts.input }), timeoutMs: 60_000 });
+  return run(process.execPath, [TSAGENT_BIN, ...args], {
+    env: opts.env ?? cleanEnv(),
+    ...(opts.input === undefined ? {} : { input: opts.input }),
+    timeoutMs: 60_000,
+  });
 }
 
 /** One raw request line, one response line. */
@@ -91,8 +95,8 @@ test('control socket: status, keys, unlock-key, reload against the running agent
     lifetimeLeft: null,
     lastUsed: null,
   });
-  assert.equal(list[1]!.name, 'enc@test');
-  assert.equal(list[1]!.loaded, false);
+  assert.equal(list[1].name, 'enc@test');
+  assert.equal(list[1].loaded, false);
 
   // unlock-key reads the passphrase from stdin (not a terminal here).
   const wrong = await cli(['unlock-key', 'enc@test'], { env, input: 'not it\n' });
@@ -102,8 +106,8 @@ test('control socket: status, keys, unlock-key, reload against the running agent
   const right = await cli(['unlock-key', 'enc@test', '--json'], { env, input: 'sesame-42\n' });
   assert.equal(right.code, 0, right.stderr);
   const after = JSON.parse((await cli(['keys', '--json'], { env })).stdout) as Array<Record<string, unknown>>;
-  assert.equal(after[1]!.loaded, true);
-  assert.ok(typeof after[1]!.lifetimeLeft === 'number' && after[1]!.lifetimeLeft > 3500);
+  assert.equal(after[1].loaded, true);
+  assert.ok(typeof after[1].lifetimeLeft === 'number' && after[1].lifetimeLeft > 3500);
   const unknown = await cli(['unlock-key', 'nobody'], { env, input: 'x\n' });
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /no registered key/);
@@ -120,7 +124,10 @@ test('control socket: status, keys, unlock-key, reload against the running agent
   const ok = await cli(['reload', '--json'], { env });
   assert.equal(ok.code, 0, ok.stderr);
   const now = JSON.parse((await cli(['keys', '--json'], { env })).stdout) as Array<Record<string, unknown>>;
-  assert.deepEqual(now.map((k) => k.name), ['only']);
+  assert.deepEqual(
+    now.map((k) => k.name),
+    ['only'],
+  );
 
   // The protocol itself: bad lines and unknown commands are answered, not fatal.
   assert.match(await rawRequest(ctl, 'garbage\n'), /"ok":false.*"code":"USAGE"/);

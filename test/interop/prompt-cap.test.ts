@@ -73,57 +73,61 @@ describe('confirm prompts are bounded', () => {
       }
     });
 
-  it(`50 concurrent confirm requests run at most ${MAX_CONCURRENT_PROMPTS} askpass processes, one per key`, { timeout: 120_000 }, async () => {
-    const owner = new AgentClient({ socketPath: agent.socketPath });
-    clients.push(owner);
-    const keys = Array.from({ length: KEYS }, () => privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey));
-    for (const [i, key] of keys.entries()) await owner.add({ key, comment: `key ${i}`, constraints: [{ type: 'confirm' }] });
+  it(
+    `50 concurrent confirm requests run at most ${MAX_CONCURRENT_PROMPTS} askpass processes, one per key`,
+    { timeout: 120_000 },
+    async () => {
+      const owner = new AgentClient({ socketPath: agent.socketPath });
+      clients.push(owner);
+      const keys = Array.from({ length: KEYS }, () => privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey));
+      for (const [i, key] of keys.entries()) await owner.add({ key, comment: `key ${i}`, constraints: [{ type: 'confirm' }] });
 
-    let answered = 0;
-    let maxAlive = 0;
-    const watch = (): void => {
-      const now = prompts('running');
-      maxAlive = Math.max(maxAlive, now.length);
-      const fps = now.map((p) => /(SHA256:\S+)/.exec(p)?.[1] ?? p);
-      assert.equal(new Set(fps).size, fps.length, `two prompts open for one key: ${fps.join(', ')}`);
-    };
-    const signs = Array.from({ length: REQUESTS }, (_, i) => {
-      const c = new AgentClient({ socketPath: agent.socketPath, timeoutMs: 100_000 });
-      clients.push(c);
-      return c.sign(publicBlobOf(keys[i % KEYS]!), Buffer.from(`data ${i}`)).then(
-        () => assert.fail('askpass refused, yet the agent signed'),
-        (err: unknown) => {
-          assert.ok(err instanceof AgentFailureError, `request ${i} refused with FAILURE`);
-          answered++;
-        },
-      );
-    });
+      let answered = 0;
+      let maxAlive = 0;
+      const watch = (): void => {
+        const now = prompts('running');
+        maxAlive = Math.max(maxAlive, now.length);
+        const fps = now.map((p) => /(SHA256:\S+)/.exec(p)?.[1] ?? p);
+        assert.equal(new Set(fps).size, fps.length, `two prompts open for one key: ${fps.join(', ')}`);
+      };
+      const signs = Array.from({ length: REQUESTS }, (_, i) => {
+        const c = new AgentClient({ socketPath: agent.socketPath, timeoutMs: 100_000 });
+        clients.push(c);
+        return c.sign(publicBlobOf(keys[i % KEYS]), Buffer.from(`data ${i}`)).then(
+          () => assert.fail('askpass refused, yet the agent signed'),
+          (err: unknown) => {
+            assert.ok(err instanceof AgentFailureError, `request ${i} refused with FAILURE`);
+            answered++;
+          },
+        );
+      });
 
-    await waitFor(() => running().length >= MAX_CONCURRENT_PROMPTS, { timeoutMs: 30_000, what: 'the first prompts' });
-    // Give a runaway agent every chance to start more, then count (a bounded observation, not a timing).
-    for (let i = 0; i < 20; i++) {
-      watch();
-      await sleep(50);
-    }
-    assert.equal(maxAlive, MAX_CONCURRENT_PROMPTS, 'exactly the cap of prompts is open while nobody answers');
-    assert.equal(answered, 0);
-
-    writeFileSync(join(dir, 'release'), '');
-    const done = Promise.all(signs);
-    let finished = false;
-    void done.then(() => (finished = true));
-    await waitFor(
-      () => {
+      await waitFor(() => running().length >= MAX_CONCURRENT_PROMPTS, { timeoutMs: 30_000, what: 'the first prompts' });
+      // Give a runaway agent every chance to start more, then count (a bounded observation, not a timing).
+      for (let i = 0; i < 20; i++) {
         watch();
-        return finished;
-      },
-      { timeoutMs: 90_000, intervalMs: 10, what: 'all 50 confirm requests to be answered' },
-    );
-    await done;
-    assert.equal(answered, REQUESTS);
-    assert.ok(maxAlive <= MAX_CONCURRENT_PROMPTS, `at most ${MAX_CONCURRENT_PROMPTS} prompts were ever open (saw ${maxAlive})`);
-    assert.ok(readdirSync(join(dir, 'seen')).length <= REQUESTS, 'never more prompts than requests');
-  });
+        await sleep(50);
+      }
+      assert.equal(maxAlive, MAX_CONCURRENT_PROMPTS, 'exactly the cap of prompts is open while nobody answers');
+      assert.equal(answered, 0);
+
+      writeFileSync(join(dir, 'release'), '');
+      const done = Promise.all(signs);
+      let finished = false;
+      void done.then(() => (finished = true));
+      await waitFor(
+        () => {
+          watch();
+          return finished;
+        },
+        { timeoutMs: 90_000, intervalMs: 10, what: 'all 50 confirm requests to be answered' },
+      );
+      await done;
+      assert.equal(answered, REQUESTS);
+      assert.ok(maxAlive <= MAX_CONCURRENT_PROMPTS, `at most ${MAX_CONCURRENT_PROMPTS} prompts were ever open (saw ${maxAlive})`);
+      assert.ok(readdirSync(join(dir, 'seen')).length <= REQUESTS, 'never more prompts than requests');
+    },
+  );
 
   it('keeps the askpass prompt within 1023 bytes, like OpenSSH', { timeout: 60_000 }, async () => {
     writeFileSync(join(dir, 'release'), '');
@@ -136,7 +140,7 @@ describe('confirm prompts are bounded', () => {
     await assert.rejects(owner.sign(publicBlobOf(key), Buffer.from('x')), AgentFailureError);
     const mine = readdirSync(join(dir, 'seen')).filter((f) => !before.has(f));
     assert.equal(mine.length, 1, 'one prompt for one request');
-    const prompt = readFileSync(join(dir, 'seen', mine[0]!));
+    const prompt = readFileSync(join(dir, 'seen', mine[0]));
     // The prompt (issue 14's text) caps each piece from the peer and the whole at OpenSSH's 1023 bytes.
     assert.ok(prompt.length <= 1023, `prompt is ${prompt.length} bytes`);
     assert.ok(prompt.toString('utf8').includes('long-éé'), 'the comment is shown');

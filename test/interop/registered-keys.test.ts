@@ -31,7 +31,10 @@ function answeringAskpass(dir: string): { path: string; answer(text: string): vo
   return {
     path,
     answer: (text) => writeFileSync(join(dir, 'answer'), `${text}\n`),
-    calls: () => readFileSync(join(dir, 'calls'), 'utf8').split('\n').filter((l) => l !== ''),
+    calls: () =>
+      readFileSync(join(dir, 'calls'), 'utf8')
+        .split('\n')
+        .filter((l) => l !== ''),
   };
 }
 
@@ -44,117 +47,135 @@ interface KeyJson {
   lifetimeLeft: number | null;
 }
 
-test('registered keys: listed across restarts, decrypted by askpass or unlock-key for ssh logins, dropped on lock and ssh-add -D', { timeout: 240_000 }, async (t) => {
-  const bin = requirePeers(t, ['ssh', 'sshd', 'ssh-add', 'ssh-keygen'] as const);
-  if (bin === undefined) return;
-  const dir = await tempDir('tsagent-regkeys-');
-  t.after(() => removeDir(dir));
-  const askDir = join(dir, 'ask');
-  mkdirSync(askDir, { mode: 0o700 });
-  const askpass = answeringAskpass(askDir);
-  const work = await generateKey(dir, 'ed25519', 'work@test', { name: 'work', passphrase: PASSPHRASE });
-  const plain = await generateKey(dir, 'ed25519', 'plain@test', { name: 'plain' });
-  const laptop = await generateKey(dir, 'ed25519', 'laptop@test', { name: 'laptop' });
-  const config = join(dir, 'config.toml');
-  writeFileSync(
-    config,
-    `[[key]]\nfile = "${work.privatePath}"\nname = "work"\n[[key]]\nfile = "${plain.privatePath}"\n` +
-      `[[key]]\nfingerprint = "${laptop.fingerprint}"\nname = "laptop-key"\nconfirm = true\nhosts = ["laptop.example"]\n`,
-  );
-  const daemonEnv = { SSH_ASKPASS: askpass.path, SSH_ASKPASS_REQUIRE: 'force' };
-  const start = (): Promise<AgentDaemon> => startAgentDaemon('tsagent', { args: ['--config', config], env: daemonEnv });
+test(
+  'registered keys: listed across restarts, decrypted by askpass or unlock-key for ssh logins, dropped on lock and ssh-add -D',
+  { timeout: 240_000 },
+  async (t) => {
+    const bin = requirePeers(t, ['ssh', 'sshd', 'ssh-add', 'ssh-keygen'] as const);
+    if (bin === undefined) return;
+    const dir = await tempDir('tsagent-regkeys-');
+    t.after(() => removeDir(dir));
+    const askDir = join(dir, 'ask');
+    mkdirSync(askDir, { mode: 0o700 });
+    const askpass = answeringAskpass(askDir);
+    const work = await generateKey(dir, 'ed25519', 'work@test', { name: 'work', passphrase: PASSPHRASE });
+    const plain = await generateKey(dir, 'ed25519', 'plain@test', { name: 'plain' });
+    const laptop = await generateKey(dir, 'ed25519', 'laptop@test', { name: 'laptop' });
+    const config = join(dir, 'config.toml');
+    writeFileSync(
+      config,
+      `[[key]]\nfile = "${work.privatePath}"\nname = "work"\n[[key]]\nfile = "${plain.privatePath}"\n` +
+        `[[key]]\nfingerprint = "${laptop.fingerprint}"\nname = "laptop-key"\nconfirm = true\nhosts = ["laptop.example"]\n`,
+    );
+    const daemonEnv = { SSH_ASKPASS: askpass.path, SSH_ASKPASS_REQUIRE: 'force' };
+    const start = (): Promise<AgentDaemon> => startAgentDaemon('tsagent', { args: ['--config', config], env: daemonEnv });
 
-  // Listed from the start, without asking anything, in config order; again after a restart.
-  let agent = await start();
-  const listNow = async (): Promise<string> => {
-    const r = await run(bin['ssh-add'], ['-l'], { env: cleanEnv({ SSH_AUTH_SOCK: agent.socketPath }) });
-    assert.equal(r.code, 0, r.stderr);
-    return r.stdout;
-  };
-  const before = await listNow();
-  assert.ok(before.indexOf(work.fingerprint) >= 0 && before.indexOf(work.fingerprint) < before.indexOf(plain.fingerprint), before);
-  await agent.stop();
-  agent = await start();
-  t.after(() => agent.stop());
-  const after = await listNow();
-  assert.ok(after.includes(work.fingerprint) && after.includes(plain.fingerprint), after);
-  assert.deepEqual(askpass.calls(), []);
+    // Listed from the start, without asking anything, in config order; again after a restart.
+    let agent = await start();
+    const listNow = async (): Promise<string> => {
+      const r = await run(bin['ssh-add'], ['-l'], { env: cleanEnv({ SSH_AUTH_SOCK: agent.socketPath }) });
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    const before = await listNow();
+    assert.ok(
+      before.indexOf(work.fingerprint) >= 0 && before.indexOf(work.fingerprint) < before.indexOf(plain.fingerprint),
+      before,
+    );
+    await agent.stop();
+    agent = await start();
+    t.after(() => agent.stop());
+    const after = await listNow();
+    assert.ok(after.includes(work.fingerprint) && after.includes(plain.fingerprint), after);
+    assert.deepEqual(askpass.calls(), []);
 
-  const sock = agent.socketPath;
-  const env = cleanEnv({ SSH_AUTH_SOCK: sock });
-  const keys = async (): Promise<KeyJson[]> => {
-    const r = await cli(['keys', '--json'], env);
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as KeyJson[];
-  };
-  const workFacts = async (): Promise<KeyJson> => (await keys()).find((k) => k.fingerprint === work.fingerprint)!;
-  assert.deepEqual((await keys()).map((k) => [k.name, k.source, k.loaded]), [
-    ['work', 'config', false],
-    ['plain@test', 'config', false],
-  ]);
-  // A [[key]] fingerprint= table names a key added later with ssh-add (nothing registered).
-  const addLaptop = await run(bin['ssh-add'], [laptop.privatePath], { env });
-  assert.equal(addLaptop.code, 0, addLaptop.stderr);
-  const added = (await keys())[2] as KeyJson & { confirm: boolean; hosts: string[] | null };
-  assert.deepEqual([added.name, added.source, added.loaded, added.confirm, added.hosts], ['laptop-key', 'added', true, true, ['laptop.example']]);
+    const sock = agent.socketPath;
+    const env = cleanEnv({ SSH_AUTH_SOCK: sock });
+    const keys = async (): Promise<KeyJson[]> => {
+      const r = await cli(['keys', '--json'], env);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as KeyJson[];
+    };
+    const workFacts = async (): Promise<KeyJson> => (await keys()).find((k) => k.fingerprint === work.fingerprint)!;
+    assert.deepEqual(
+      (await keys()).map((k) => [k.name, k.source, k.loaded]),
+      [
+        ['work', 'config', false],
+        ['plain@test', 'config', false],
+      ],
+    );
+    // A [[key]] fingerprint= table names a key added later with ssh-add (nothing registered).
+    const addLaptop = await run(bin['ssh-add'], [laptop.privatePath], { env });
+    assert.equal(addLaptop.code, 0, addLaptop.stderr);
+    const added = (await keys())[2] as KeyJson & { confirm: boolean; hosts: string[] | null };
+    assert.deepEqual(
+      [added.name, added.source, added.loaded, added.confirm, added.hosts],
+      ['laptop-key', 'added', true, true, ['laptop.example']],
+    );
 
-  const sshd = await startSshd({ authorizedKeys: [work.publicLine] }, t);
-  const login = () => run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), { env: sshd.clientEnv(sock), timeoutMs: 60_000 });
+    const sshd = await startSshd({ authorizedKeys: [work.publicLine] }, t);
+    const login = () => run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), { env: sshd.clientEnv(sock), timeoutMs: 60_000 });
 
-  // First use: the agent asks askpass, with a prompt naming the key.
-  askpass.answer(PASSPHRASE);
-  const first = await login();
-  assert.equal(first.code, 0, first.stderr);
-  assert.equal(first.stdout.trim(), 'logged-in');
-  assert.equal(askpass.calls().length, 1);
-  assert.match(askpass.calls()[0]!, /"work"/);
-  let facts = await workFacts();
-  assert.equal(facts.loaded, true);
-  assert.ok(facts.lastUsed !== null && !Number.isNaN(Date.parse(facts.lastUsed)), JSON.stringify(facts));
-  // Loaded: the next login asks nothing.
-  assert.equal((await login()).code, 0);
-  assert.equal(askpass.calls().length, 1);
+    // First use: the agent asks askpass, with a prompt naming the key.
+    askpass.answer(PASSPHRASE);
+    const first = await login();
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout.trim(), 'logged-in');
+    assert.equal(askpass.calls().length, 1);
+    assert.match(askpass.calls()[0], /"work"/);
+    let facts = await workFacts();
+    assert.equal(facts.loaded, true);
+    assert.ok(facts.lastUsed !== null && !Number.isNaN(Date.parse(facts.lastUsed)), JSON.stringify(facts));
+    // Loaded: the next login asks nothing.
+    assert.equal((await login()).code, 0);
+    assert.equal(askpass.calls().length, 1);
 
-  // Lock drops the decrypted half (not listed while locked); unlock does not bring it back.
-  const lockEnv = cleanEnv({ SSH_AUTH_SOCK: sock, SSH_ASKPASS: join(askDir, 'askpass-lock'), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' });
-  writeFileSync(join(askDir, 'askpass-lock'), '#!/bin/sh\necho lock-pw\n');
-  chmodSync(join(askDir, 'askpass-lock'), 0o700);
-  const lock = await run(bin['ssh-add'], ['-x'], { env: lockEnv });
-  assert.equal(lock.code, 0, lock.stderr);
-  const locked = await run(bin['ssh-add'], ['-l'], { env });
-  assert.doesNotMatch(locked.stdout, new RegExp(work.fingerprint.replace(/[+/]/g, '\\$&')));
-  assert.equal((await workFacts()).loaded, false);
-  const unlock = await run(bin['ssh-add'], ['-X'], { env: lockEnv });
-  assert.equal(unlock.code, 0, unlock.stderr);
-  assert.equal((await workFacts()).loaded, false);
+    // Lock drops the decrypted half (not listed while locked); unlock does not bring it back.
+    const lockEnv = cleanEnv({
+      SSH_AUTH_SOCK: sock,
+      SSH_ASKPASS: join(askDir, 'askpass-lock'),
+      SSH_ASKPASS_REQUIRE: 'force',
+      DISPLAY: ':0',
+    });
+    writeFileSync(join(askDir, 'askpass-lock'), '#!/bin/sh\necho lock-pw\n');
+    chmodSync(join(askDir, 'askpass-lock'), 0o700);
+    const lock = await run(bin['ssh-add'], ['-x'], { env: lockEnv });
+    assert.equal(lock.code, 0, lock.stderr);
+    const locked = await run(bin['ssh-add'], ['-l'], { env });
+    assert.doesNotMatch(locked.stdout, new RegExp(work.fingerprint.replace(/[+/]/g, '\\$&')));
+    assert.equal((await workFacts()).loaded, false);
+    const unlock = await run(bin['ssh-add'], ['-X'], { env: lockEnv });
+    assert.equal(unlock.code, 0, unlock.stderr);
+    assert.equal((await workFacts()).loaded, false);
 
-  // tsagent unlock-key (stdin) decrypts it; the login then asks nothing (askpass would be wrong).
-  askpass.answer('not the passphrase');
-  const unlocked = await cli(['unlock-key', 'work'], env, `${PASSPHRASE}\n`);
-  assert.equal(unlocked.code, 0, unlocked.stderr);
-  const viaUnlock = await login();
-  assert.equal(viaUnlock.code, 0, viaUnlock.stderr);
-  assert.equal(askpass.calls().length, 1);
+    // tsagent unlock-key (stdin) decrypts it; the login then asks nothing (askpass would be wrong).
+    askpass.answer('not the passphrase');
+    const unlocked = await cli(['unlock-key', 'work'], env, `${PASSPHRASE}\n`);
+    assert.equal(unlocked.code, 0, unlocked.stderr);
+    const viaUnlock = await login();
+    assert.equal(viaUnlock.code, 0, viaUnlock.stderr);
+    assert.equal(askpass.calls().length, 1);
 
-  // ssh-add -D keeps registered keys listed, their private halves dropped.
-  const removeAll = await run(bin['ssh-add'], ['-D'], { env });
-  assert.equal(removeAll.code, 0, removeAll.stderr);
-  const stillListed = await listNow();
-  assert.ok(stillListed.includes(work.fingerprint) && stillListed.includes(plain.fingerprint), stillListed);
-  facts = await workFacts();
-  assert.equal(facts.loaded, false);
-  assert.equal(facts.source, 'config');
+    // ssh-add -D keeps registered keys listed, their private halves dropped.
+    const removeAll = await run(bin['ssh-add'], ['-D'], { env });
+    assert.equal(removeAll.code, 0, removeAll.stderr);
+    const stillListed = await listNow();
+    assert.ok(stillListed.includes(work.fingerprint) && stillListed.includes(plain.fingerprint), stillListed);
+    facts = await workFacts();
+    assert.equal(facts.loaded, false);
+    assert.equal(facts.source, 'config');
 
-  // Three wrong answers fail that request; the agent keeps serving.
-  const wrong = await login();
-  assert.notEqual(wrong.code, 0, wrong.stdout);
-  assert.match(wrong.stderr, /agent refused operation/);
-  assert.equal(askpass.calls().length, 4);
-  assert.ok((await listNow()).includes(work.fingerprint));
-  assert.equal((await workFacts()).loaded, false);
-  for (const line of askpass.calls()) assert.doesNotMatch(line, new RegExp(PASSPHRASE));
-  assert.doesNotMatch(agent.stderr(), new RegExp(PASSPHRASE));
-});
+    // Three wrong answers fail that request; the agent keeps serving.
+    const wrong = await login();
+    assert.notEqual(wrong.code, 0, wrong.stdout);
+    assert.match(wrong.stderr, /agent refused operation/);
+    assert.equal(askpass.calls().length, 4);
+    assert.ok((await listNow()).includes(work.fingerprint));
+    assert.equal((await workFacts()).loaded, false);
+    for (const line of askpass.calls()) assert.doesNotMatch(line, new RegExp(PASSPHRASE));
+    assert.doesNotMatch(agent.stderr(), new RegExp(PASSPHRASE));
+  },
+);
 
 test('git signing only from git: a rule for sign:git with parents = ["git"], then a deny', { timeout: 240_000 }, async (t) => {
   const bin = requirePeers(t, ['ssh-keygen', 'git'] as const);
@@ -188,10 +209,22 @@ test('git signing only from git: a rule for sign:git with parents = ["git"], the
   const commit = await run(
     bin.git,
     [
-      '-C', repo,
-      '-c', 'user.name=T', '-c', 'user.email=t@example.com',
-      '-c', 'gpg.format=ssh', '-c', `user.signingkey=${key.publicPath}`,
-      'commit', '-q', '-S', '--allow-empty', '-m', 'signed',
+      '-C',
+      repo,
+      '-c',
+      'user.name=T',
+      '-c',
+      'user.email=t@example.com',
+      '-c',
+      'gpg.format=ssh',
+      '-c',
+      `user.signingkey=${key.publicPath}`,
+      'commit',
+      '-q',
+      '-S',
+      '--allow-empty',
+      '-m',
+      'signed',
     ],
     { env, timeoutMs: 60_000 },
   );
@@ -200,59 +233,72 @@ test('git signing only from git: a rule for sign:git with parents = ["git"], the
   assert.match(shown.stdout, /-----BEGIN SSH SIGNATURE-----/);
 });
 
-test('tsagent unlock-key answers a passphrase question a signature is waiting on; the askpass prompt is withdrawn', { timeout: 240_000 }, async (t) => {
-  const bin = requirePeers(t, ['ssh', 'sshd', 'ssh-keygen'] as const);
-  if (bin === undefined) return;
-  const dir = await tempDir('tsagent-regwait-');
-  const askDir = join(dir, 'ask');
-  mkdirSync(askDir, { mode: 0o700 });
-  // Records its pid, then waits (bounded) for a release that never comes in this test.
-  const askpass = join(askDir, 'askpass-wait');
-  writeFileSync(
-    askpass,
-    '#!/bin/sh\nd=$(dirname "$0")\nprintf \'%s\\n\' "$$" >> "$d/waiting"\ni=0\nwhile [ $i -lt 600 ] && [ ! -e "$d/release" ]; do sleep 0.1; i=$((i+1)); done\necho wrong\n',
-  );
-  chmodSync(askpass, 0o700);
-  const pids = (): number[] => {
-    try {
-      return readFileSync(join(askDir, 'waiting'), 'utf8').split('\n').filter((l) => l !== '').map(Number);
-    } catch {
-      return [];
-    }
-  };
-  t.after(() => {
-    for (const pid of pids()) {
+test(
+  'tsagent unlock-key answers a passphrase question a signature is waiting on; the askpass prompt is withdrawn',
+  { timeout: 240_000 },
+  async (t) => {
+    const bin = requirePeers(t, ['ssh', 'sshd', 'ssh-keygen'] as const);
+    if (bin === undefined) return;
+    const dir = await tempDir('tsagent-regwait-');
+    const askDir = join(dir, 'ask');
+    mkdirSync(askDir, { mode: 0o700 });
+    // Records its pid, then waits (bounded) for a release that never comes in this test.
+    const askpass = join(askDir, 'askpass-wait');
+    writeFileSync(
+      askpass,
+      '#!/bin/sh\nd=$(dirname "$0")\nprintf \'%s\\n\' "$$" >> "$d/waiting"\ni=0\nwhile [ $i -lt 600 ] && [ ! -e "$d/release" ]; do sleep 0.1; i=$((i+1)); done\necho wrong\n',
+    );
+    chmodSync(askpass, 0o700);
+    const pids = (): number[] => {
       try {
-        process.kill(pid, 'SIGKILL');
+        return readFileSync(join(askDir, 'waiting'), 'utf8')
+          .split('\n')
+          .filter((l) => l !== '')
+          .map(Number);
       } catch {
-        /* already gone */
+        return [];
       }
-    }
-  });
-  // After the askpass processes are killed (after hooks run in order).
-  t.after(() => removeDir(dir));
-  const work = await generateKey(dir, 'ed25519', 'work@test', { name: 'work', passphrase: PASSPHRASE });
-  const config = join(dir, 'config.toml');
-  writeFileSync(config, `[[key]]\nfile = "${work.privatePath}"\nname = "work"\n`);
-  const agent = await startAgentDaemon('tsagent', { args: ['--config', config], env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' } });
-  t.after(() => agent.stop());
-  const sshd = await startSshd({ authorizedKeys: [work.publicLine] }, t);
-  const login = run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), { env: sshd.clientEnv(agent.socketPath), timeoutMs: 60_000 });
-  await waitFor(() => pids().length > 0, { timeoutMs: 30_000 });
-  const unlocked = await cli(['unlock-key', 'work'], cleanEnv({ SSH_AUTH_SOCK: agent.socketPath }), `${PASSPHRASE}\n`);
-  assert.equal(unlocked.code, 0, unlocked.stderr);
-  const done = await login;
-  assert.equal(done.code, 0, done.stderr);
-  assert.equal(done.stdout.trim(), 'logged-in');
-  assert.equal(pids().length, 1, 'asked once');
-  // The agent killed the askpass it no longer needs (the script itself would wait a minute).
-  const alive = (pid: number): boolean => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  await waitFor(() => !alive(pids()[0]!), { timeoutMs: 20_000, what: 'the withdrawn askpass to exit' });
-});
+    };
+    t.after(() => {
+      for (const pid of pids()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    });
+    // After the askpass processes are killed (after hooks run in order).
+    t.after(() => removeDir(dir));
+    const work = await generateKey(dir, 'ed25519', 'work@test', { name: 'work', passphrase: PASSPHRASE });
+    const config = join(dir, 'config.toml');
+    writeFileSync(config, `[[key]]\nfile = "${work.privatePath}"\nname = "work"\n`);
+    const agent = await startAgentDaemon('tsagent', {
+      args: ['--config', config],
+      env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' },
+    });
+    t.after(() => agent.stop());
+    const sshd = await startSshd({ authorizedKeys: [work.publicLine] }, t);
+    const login = run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), {
+      env: sshd.clientEnv(agent.socketPath),
+      timeoutMs: 60_000,
+    });
+    await waitFor(() => pids().length > 0, { timeoutMs: 30_000 });
+    const unlocked = await cli(['unlock-key', 'work'], cleanEnv({ SSH_AUTH_SOCK: agent.socketPath }), `${PASSPHRASE}\n`);
+    assert.equal(unlocked.code, 0, unlocked.stderr);
+    const done = await login;
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout.trim(), 'logged-in');
+    assert.equal(pids().length, 1, 'asked once');
+    // The agent killed the askpass it no longer needs (the script itself would wait a minute).
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(() => !alive(pids()[0]), { timeoutMs: 20_000, what: 'the withdrawn askpass to exit' });
+  },
+);

@@ -86,11 +86,13 @@ describe('request context from real peers', () => {
     const msg = join(dir, 'message.txt');
     writeFileSync(msg, 'hello\n');
     const conns = await during(() =>
-      runOk('ssh-keygen', ['-Y', 'sign', '-n', 'git', '-f', key.publicPath, msg], { env: cleanEnv({ SSH_AUTH_SOCK: relay.socketPath }) }),
+      runOk('ssh-keygen', ['-Y', 'sign', '-n', 'git', '-f', key.publicPath, msg], {
+        env: cleanEnv({ SSH_AUTH_SOCK: relay.socketPath }),
+      }),
     );
     const signing = conns.find((c) => c.signData.length > 0);
     assert.ok(signing !== undefined, 'ssh-keygen asked for a signature');
-    assert.deepEqual(signPurpose(signing.signData[0]!), { purpose: 'sign:git', user: null });
+    assert.deepEqual(signPurpose(signing.signData[0]), { purpose: 'sign:git', user: null });
     const p = processOf(signing);
     assert.equal(p.exe, realpathSync('/usr/bin/ssh-keygen'));
     assert.deepEqual(p.argv, ['ssh-keygen', '-Y', 'sign', '-n', 'git', '-f', key.publicPath, msg]);
@@ -104,7 +106,7 @@ describe('request context from real peers', () => {
       }),
     );
     const s2 = conns2.find((c) => c.signData.length > 0)!;
-    assert.equal(signPurpose(s2.signData[0]!).purpose, 'sign:file@example.com');
+    assert.equal(signPurpose(s2.signData[0]).purpose, 'sign:file@example.com');
   });
 
   it('git commit -S with gpg.format=ssh: sign:git, and the parent chain shows git', async (t) => {
@@ -112,30 +114,48 @@ describe('request context from real peers', () => {
     if (requirePeers(t, ['git'] as const) === undefined) return;
     const repo = join(dir, 'repo');
     mkdirSync(repo);
-    const env = cleanEnv({ HOME: dir, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', SSH_AUTH_SOCK: relay.socketPath });
+    const env = cleanEnv({
+      HOME: dir,
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_CONFIG_GLOBAL: '/dev/null',
+      SSH_AUTH_SOCK: relay.socketPath,
+    });
     await runOk('git', ['init', '-q', repo], { env });
     const conns = await during(() =>
       runOk(
         'git',
         [
-          '-C', repo,
-          '-c', 'user.name=T', '-c', 'user.email=t@example.com',
-          '-c', 'gpg.format=ssh', '-c', `user.signingkey=${key.publicPath}`,
-          'commit', '-q', '-S', '--allow-empty', '-m', 'signed',
+          '-C',
+          repo,
+          '-c',
+          'user.name=T',
+          '-c',
+          'user.email=t@example.com',
+          '-c',
+          'gpg.format=ssh',
+          '-c',
+          `user.signingkey=${key.publicPath}`,
+          'commit',
+          '-q',
+          '-S',
+          '--allow-empty',
+          '-m',
+          'signed',
         ],
         { env },
       ),
     );
     const signing = conns.find((c) => c.signData.length > 0);
     assert.ok(signing !== undefined, 'git made ssh-keygen sign');
-    assert.equal(signPurpose(signing.signData[0]!).purpose, 'sign:git');
+    assert.equal(signPurpose(signing.signData[0]).purpose, 'sign:git');
     const p = processOf(signing);
     assert.equal(p.exe?.endsWith('/ssh-keygen'), true);
     assert.ok(p.parents !== null && p.parents.some((x) => x.endsWith('/git')), `parents ${JSON.stringify(p.parents)} show git`);
   });
 
   /** An ssh config with an alias and HostKeyAlias, and a client home holding known_hosts. */
-  const aliasConfig = (sshd: Sshd, home: string, alias: string, hostKeyAlias: string): string => aliasSshConfig(sshd, home, alias, hostKeyAlias);
+  const aliasConfig = (sshd: Sshd, home: string, alias: string, hostKeyAlias: string): string =>
+    aliasSshConfig(sshd, home, alias, hostKeyAlias);
 
   for (const hashed of [false, true]) {
     it(`ssh via a config alias with HostKeyAlias, ${hashed ? 'hashed' : 'plain'} known_hosts: host, user, login, exe ssh`, async (t) => {
@@ -148,12 +168,14 @@ describe('request context from real peers', () => {
       if (hashed) await runOk('ssh-keygen', ['-H', '-f', khFile], { env: cleanEnv() });
       const cfg = aliasConfig(sshd, home, 'gitbox', 'box.test');
       const conns = await during(async () => {
-        const r = await run('ssh', ['-F', cfg, 'gitbox', 'true'], { env: cleanEnv({ HOME: home, SSH_AUTH_SOCK: relay.socketPath }) });
+        const r = await run('ssh', ['-F', cfg, 'gitbox', 'true'], {
+          env: cleanEnv({ HOME: home, SSH_AUTH_SOCK: relay.socketPath }),
+        });
         assert.equal(r.code, 0, r.stderr);
       });
       const c = conns.find((x) => x.signData.length > 0);
       assert.ok(c !== undefined, 'ssh signed a login');
-      const purpose = signPurpose(c.signData[0]!);
+      const purpose = signPurpose(c.signData[0]);
       assert.deepEqual(purpose, { purpose: 'login', user: sshd.user });
       const p = processOf(c);
       assert.equal(p.exe, realpathSync('/usr/bin/ssh'));
@@ -168,7 +190,7 @@ describe('request context from real peers', () => {
       assert.equal(dest.user, sshd.user);
       assert.equal(dest.forwarded, false);
       assert.deepEqual(dest.via, []);
-      assert.equal(resolver.nameHasKey('box.test', null, bindsOf(c)[0]!.hostKey.blob), true);
+      assert.equal(resolver.nameHasKey('box.test', null, bindsOf(c)[0].hostKey.blob), true);
       if (hashed) {
         // Without the config's name the hashed entry cannot be read: hostKey set, host null.
         const bare = buildDestination(bindsOf(c), (b) => resolver.namesFor(b, peerCandidates(p)));
@@ -186,13 +208,22 @@ describe('request context from real peers', () => {
       assert.equal(r.code, 0, r.stderr);
     });
     const c = conns.find((x) => x.signData.length > 0)!;
-    const resolver = new KnownHostsResolver({ home: join(dir, 'empty-home'), systemDir: join(dir, 'no-etc'), checkIntervalMs: 0 });
+    const resolver = new KnownHostsResolver({
+      home: join(dir, 'empty-home'),
+      systemDir: join(dir, 'no-etc'),
+      checkIntervalMs: 0,
+    });
     const dest = buildDestination(bindsOf(c), (b) => resolver.namesFor(b, peerCandidates(processOf(c))));
     assert.equal(dest?.host, null);
     assert.deepEqual(dest?.names, []);
     assert.match(dest?.hostKey ?? '', /^SHA256:/);
     // With the sshd's own known_hosts ([127.0.0.1]:port) the argv candidate is confirmed, port included.
-    const withFile = new KnownHostsResolver({ home: join(dir, 'empty-home'), systemDir: join(dir, 'no-etc'), extraFiles: [sshd.knownHostsPath], checkIntervalMs: 0 });
+    const withFile = new KnownHostsResolver({
+      home: join(dir, 'empty-home'),
+      systemDir: join(dir, 'no-etc'),
+      extraFiles: [sshd.knownHostsPath],
+      checkIntervalMs: 0,
+    });
     const named = buildDestination(bindsOf(c), (b) => withFile.namesFor(b, peerCandidates(processOf(c))));
     assert.equal(named?.host, '127.0.0.1');
     assert.equal(named?.port, sshd.port);
@@ -219,14 +250,23 @@ describe('request context from real peers', () => {
               clearTimeout(timer);
               reject(e);
             })
-            .connect({ host: '127.0.0.1', port: sshd.port, username: sshd.user, agent: relay.socketPath, hostVerifier: () => true });
+            .connect({
+              host: '127.0.0.1',
+              port: sshd.port,
+              username: sshd.user,
+              agent: relay.socketPath,
+              hostVerifier: () => true,
+            });
         }),
     );
     const c = conns.find((x) => x.signData.length > 0);
     assert.ok(c !== undefined, 'ssh2 asked for a signature');
-    assert.deepEqual(signPurpose(c.signData[0]!), { purpose: 'login', user: sshd.user });
+    assert.deepEqual(signPurpose(c.signData[0]), { purpose: 'login', user: sshd.user });
     assert.equal(c.sessionBinds.length, 0, 'ssh2 does not bind: destination null');
-    assert.equal(buildDestination(bindsOf(c), (b) => new KnownHostsResolver({ home: dir }).namesFor(b)), null);
+    assert.equal(
+      buildDestination(bindsOf(c), (b) => new KnownHostsResolver({ home: dir }).namesFor(b)),
+      null,
+    );
   });
 
   it('ssh -A through one sshd to a second: the second login is forwarded, via names the first', async (t) => {
@@ -236,15 +276,25 @@ describe('request context from real peers', () => {
     const names = join(dir, 'hops_known_hosts');
     writeFileSync(names, `bastion.test ${keyField(first.hostKeyPublicLine)}\ninner.test ${keyField(second.hostKeyPublicLine)}\n`);
     const conns = await during(async () => {
-      const r = await run('ssh', first.sshArgs(['-A'], ['ssh', ...second.sshArgs([], ['true'])]), { env: first.clientEnv(relay.socketPath) });
+      const r = await run('ssh', first.sshArgs(['-A'], ['ssh', ...second.sshArgs([], ['true'])]), {
+        env: first.clientEnv(relay.socketPath),
+      });
       assert.equal(r.code, 0, r.stderr);
     });
     const fwd = conns.find((c) => c.sessionBinds.length === 2 && c.signData.length > 0);
-    assert.ok(fwd !== undefined, `a forwarded connection with two bindings signed (saw ${conns.map((c) => c.sessionBinds.length).join(',')})`);
-    const resolver = new KnownHostsResolver({ home: join(dir, 'empty-home'), systemDir: join(dir, 'no-etc'), extraFiles: [names], checkIntervalMs: 0 });
+    assert.ok(
+      fwd !== undefined,
+      `a forwarded connection with two bindings signed (saw ${conns.map((c) => c.sessionBinds.length).join(',')})`,
+    );
+    const resolver = new KnownHostsResolver({
+      home: join(dir, 'empty-home'),
+      systemDir: join(dir, 'no-etc'),
+      extraFiles: [names],
+      checkIntervalMs: 0,
+    });
     const p = processOf(fwd);
     assert.equal(p.exe, realpathSync('/usr/bin/ssh'), 'the peer of a forwarded connection is the local ssh -A');
-    const purpose = signPurpose(fwd.signData[0]!);
+    const purpose = signPurpose(fwd.signData[0]);
     assert.equal(purpose.purpose, 'login');
     const namer = knownHostsNamer(resolver);
     const dest = buildDestination(bindsOf(fwd), (b) => namer(b, p), purpose.user);

@@ -55,7 +55,9 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
       const agent = await startAgentDaemon(impl);
       t.after(() => agent.stop());
       const args = ['-H', knownHosts, ...constraints.flatMap((c) => ['-h', c]), key.privatePath];
-      const added = await run(bin['ssh-add'], args, { env: { PATH: process.env.PATH, HOME: dir, SSH_AUTH_SOCK: agent.socketPath } });
+      const added = await run(bin['ssh-add'], args, {
+        env: { PATH: process.env.PATH, HOME: dir, SSH_AUTH_SOCK: agent.socketPath },
+      });
       assert.equal(added.code, 0, added.stderr);
       assert.match(added.stderr, /Restricted to|Identity added/);
       return agent;
@@ -100,7 +102,7 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
       if (agent === undefined || bin === undefined) return;
       const env = { PATH: process.env.PATH, HOME: dir, SSH_AUTH_SOCK: agent.socketPath };
       const l = await runOk(bin['ssh-add'], ['-L'], { env });
-      assert.ok(l.stdout.includes(key.publicLine.split(' ')[1]!));
+      assert.ok(l.stdout.includes(key.publicLine.split(' ')[1]));
       // ssh-add -T signs arbitrary data: a destination-constrained key refuses that locally.
       const tsign = await run(bin['ssh-add'], ['-T', key.publicPath], { env });
       assert.notEqual(tsign.code, 0);

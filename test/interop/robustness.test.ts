@@ -266,22 +266,30 @@ interface Base {
 function addBase(label: string, key: PrivateKeyBody, comment: string, constraints: Constraint[]): Base {
   const body = encodeRequest({ type: 'add-identity', key, comment, constraints, constrained: constraints.length > 0 });
   const fields = walkStrings(body, 2 + PRIVATE_FIELDS[key.kind]);
-  const last = fields[fields.length - 1]!;
+  const last = fields[fields.length - 1];
   if (constraints.length === 0) assert.equal(last.end, body.length, 'field walk of ADD');
-  return { label, kind: 'add', body, fields, mandatoryEnd: last.end, lastStart: last.content, constraints: constraints.map((c) => c.type) };
+  return {
+    label,
+    kind: 'add',
+    body,
+    fields,
+    mandatoryEnd: last.end,
+    lastStart: last.content,
+    constraints: constraints.map((c) => c.type),
+  };
 }
 
 function signBase(label: string, blob: Buffer, data: Buffer, flags: number): Base {
   const body = encodeRequest({ type: 'sign', keyBlob: blob, data, flags });
   const fields = walkStrings(body, 2);
-  assert.equal(fields[1]!.end + 4, body.length, 'field walk of SIGN');
+  assert.equal(fields[1].end + 4, body.length, 'field walk of SIGN');
   return { label, kind: 'sign', body, fields, mandatoryEnd: body.length, lastStart: body.length - 4, constraints: [] };
 }
 
 function oneStringBase(label: string, kind: 'lock' | 'unlock' | 'remove', body: Buffer): Base {
   const fields = walkStrings(body, 1);
-  assert.equal(fields[0]!.end, body.length);
-  return { label, kind, body, fields, mandatoryEnd: body.length, lastStart: fields[0]!.content, constraints: [] };
+  assert.equal(fields[0].end, body.length);
+  return { label, kind, body, fields, mandatoryEnd: body.length, lastStart: fields[0].content, constraints: [] };
 }
 
 // ---- cases ------------------------------------------------------------------------------
@@ -356,18 +364,16 @@ function provableMutations(base: Base): fc.Arbitrary<Case> {
   }
   if (fields.length > 0) {
     arbs.push(
-      fc
-        .tuple(fc.nat(fields.length - 1), fc.oneof(fc.nat(1000), u32))
-        .map(([i, extra]) => {
-          const f = fields[i]!;
-          const out = Buffer.from(body);
-          out.writeUInt32BE(Math.min(0xffffffff, body.length - f.content + 1 + extra), f.at);
-          return malformedCase(label(`field ${i} length overruns the body`), out);
-        }),
+      fc.tuple(fc.nat(fields.length - 1), fc.oneof(fc.nat(1000), u32)).map(([i, extra]) => {
+        const f = fields[i];
+        const out = Buffer.from(body);
+        out.writeUInt32BE(Math.min(0xffffffff, body.length - f.content + 1 + extra), f.at);
+        return malformedCase(label(`field ${i} length overruns the body`), out);
+      }),
     );
   }
   if (base.kind === 'add') {
-    const t = fields[0]!;
+    const t = fields[0];
     arbs.push(
       fc
         .tuple(fc.nat(t.end - t.content - 1), fc.oneof(fc.integer({ min: 0, max: 0x1f }), fc.integer({ min: 0x80, max: 0xff })))
@@ -385,11 +391,11 @@ function provableMutations(base: Base): fc.Arbitrary<Case> {
     );
   }
   if (base.kind === 'sign' || base.kind === 'remove') {
-    const b = fields[0]!;
+    const b = fields[0];
     arbs.push(
       fc.tuple(fc.nat(b.end - b.content - 1), fc.integer({ min: 1, max: 255 })).map(([i, x]) => {
         const out = Buffer.from(body);
-        out[b.content + i]! ^= x;
+        out[b.content + i] ^= x;
         return malformedCase(label(`key blob byte ${i} ^= ${x}`), out);
       }),
     );
@@ -397,15 +403,25 @@ function provableMutations(base: Base): fc.Arbitrary<Case> {
   if (base.constraints.length === 0 && base.kind !== 'list') {
     const start = base.lastStart;
     arbs.push(
-      fc.tuple(fc.integer({ min: start, max: end }), fc.integer({ min: 0, max: 255 })).map(([p, b]) =>
-        malformedCase(label(`byte inserted at ${p} in the last field`), Buffer.concat([body.subarray(0, p), Buffer.from([b]), body.subarray(p)])),
-      ),
+      fc
+        .tuple(fc.integer({ min: start, max: end }), fc.integer({ min: 0, max: 255 }))
+        .map(([p, b]) =>
+          malformedCase(
+            label(`byte inserted at ${p} in the last field`),
+            Buffer.concat([body.subarray(0, p), Buffer.from([b]), body.subarray(p)]),
+          ),
+        ),
     );
     if (end > start) {
       arbs.push(
         fc
           .integer({ min: start, max: end - 1 })
-          .map((p) => malformedCase(label(`byte deleted at ${p} in the last field`), Buffer.concat([body.subarray(0, p), body.subarray(p + 1)]))),
+          .map((p) =>
+            malformedCase(
+              label(`byte deleted at ${p} in the last field`),
+              Buffer.concat([body.subarray(0, p), body.subarray(p + 1)]),
+            ),
+          ),
       );
     }
   }
@@ -522,14 +538,14 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
           // Exactly n replies, then the connection still answers a good request.
           conn.write(LIST_FRAME);
           await conn.expectReplies(n + 1);
-          const list = conn.replies[n]!;
+          const list = conn.replies[n];
           assert.equal(list[0], IDENTITIES_ANSWER, `${what}: reply to the following list ${conn.describe()}`);
           if (!probeAdded) assert.ok(list.equals(baselineListBody), `${what}: the following list is not the baseline`);
           assert.equal(conn.closed, false, `${what}: connection closed`);
         }
       }
       conn.replies.slice(0, n).forEach((r, i) => {
-        assert.ok(c.replies[i]!.includes(r[0]!), `${what}: reply ${i} is type ${r[0]}, allowed [${c.replies[i]!.join(',')}]`);
+        assert.ok(c.replies[i].includes(r[0]), `${what}: reply ${i} is type ${r[0]}, allowed [${c.replies[i].join(',')}]`);
         if (r[0] === FAILURE || r[0] === SUCCESS) assert.equal(r.length, 1, `${what}: reply ${i} has a body`);
       });
       assert.equal(conn.badOutput, undefined, what);
@@ -541,7 +557,7 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
       const ids = await control.list();
       assert.equal(ids.length, baseline.length + 1, `${what}: SUCCESS but the list is ${show(ids).join(' | ')}`);
       assert.deepEqual(show(ids.slice(0, baseline.length)), show(baseline), what);
-      assert.ok(ids[baseline.length]!.blob.equals(c.probe!), `${what}: a mutated ADD was accepted with a different public key`);
+      assert.ok(ids[baseline.length].blob.equals(c.probe!), `${what}: a mutated ADD was accepted with a different public key`);
       // ...and the key held is the probe's private key too: its signatures verify.
       const data = Buffer.from(`probe ${what}`);
       const sig = await control.sign(c.probe!, data, 4);
@@ -561,7 +577,7 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
       freshProbe('rsa-2048', privateKeyBodyFromKeyObject(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey)),
       freshProbe('rsa-768', testKey('rsa-768').body),
     ];
-    const edProbe = probes[0]!;
+    const edProbe = probes[0];
     const cert = certifiedKey({ name: 'ed25519', body: edProbe.body, blob: edProbe.blob });
     const addProbes = [...probes, { name: 'ed25519-cert', body: cert.body, blob: cert.blob }];
     for (const p of addProbes) assert.ok(!heldBlobs.has(p.blob.toString('hex')));
@@ -569,12 +585,19 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
     const constraintsArb: fc.Arbitrary<Constraint[]> = fc
       .shuffledSubarray(['lifetime', 'confirm'] as const, { minLength: 1 })
       .chain((kinds) =>
-        fc.tuple(...kinds.map((k): fc.Arbitrary<Constraint> => (k === 'confirm' ? fc.constant({ type: 'confirm' }) : u32.map((seconds) => ({ type: 'lifetime', seconds }))))),
+        fc.tuple(
+          ...kinds.map((k): fc.Arbitrary<Constraint> =>
+            k === 'confirm' ? fc.constant({ type: 'confirm' }) : u32.map((seconds) => ({ type: 'lifetime', seconds })),
+          ),
+        ),
       );
 
     /** Valid messages of every kind (the agent would accept most of them as they are). */
     const baseArb: fc.Arbitrary<Base> = fc.oneof(
-      { weight: 4, arbitrary: fc.tuple(fc.constantFrom(...addProbes), commentArb).map(([p, c]) => addBase(`ADD ${p.name}`, p.body, c, [])) },
+      {
+        weight: 4,
+        arbitrary: fc.tuple(fc.constantFrom(...addProbes), commentArb).map(([p, c]) => addBase(`ADD ${p.name}`, p.body, c, [])),
+      },
       {
         weight: 4,
         arbitrary: fc
@@ -587,15 +610,33 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
           .tuple(fc.constantFrom(...held), byteArr(0, 64), fc.constantFrom(0, 2, 4, 6))
           .map(([h, data, flags]) => signBase(`SIGN ${h.key.name} flags ${flags}`, h.key.blob, data, flags)),
       },
-      { weight: 1, arbitrary: byteArr(1, 32).map((p) => oneStringBase('LOCK', 'lock', encodeRequest({ type: 'lock', passphrase: p }))) },
-      { weight: 1, arbitrary: byteArr(0, 32).map((p) => oneStringBase('UNLOCK', 'unlock', encodeRequest({ type: 'unlock', passphrase: p }))) },
       {
         weight: 1,
-        arbitrary: fc.constantFrom(...held).map((h) => oneStringBase(`REMOVE ${h.key.name}`, 'remove', encodeRequest({ type: 'remove-identity', keyBlob: h.key.blob }))),
+        arbitrary: byteArr(1, 32).map((p) => oneStringBase('LOCK', 'lock', encodeRequest({ type: 'lock', passphrase: p }))),
       },
       {
         weight: 1,
-        arbitrary: fc.constant<Base>({ label: 'LIST', kind: 'list', body: Buffer.from([11]), fields: [], mandatoryEnd: 1, lastStart: 1, constraints: [] }),
+        arbitrary: byteArr(0, 32).map((p) => oneStringBase('UNLOCK', 'unlock', encodeRequest({ type: 'unlock', passphrase: p }))),
+      },
+      {
+        weight: 1,
+        arbitrary: fc
+          .constantFrom(...held)
+          .map((h) =>
+            oneStringBase(`REMOVE ${h.key.name}`, 'remove', encodeRequest({ type: 'remove-identity', keyBlob: h.key.blob })),
+          ),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.constant<Base>({
+          label: 'LIST',
+          kind: 'list',
+          body: Buffer.from([11]),
+          fields: [],
+          mandatoryEnd: 1,
+          lastStart: 1,
+          constraints: [],
+        }),
       },
     );
 
@@ -628,19 +669,19 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
         const base = addBase(`ADD ${p.name}`, p.body, comment, confirm ? [{ type: 'confirm' }] : []);
         const { body } = base;
         // Positions the mutation may touch (RSA: never inside e or d, the 3rd and 4th strings).
-        const skip = p.body.kind === 'rsa' ? [base.fields[2]!, base.fields[3]!] : [];
+        const skip = p.body.kind === 'rsa' ? [base.fields[2], base.fields[3]] : [];
         const positions: number[] = [];
         const limit = where === 'type byte' ? 0 : op === 'insert' ? body.length : body.length - 1;
-        const from = where === 'comment on' ? base.fields[base.fields.length - 1]!.at : 0;
+        const from = where === 'comment on' ? base.fields[base.fields.length - 1].at : 0;
         for (let i = from; i <= limit; i++) {
           if (skip.some((f) => (op === 'insert' ? i > f.at && i < f.end : i >= f.at && i < f.end))) continue;
           positions.push(i);
         }
-        const at = positions[pos % positions.length]!;
+        const at = positions[pos % positions.length];
         let out: Buffer;
         if (op === 'flip') {
           out = Buffer.from(body);
-          out[at]! ^= b === 0 ? 1 : b;
+          out[at] ^= b === 0 ? 1 : b;
         } else if (op === 'insert') {
           out = Buffer.concat([body.subarray(0, at), Buffer.from([b]), body.subarray(at)]);
         } else {
@@ -656,7 +697,10 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
         };
       });
 
-    const typeByte = fc.oneof(fc.constantFrom(1, 3, 7, 8, 11, 13, 17, 18, 20, 21, 22, 23, 24, 25, 26, 27), fc.integer({ min: 0, max: 255 }));
+    const typeByte = fc.oneof(
+      fc.constantFrom(1, 3, 7, 8, 11, 13, 17, 18, 20, 21, 22, 23, 24, 25, 26, 27),
+      fc.integer({ min: 0, max: 255 }),
+    );
     const caseArb: fc.Arbitrary<Case> = fc.oneof(
       { weight: 8, arbitrary: baseArb.chain(provableMutations) },
       { weight: 4, arbitrary: arbitraryAddMutation },
@@ -665,13 +709,20 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
         weight: 2,
         arbitrary: fc
           .array(fc.tuple(typeByte, byteArr(0, 40)), { minLength: 1, maxLength: 4 })
-          .map((fs) => streamCase('frames of random bodies', Buffer.concat(fs.map(([t, rest]) => frame(Buffer.concat([Buffer.from([t]), rest])))))),
+          .map((fs) =>
+            streamCase(
+              'frames of random bodies',
+              Buffer.concat(fs.map(([t, rest]) => frame(Buffer.concat([Buffer.from([t]), rest])))),
+            ),
+          ),
       },
       {
         weight: 1,
         arbitrary: fc
           .tuple(baseArb, fc.integer({ min: 1, max: 2000 }))
-          .map(([b, extra]) => streamCase(`${b.label}: length ${extra} too long`, Buffer.concat([u32be(b.body.length + extra), b.body]))),
+          .map(([b, extra]) =>
+            streamCase(`${b.label}: length ${extra} too long`, Buffer.concat([u32be(b.body.length + extra), b.body])),
+          ),
       },
       {
         weight: 1,
@@ -687,13 +738,17 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
         weight: 1,
         arbitrary: fc
           .tuple(fc.nat(2), byteArr(0, 16))
-          .map(([n, rest]) => streamCase(`${n} lists then zero length`, Buffer.concat([...Array<Buffer>(n).fill(LIST_FRAME), u32be(0), rest]))),
+          .map(([n, rest]) =>
+            streamCase(`${n} lists then zero length`, Buffer.concat([...Array<Buffer>(n).fill(LIST_FRAME), u32be(0), rest])),
+          ),
       },
       {
         weight: 1,
         arbitrary: fc
           .tuple(fc.nat(2), fc.integer({ min: MAX_LEN + 1, max: 0xffffffff }), byteArr(0, 64))
-          .map(([n, len, rest]) => streamCase(`${n} lists then length ${len}`, Buffer.concat([...Array<Buffer>(n).fill(LIST_FRAME), u32be(len), rest]))),
+          .map(([n, len, rest]) =>
+            streamCase(`${n} lists then length ${len}`, Buffer.concat([...Array<Buffer>(n).fill(LIST_FRAME), u32be(len), rest])),
+          ),
       },
     );
 
@@ -724,8 +779,8 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
       ok.write(frame(body));
       ok.write(LIST_FRAME);
       await ok.expectReplies(2, 15_000);
-      assert.ok([FAILURE, IDENTITIES_ANSWER].includes(ok.replies[0]![0]!));
-      assert.ok(ok.replies[1]!.equals(baselineListBody));
+      assert.ok([FAILURE, IDENTITIES_ANSWER].includes(ok.replies[0][0]));
+      assert.ok(ok.replies[1].equals(baselineListBody));
     } finally {
       ok.destroy();
     }
@@ -744,17 +799,17 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
     const key = privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey);
     const certified = certifiedKey({ name: 'ed25519', body: key, blob: publicBlobOf(key) });
     assert.equal(certified.body.kind, 'ed25519-cert');
-    const good = (certified.body as Extract<PrivateKeyBody, { kind: 'ed25519-cert' }>).certificate;
+    const good = certified.body.certificate;
     const tampered: Array<[string, Buffer]> = [];
     {
       const c = Buffer.from(good);
       const i = c.indexOf(Buffer.from('suite')); // the key id given to ssh-keygen -I
-      c[i]! ^= 0x20; // "suite" -> "Suite": still a well-formed certificate
+      c[i] ^= 0x20; // "suite" -> "Suite": still a well-formed certificate
       tampered.push(['key id changed', c]);
     }
     {
       const c = Buffer.from(good);
-      c[c.length - 1]! ^= 0x01; // last byte of the CA's ed25519 signature
+      c[c.length - 1] ^= 0x01; // last byte of the CA's ed25519 signature
       tampered.push(['signature byte flipped', c]);
     }
     const conn = await RawConn.open(sockPath);
@@ -762,9 +817,11 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
     try {
       for (const [what, certificate] of tampered) {
         const body = { ...certified.body, certificate } as PrivateKeyBody;
-        conn.write(frame(encodeRequest({ type: 'add-identity', key: body, comment: 'tampered', constraints: [], constrained: false })));
+        conn.write(
+          frame(encodeRequest({ type: 'add-identity', key: body, comment: 'tampered', constraints: [], constrained: false })),
+        );
         await conn.expectReplies(results.length + 1);
-        results.push(`${what}: reply ${conn.replies[results.length]![0]}`);
+        results.push(`${what}: reply ${conn.replies[results.length][0]}`);
       }
     } finally {
       conn.destroy();
@@ -785,13 +842,19 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
     for (let i = 0; i < 300; i += 50) idle.push(...(await Promise.all(Array.from({ length: 50 }, () => RawConn.open(sockPath)))));
 
     const fp = (blob: Buffer): string => `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
-    const expected = [`256 ${fp(held[0]!.key.blob)} held ed25519 (ED25519)`, `2048 ${fp(held[1]!.key.blob)} held rsa-2048 (RSA)`].join('\n');
+    const expected = [
+      `256 ${fp(held[0].key.blob)} held ed25519 (ED25519)`,
+      `2048 ${fp(held[1].key.blob)} held rsa-2048 (RSA)`,
+    ].join('\n');
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SSH_AUTH_SOCK: sockPath };
     const runOne = (): Promise<string> =>
       new Promise((resolveRun) => {
         execFile(sshAdd, ['-l'], { env, timeout: 30_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-          const code = err === null ? 0 : ((err as { code?: unknown }).code ?? 'killed');
-          resolveRun(code === 0 && stdout.trimEnd() === expected ? 'ok' : `exit ${String(code)}: ${stdout.trimEnd()} ${stderr.trim()}`);
+          const raw = err === null ? 0 : (err as { code?: unknown }).code;
+          const code = typeof raw === 'number' || typeof raw === 'string' ? raw : 'killed';
+          resolveRun(
+            code === 0 && stdout.trimEnd() === expected ? 'ok' : `exit ${String(code)}: ${stdout.trimEnd()} ${stderr.trim()}`,
+          );
         });
       });
     const results: string[] = [];
@@ -810,14 +873,14 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
     // The idle connections are still alive and answer, then they go away.
     for (const c of idle) c.write(LIST_FRAME);
     await Promise.all(idle.map((c) => c.expectReplies(1, 15_000)));
-    for (const c of idle) assert.ok(c.replies[0]!.equals(baselineListBody));
+    for (const c of idle) assert.ok(c.replies[0].equals(baselineListBody));
     for (const c of idle.splice(0)) c.destroy();
 
     const fresh = await RawConn.open(sockPath);
     try {
       fresh.write(LIST_FRAME);
       await fresh.expectReplies(1);
-      assert.ok(fresh.replies[0]!.equals(baselineListBody));
+      assert.ok(fresh.replies[0].equals(baselineListBody));
     } finally {
       fresh.destroy();
     }
@@ -826,8 +889,11 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
 
   it('a pipelined burst of 100 requests on one connection gets exactly 100 replies, in request order', async () => {
     type Kind = 'list' | 'sign-ed25519' | 'sign-rsa' | 'unknown' | 'sign-unknown-key';
-    const kinds: Kind[] = fc.sample(fc.constantFrom<Kind>('list', 'sign-ed25519', 'sign-rsa', 'unknown', 'sign-unknown-key'), { numRuns: 100, seed: 4242 });
-    const [ed, rsa] = [held[0]!.key, held[1]!.key];
+    const kinds: Kind[] = fc.sample(fc.constantFrom<Kind>('list', 'sign-ed25519', 'sign-rsa', 'unknown', 'sign-unknown-key'), {
+      numRuns: 100,
+      seed: 4242,
+    });
+    const [ed, rsa] = [held[0].key, held[1].key];
     const rsaFlags = [0, 2, 4, 6];
     const rsaAlg: Record<number, string> = { 0: 'ssh-rsa', 2: 'rsa-sha2-256', 4: 'rsa-sha2-512', 6: 'rsa-sha2-256' };
     const frames = kinds.map((k, i) => {
@@ -838,7 +904,7 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
         case 'sign-ed25519':
           return frame(encodeRequest({ type: 'sign', keyBlob: ed.blob, data, flags: 0 }));
         case 'sign-rsa':
-          return frame(encodeRequest({ type: 'sign', keyBlob: rsa.blob, data, flags: rsaFlags[i % 4]! }));
+          return frame(encodeRequest({ type: 'sign', keyBlob: rsa.blob, data, flags: rsaFlags[i % 4] }));
         case 'sign-unknown-key':
           return frame(encodeRequest({ type: 'sign', keyBlob: testKey('ecdsa-256').blob, data, flags: 0 }));
         case 'unknown':
@@ -853,9 +919,9 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
       conn.write(LIST_FRAME);
       await conn.expectReplies(101);
       assert.equal(conn.replies.length, 101);
-      assert.ok(conn.replies[100]!.equals(baselineListBody));
+      assert.ok(conn.replies[100].equals(baselineListBody));
       kinds.forEach((k, i) => {
-        const r = conn.replies[i]!;
+        const r = conn.replies[i];
         const data = Buffer.from(`burst request ${i}`);
         const at = `reply ${i} (${k})`;
         switch (k) {
@@ -868,7 +934,7 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
             const sig = r.subarray(5, 5 + r.readUInt32BE(1));
             assert.equal(r.length, 5 + sig.length, at);
             const key = k === 'sign-ed25519' ? ed : rsa;
-            const alg = k === 'sign-ed25519' ? 'ssh-ed25519' : rsaAlg[rsaFlags[i % 4]!]!;
+            const alg = k === 'sign-ed25519' ? 'ssh-ed25519' : rsaAlg[rsaFlags[i % 4]];
             // Verifies against THIS position's data: a reply out of order would not verify.
             assert.ok(verifySignature(key.blob, data, sig, [alg]), `${at}: signature does not verify as ${alg}`);
             break;
@@ -879,7 +945,9 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
             break;
         }
       });
-      assert.ok(kinds.includes('list') && kinds.includes('sign-rsa') && kinds.includes('sign-ed25519') && kinds.includes('unknown'));
+      assert.ok(
+        kinds.includes('list') && kinds.includes('sign-rsa') && kinds.includes('sign-ed25519') && kinds.includes('unknown'),
+      );
     } finally {
       conn.destroy();
     }
@@ -907,14 +975,14 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
       await b.expectReplies(1, 10_000);
       // Ordering, not timing: B was answered while A's request was still pending.
       assert.equal(a.replies.length, 0, 'A was answered before B');
-      assert.equal(b.replies[0]![0], IDENTITIES_ANSWER);
-      assert.equal(b.replies[0]!.readUInt32BE(1), baseline.length + 1);
+      assert.equal(b.replies[0][0], IDENTITIES_ANSWER);
+      assert.equal(b.replies[0].readUInt32BE(1), baseline.length + 1);
 
       await a.expectReplies(2, 20_000);
-      assert.equal(a.replies[0]![0], SIGN_RESPONSE, a.describe());
-      const sig = a.replies[0]!.subarray(5);
+      assert.equal(a.replies[0][0], SIGN_RESPONSE, a.describe());
+      const sig = a.replies[0].subarray(5);
       assert.ok(verifySignature(blob, data, sig, ['ssh-ed25519']));
-      assert.equal(a.replies[1]![0], IDENTITIES_ANSWER, 'the list behind the slow sign answered in order');
+      assert.equal(a.replies[1][0], IDENTITIES_ANSWER, 'the list behind the slow sign answered in order');
 
       const fingerprint = `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
       // SSH_ASKPASS_PROMPT=confirm as OpenSSH, with issue 14's richer text (POLICY.md §4).

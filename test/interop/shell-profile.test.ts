@@ -49,48 +49,60 @@ function listen(path: string): Promise<void> {
 
 describe('tsagent service install --shell-profile', () => {
   for (const shell of SHELLS) {
-    test(`${shell.name}: the login profile sets SSH_AUTH_SOCK only when it should; uninstall removes the line`, { timeout: 120_000 }, async (t) => {
-      const exe = requirePeer(t, shell.name);
-      if (exe === undefined) return;
-      const dir = await tempDir('tsagent-profile-');
-      dirs.push(dir);
-      const home = join(dir, 'home');
-      mkdirSync(home);
-      const before = '# the user\'s own line\n';
-      const profile = shell.profile(home);
-      mkdirSync(resolve(profile, '..'), { recursive: true });
-      if (shell.name !== 'fish') writeFileSync(profile, before);
-      const env = { HOME: home, SHELL: exe };
-      const inst = await run(process.execPath, [BIN, 'service', 'install', '--shell-profile', '--dir', join(dir, 'units'), '--env-dir', join(dir, 'env')], {
-        env: cleanEnv(env),
-      });
-      assert.equal(inst.code, 0, inst.stderr);
-      assert.ok(inst.stdout.includes(`added the SSH_AUTH_SOCK line to ${profile}`), inst.stdout);
+    test(
+      `${shell.name}: the login profile sets SSH_AUTH_SOCK only when it should; uninstall removes the line`,
+      { timeout: 120_000 },
+      async (t) => {
+        const exe = requirePeer(t, shell.name);
+        if (exe === undefined) return;
+        const dir = await tempDir('tsagent-profile-');
+        dirs.push(dir);
+        const home = join(dir, 'home');
+        mkdirSync(home);
+        const before = "# the user's own line\n";
+        const profile = shell.profile(home);
+        mkdirSync(resolve(profile, '..'), { recursive: true });
+        if (shell.name !== 'fish') writeFileSync(profile, before);
+        const env = { HOME: home, SHELL: exe };
+        const inst = await run(
+          process.execPath,
+          [BIN, 'service', 'install', '--shell-profile', '--dir', join(dir, 'units'), '--env-dir', join(dir, 'env')],
+          {
+            env: cleanEnv(env),
+          },
+        );
+        assert.equal(inst.code, 0, inst.stderr);
+        assert.ok(inst.stdout.includes(`added the SSH_AUTH_SOCK line to ${profile}`), inst.stdout);
 
-      const runtime = join(dir, 'rt');
-      const sock = join(runtime, 'tsagent', 'agent.sock');
-      mkdirSync(join(runtime, 'tsagent'), { recursive: true, mode: 0o700 });
-      const login = async (extra: NodeJS.ProcessEnv): Promise<string> => {
-        const r = await run(exe, shell.argv(home), { env: cleanEnv({ ...env, ...extra }), cwd: home });
-        assert.equal(r.code, 0, `${shell.name}: ${r.stderr}`);
-        return r.stdout.trim().split('\n').pop() ?? '';
-      };
-      assert.equal(await login({ XDG_RUNTIME_DIR: runtime }), 'unset', 'no socket yet: nothing set');
-      await listen(sock);
-      assert.equal(await login({ XDG_RUNTIME_DIR: runtime }), sock);
-      assert.equal(await login({ XDG_RUNTIME_DIR: runtime, SSH_AUTH_SOCK: '/forwarded/agent' }), '/forwarded/agent');
-      assert.equal(await login({}), 'unset', 'no XDG_RUNTIME_DIR: nothing set, no error');
+        const runtime = join(dir, 'rt');
+        const sock = join(runtime, 'tsagent', 'agent.sock');
+        mkdirSync(join(runtime, 'tsagent'), { recursive: true, mode: 0o700 });
+        const login = async (extra: NodeJS.ProcessEnv): Promise<string> => {
+          const r = await run(exe, shell.argv(home), { env: cleanEnv({ ...env, ...extra }), cwd: home });
+          assert.equal(r.code, 0, `${shell.name}: ${r.stderr}`);
+          return r.stdout.trim().split('\n').pop() ?? '';
+        };
+        assert.equal(await login({ XDG_RUNTIME_DIR: runtime }), 'unset', 'no socket yet: nothing set');
+        await listen(sock);
+        assert.equal(await login({ XDG_RUNTIME_DIR: runtime }), sock);
+        assert.equal(await login({ XDG_RUNTIME_DIR: runtime, SSH_AUTH_SOCK: '/forwarded/agent' }), '/forwarded/agent');
+        assert.equal(await login({}), 'unset', 'no XDG_RUNTIME_DIR: nothing set, no error');
 
-      const uninst = await run(process.execPath, [BIN, 'service', 'uninstall', '--dir', join(dir, 'units'), '--env-dir', join(dir, 'env')], {
-        env: cleanEnv(env),
-      });
-      assert.equal(uninst.code, 0, uninst.stderr);
-      if (shell.name === 'fish') {
-        assert.ok(uninst.stdout.includes(`removed ${profile}`), uninst.stdout);
-      } else {
-        assert.equal(readFileSync(profile, 'utf8'), before);
-      }
-      assert.equal(await login({ XDG_RUNTIME_DIR: runtime }), 'unset');
-    });
+        const uninst = await run(
+          process.execPath,
+          [BIN, 'service', 'uninstall', '--dir', join(dir, 'units'), '--env-dir', join(dir, 'env')],
+          {
+            env: cleanEnv(env),
+          },
+        );
+        assert.equal(uninst.code, 0, uninst.stderr);
+        if (shell.name === 'fish') {
+          assert.ok(uninst.stdout.includes(`removed ${profile}`), uninst.stdout);
+        } else {
+          assert.equal(readFileSync(profile, 'utf8'), before);
+        }
+        assert.equal(await login({ XDG_RUNTIME_DIR: runtime }), 'unset');
+      },
+    );
   }
 });

@@ -111,7 +111,7 @@ describe('ssh-add and ssh-keygen against tsagent, side by side with OpenSSH', ()
     const theirs = results.get('openssh');
     assert.ok(ours && theirs, 'both sessions ran');
     for (let i = 0; i < theirs.length; i++) {
-      assert.deepEqual(ours[i], theirs[i], `step "${theirs[i]![0]}"`);
+      assert.deepEqual(ours[i], theirs[i], `step "${theirs[i][0]}"`);
     }
   });
 
@@ -119,15 +119,19 @@ describe('ssh-add and ssh-keygen against tsagent, side by side with OpenSSH', ()
     const r = new Map(results.get('tsagent'));
     assert.equal(r.get('list empty')?.code, 1);
     assert.match(r.get('list empty')!.stdout, /The agent has no identities\./);
-    assert.match(r.get('add ed25519 (+ its certificate)')!.stderr, /Identity added: .*\/ed \(ed@test\)\nCertificate added: .*ed-cert\.pub \(ed-id\)/);
+    assert.match(
+      r.get('add ed25519 (+ its certificate)')!.stderr,
+      /Identity added: .*\/ed \(ed@test\)\nCertificate added: .*ed-cert\.pub \(ed-id\)/,
+    );
     const list = r.get('list')!;
     assert.equal(list.code, 0);
     // ed25519 key, its certificate, ecdsa, rsa, rsa certificate
     assert.equal(list.stdout.trim().split('\n').length, 5, list.stdout);
     const pubs = r.get('list public keys')!.stdout;
-    assert.ok(pubs.includes(readFileSync(`${key('ed')}.pub`, 'utf8').split(' ')[1]!));
-    assert.ok(pubs.includes(readFileSync(`${key('ed')}-cert.pub`, 'utf8').split(' ')[1]!));
-    for (const k of ['test-sign ed25519', 'test-sign ecdsa (confirmed by askpass)', 'test-sign rsa']) assert.equal(r.get(k)?.code, 0, k);
+    assert.ok(pubs.includes(readFileSync(`${key('ed')}.pub`, 'utf8').split(' ')[1]));
+    assert.ok(pubs.includes(readFileSync(`${key('ed')}-cert.pub`, 'utf8').split(' ')[1]));
+    for (const k of ['test-sign ed25519', 'test-sign ecdsa (confirmed by askpass)', 'test-sign rsa'])
+      assert.equal(r.get(k)?.code, 0, k);
     assert.equal(r.get('remove absent key')?.code, 1);
     assert.match(r.get('lock')!.stderr, /Agent locked\./);
     assert.equal(r.get('list while locked')?.code, 1);
@@ -151,12 +155,22 @@ describe('ssh-add and ssh-keygen against tsagent, side by side with OpenSSH', ()
         const signers = join(dir, `allowed-${k}`);
         writeFileSync(signers, `signer@test ${readFileSync(`${key(k)}.pub`, 'utf8')}`);
         const content = readFileSync(msg, 'utf8');
-        const verified = await run(sshKeygen, ['-Y', 'verify', '-f', signers, '-I', 'signer@test', '-n', 'git', '-s', `${msg}.sig`], env, content);
+        const verified = await run(
+          sshKeygen,
+          ['-Y', 'verify', '-f', signers, '-I', 'signer@test', '-n', 'git', '-s', `${msg}.sig`],
+          env,
+          content,
+        );
         assert.equal(verified.code, 0, verified.stderr + verified.stdout);
         assert.match(verified.stdout, /Good "git" signature for signer@test/);
         const check = await run(sshKeygen, ['-Y', 'check-novalidate', '-n', 'git', '-s', `${msg}.sig`], env, content);
         assert.equal(check.code, 0, check.stderr);
-        const tampered = await run(sshKeygen, ['-Y', 'verify', '-f', signers, '-I', 'signer@test', '-n', 'git', '-s', `${msg}.sig`], env, content + 'x');
+        const tampered = await run(
+          sshKeygen,
+          ['-Y', 'verify', '-f', signers, '-I', 'signer@test', '-n', 'git', '-s', `${msg}.sig`],
+          env,
+          content + 'x',
+        );
         assert.notEqual(tampered.code, 0);
       } finally {
         await daemon.stop();

@@ -31,7 +31,10 @@ describe('ssh logins through tsagent', () => {
   });
 
   /** Adds the key to tsagent with the real ssh-add, once. */
-  async function held(t: TestContext, type: 'ed25519' | 'ecdsa-256' | 'ecdsa-521' | 'rsa-2048'): Promise<GeneratedKey | undefined> {
+  async function held(
+    t: TestContext,
+    type: 'ed25519' | 'ecdsa-256' | 'ecdsa-521' | 'rsa-2048',
+  ): Promise<GeneratedKey | undefined> {
     const bin = requirePeers(t, PEERS);
     if (bin === undefined) return undefined;
     if (keys[type] === undefined) {
@@ -60,7 +63,12 @@ describe('ssh logins through tsagent', () => {
       });
       assert.equal(r.code, 0, `${r.stderr}\n--- sshd ---\n${sshd.log().slice(-2000)}`);
       assert.equal(r.stdout.trim(), 'logged-in');
-      assert.match(sshd.log(), new RegExp(`Accepted publickey for ${sshd.user} from 127\\.0\\.0\\.1 port \\d+ ssh2: \\S+ ${key.fingerprint.replace(/[+/]/g, '\\$&')}`));
+      assert.match(
+        sshd.log(),
+        new RegExp(
+          `Accepted publickey for ${sshd.user} from 127\\.0\\.0\\.1 port \\d+ ssh2: \\S+ ${key.fingerprint.replace(/[+/]/g, '\\$&')}`,
+        ),
+      );
     });
   }
 
@@ -94,9 +102,12 @@ describe('ssh logins through tsagent', () => {
     const env = sshd.clientEnv(agent.socketPath);
     const listed = await run(bin.ssh, sshd.sshArgs(['-A'], ['ssh-add', '-L']), { env });
     assert.equal(listed.code, 0, listed.stderr);
-    assert.ok(listed.stdout.includes(key.publicLine.split(' ')[1]!), 'the forwarded agent lists our key');
+    assert.ok(listed.stdout.includes(key.publicLine.split(' ')[1]), 'the forwarded agent lists our key');
     // Second hop: from the far side, ssh again (to the same sshd) using the forwarded agent.
-    const hop = sshd.sshArgs([], ['echo', 'second-hop']).map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const hop = sshd
+      .sshArgs([], ['echo', 'second-hop'])
+      .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+      .join(' ');
     const r = await run(bin.ssh, sshd.sshArgs(['-A'], [`ssh ${hop}`]), { env });
     assert.equal(r.code, 0, `${r.stderr}\n--- sshd ---\n${sshd.log().slice(-2000)}`);
     assert.equal(r.stdout.trim(), 'second-hop');

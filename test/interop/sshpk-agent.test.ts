@@ -221,7 +221,7 @@ describe('sshpk-agent Client against tsagent and OpenSSH ssh-agent', () => {
       client.on('error', (e) => errors.push(e.message));
       agents.push({ impl, daemon, client, errors });
     }
-    pair = [agents[0]!, agents[1]!];
+    pair = [agents[0], agents[1]];
   });
 
   after(async () => {
@@ -302,7 +302,7 @@ describe('sshpk-agent Client against tsagent and OpenSSH ssh-agent', () => {
       }));
     assert.equal(rc.length, 1);
     assert.deepEqual(view(oc), view(rc));
-    const only = oc[0]!;
+    const only = oc[0];
     assert.ok(blobOfCert(only).equals(certBlob), 'certificate blob as signed by ssh-keygen');
     assert.deepEqual(
       only.subjects.map((s) => s.toString()),
@@ -322,11 +322,12 @@ describe('sshpk-agent Client against tsagent and OpenSSH ssh-agent', () => {
     if (!ready(t)) return;
     const bare = certKey.priv.toPublic();
     const [os, rs] = await both(pair, (a) => sign(a, bare, DATA));
-    const summary = (o: Outcome<sshpk.Signature>): unknown => (o.ok ? { ok: true, blob: o.value.toBuffer('ssh').toString('base64') } : o);
+    const summary = (o: Outcome<sshpk.Signature>): unknown =>
+      o.ok ? { ok: true, blob: o.value.toBuffer('ssh').toString('base64') } : o;
     assert.deepEqual(summary(os), summary(rs));
   });
 
-  it('addCertificate with an ed25519 key: tsagent refuses sshpk-agent\'s swapped private half', async (t) => {
+  it("addCertificate with an ed25519 key: tsagent refuses sshpk-agent's swapped private half", async (t) => {
     if (!ready(t)) return;
     // sshpk-agent 1.8.1's certToBuffer() sends an ed25519 certificate's private part as
     // string(A) string(A || seed); OpenSSH's encoding (and sshpk's own rfc4253 writer, used by
@@ -358,7 +359,10 @@ describe('sshpk-agent Client against tsagent and OpenSSH ssh-agent', () => {
     await both(pair, (a) => must(`${a.impl} addKey expires`, addKey(a, short.priv, { expires: 1 })));
     const [ok, rk] = await both(pair, keysOf);
     assert.deepEqual(ok, rk);
-    assert.ok(rk.some((k) => k.fingerprint === short.gen.fingerprint), 'short-lived key listed on OpenSSH');
+    assert.ok(
+      rk.some((k) => k.fingerprint === short.gen.fingerprint),
+      'short-lived key listed on OpenSSH',
+    );
     await both(pair, (a) =>
       waitFor(async () => !(await keysOf(a)).some((k) => k.fingerprint === short.gen.fingerprint), {
         timeoutMs: 15_000,
@@ -425,7 +429,7 @@ describe('sshpk-agent Client against tsagent and OpenSSH ssh-agent', () => {
     assert.deepEqual([eo.ok, er.ok], [true, true]);
   });
 
-  it('listExtensions (query): sshpk-agent\'s draft-00 form gets the draft-00 answer; the plain form keeps RFC 9987\'s', async (t) => {
+  it("listExtensions (query): sshpk-agent's draft-00 form gets the draft-00 answer; the plain form keeps RFC 9987's", async (t) => {
     if (!ready(t)) return;
     const [ours, ref] = await both(pair, listExtensions);
     t.diagnostic(`tsagent: ${JSON.stringify(ours)}; OpenSSH: ${JSON.stringify(ref)}`);

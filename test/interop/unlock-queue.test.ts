@@ -89,19 +89,22 @@ describe('unlock attempts from many connections share one queue', () => {
       assert.equal(held.length, k, 'no attempt starts while another is in its back-off');
       assert.equal(open, 1, 'one attempt at a time holds the queue');
       assert.ok(answered <= k - 1, `at most ${k - 1} replies before attempt ${k} is done (saw ${answered})`);
-      assert.equal(held[k - 1]!.ms, Math.min(100 * k, 10_000), `attempt ${k} waits 0.1 s times the failures so far`);
-      serial += held[k - 1]!.ms;
+      assert.equal(held[k - 1].ms, Math.min(100 * k, 10_000), `attempt ${k} waits 0.1 s times the failures so far`);
+      serial += held[k - 1].ms;
       if (k === CONNECTIONS / 2) {
         // The queue holds every unlock, and nothing else.
         assert.deepEqual(await other.list(), [], 'a list on another connection is answered (empty: locked)');
       }
-      held[k - 1]!.release();
+      held[k - 1].release();
       await waitFor(() => answered >= k, { timeoutMs: 30_000, what: `reply to attempt ${k}` });
     }
     await Promise.all(attempts);
     assert.equal(maxOpen, 1);
     // Serial time for 100 wrong guesses: 0.1 + 0.2 + ... + 10 s, all spent one after another.
-    assert.equal(serial, Array.from({ length: CONNECTIONS }, (_, i) => Math.min(100 * (i + 1), 10_000)).reduce((a, b) => a + b));
+    assert.equal(
+      serial,
+      Array.from({ length: CONNECTIONS }, (_, i) => Math.min(100 * (i + 1), 10_000)).reduce((a, b) => a + b),
+    );
 
     await owner.unlock(Buffer.from('right'));
     assert.equal((await other.list()).length, 1, 'the right passphrase still unlocks, after the queue');

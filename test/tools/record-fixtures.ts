@@ -82,7 +82,10 @@ function savePair(name: string, ex: Exchange, scenario: string, note = ''): void
 
 function summarize(exs: readonly Exchange[]): string {
   return exs
-    .map((e) => `[conn ${e.conn}] ${describeMessage(e.req, 'request')} -> ${e.resp ? describeMessage(e.resp, 'response') : 'no reply'}`)
+    .map(
+      (e) =>
+        `[conn ${e.conn}] ${describeMessage(e.req, 'request')} -> ${e.resp ? describeMessage(e.resp, 'response') : 'no reply'}`,
+    )
     .join('\n');
 }
 
@@ -91,7 +94,9 @@ const typeOf = (e: Exchange): number => e.req[0] ?? -1;
 function expectTypes(scenario: string, exs: readonly Exchange[], types: readonly number[]): void {
   const got = exs.map(typeOf);
   if (got.length !== types.length || got.some((t, i) => t !== types[i])) {
-    throw new Error(`${scenario}: expected request types [${types.join(',')}] but recorded [${got.join(',')}]:\n${summarize(exs)}`);
+    throw new Error(
+      `${scenario}: expected request types [${types.join(',')}] but recorded [${got.join(',')}]:\n${summarize(exs)}`,
+    );
   }
 }
 
@@ -107,7 +112,10 @@ function only(scenario: string, exs: readonly Exchange[], type: number): Exchang
 function saveAll(name: string, exs: readonly Exchange[], scenario: string, note = ''): void {
   const [first] = exs;
   if (exs.length === 1 && first !== undefined) savePair(name, first, scenario, note);
-  else exs.forEach((e, i) => savePair(`${name}-${i + 1}`, e, scenario, `${note} Request ${i + 1} of ${exs.length} sent by this scenario.`));
+  else
+    exs.forEach((e, i) =>
+      savePair(`${name}-${i + 1}`, e, scenario, `${note} Request ${i + 1} of ${exs.length} sent by this scenario.`),
+    );
 }
 
 /** Saves the requests a command sent besides its SIGN_REQUEST, named `<base>-request-identities` etc. */
@@ -138,7 +146,12 @@ interface CaptureOptions {
 }
 
 /** proc.run (bounded, no shell), then fail unless the exit code is one of `okCodes`. */
-async function runChecked(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, opts: CaptureOptions = {}): Promise<RunResult> {
+async function runChecked(
+  cmd: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  opts: CaptureOptions = {},
+): Promise<RunResult> {
   const res = await run(cmd, args, { env, timeoutMs: opts.timeoutMs ?? 30_000 });
   if (VERBOSE) console.error(`  $ ${cmd} ${args.join(' ')} -> ${res.code ?? res.signal}`);
   const ok = opts.okCodes === undefined ? [0] : opts.okCodes;
@@ -218,7 +231,12 @@ async function makeKeys(dir: string): Promise<Keys> {
 async function listAddAndCertificates(s: Session): Promise<void> {
   const { plain, constrained, certified } = s.keys;
   let { exs } = await capture(s, SSH_ADD, ['-l'], { okCodes: [1] });
-  savePair('identities-empty', only('identities-empty', exs, MSG.REQUEST_IDENTITIES), 'ssh-add -l on an empty agent', 'Reply is the empty identity list (n = 0).');
+  savePair(
+    'identities-empty',
+    only('identities-empty', exs, MSG.REQUEST_IDENTITIES),
+    'ssh-add -l on an empty agent',
+    'Reply is the empty identity list (n = 0).',
+  );
 
   for (const name of PLAIN) {
     ({ exs } = await capture(s, SSH_ADD, [plain[name].privatePath]));
@@ -228,7 +246,12 @@ async function listAddAndCertificates(s: Session): Promise<void> {
   for (const name of ['ed25519', 'rsa'] as const) {
     ({ exs } = await capture(s, SSH_ADD, ['-c', '-t', '60', constrained[name].privatePath]));
     const scenario = `add-constrained-${name}`;
-    savePair(scenario, only(scenario, exs, MSG.ADD_ID_CONSTRAINED), `ssh-add -c -t 60 <${name} key>`, 'Constraints as ssh-add orders them.');
+    savePair(
+      scenario,
+      only(scenario, exs, MSG.ADD_ID_CONSTRAINED),
+      `ssh-add -c -t 60 <${name} key>`,
+      'Constraints as ssh-add orders them.',
+    );
   }
 
   for (const name of CERTIFIED) {
@@ -255,7 +278,11 @@ async function listAddAndCertificates(s: Session): Promise<void> {
 async function signatures(s: Session): Promise<Record<string, number>> {
   const { plain, certified, ca } = s.keys;
   const signFlags: Record<string, number> = {};
-  for (const [name, key] of [['ed25519', plain.ed25519], ['ecdsa-256', plain['ecdsa-256']], ['rsa', plain['rsa-2048']]] as const) {
+  for (const [name, key] of [
+    ['ed25519', plain.ed25519],
+    ['ecdsa-256', plain['ecdsa-256']],
+    ['rsa', plain['rsa-2048']],
+  ] as const) {
     const scenario = `ssh-add -T <${name} key>.pub`;
     const { exs } = await capture(s, SSH_ADD, ['-T', key.publicPath]);
     const sign = theSign(`sign-${name}`, exs);
@@ -268,13 +295,27 @@ async function signatures(s: Session): Promise<Record<string, number>> {
 
   const data = Buffer.from('tsagent fixture: data to be signed\n');
   const signReq = (keyBlob: Buffer, flags: number): Request => ({ type: 'sign', keyBlob, data, flags });
-  for (const [name, flags] of [['sign-rsa-sha1', 0], ['sign-rsa-sha2-256', 2], ['sign-rsa-sha2-512', 4], ['sign-rsa-flags-6', 6]] as const) {
+  for (const [name, flags] of [
+    ['sign-rsa-sha1', 0],
+    ['sign-rsa-sha2-256', 2],
+    ['sign-rsa-sha2-512', 4],
+    ['sign-rsa-flags-6', 6],
+  ] as const) {
     const exs = await captureHand(s, [signReq(plain['rsa-2048'].blob, flags)]);
-    savePair(name, only(name, exs, MSG.SIGN_REQUEST), `hand-built SIGN_REQUEST, RSA key, flags ${flags}`, flags === 6 ? 'Both SHA-2 flags set.' : '');
+    savePair(
+      name,
+      only(name, exs, MSG.SIGN_REQUEST),
+      `hand-built SIGN_REQUEST, RSA key, flags ${flags}`,
+      flags === 6 ? 'Both SHA-2 flags set.' : '',
+    );
   }
   const certBlob = parsePublicLine(await readPublicLine(`${certified.rsa.privatePath}-cert.pub`)).blob;
   let exs = await captureHand(s, [signReq(certBlob, 4)]);
-  savePair('sign-rsa-cert-sha2-512', only('sign-rsa-cert-sha2-512', exs, MSG.SIGN_REQUEST), 'hand-built SIGN_REQUEST, RSA certificate identity, flags 4');
+  savePair(
+    'sign-rsa-cert-sha2-512',
+    only('sign-rsa-cert-sha2-512', exs, MSG.SIGN_REQUEST),
+    'hand-built SIGN_REQUEST, RSA certificate identity, flags 4',
+  );
   exs = await captureHand(s, [signReq(ca.blob, 0)]);
   savePair(
     'sign-unknown-key',
@@ -291,7 +332,12 @@ async function gitStyleSigning(s: Session): Promise<void> {
   const { exs } = await capture(s, SSH_KEYGEN, ['-Y', 'sign', '-f', s.keys.plain.ed25519.publicPath, '-n', 'git', msgFile]);
   const sign = theSign('sshsig-sign-ed25519', exs);
   if (!existsSync(`${msgFile}.sig`)) throw new Error('ssh-keygen -Y sign did not write a signature');
-  savePair('sshsig-sign-ed25519', sign, scenario, 'Data is the SSHSIG to-be-signed blob ("SSHSIG", namespace "git", hash sha512 of the file).');
+  savePair(
+    'sshsig-sign-ed25519',
+    sign,
+    scenario,
+    'Data is the SSHSIG to-be-signed blob ("SSHSIG", namespace "git", hash sha512 of the file).',
+  );
   saveAuxiliary('sshsig-sign-ed25519', exs, scenario, 'Sent by ssh-keygen to check that the agent holds the key.');
 }
 
@@ -307,15 +353,33 @@ async function removals(s: Session): Promise<void> {
     'The request is a REMOVE_IDENTITY for an absent key; the reply is FAILURE.',
   );
   exs = await captureHand(s, [{ type: 'unsupported', messageType: LEGACY_REQUEST_RSA_IDENTITIES, body: Buffer.alloc(0) }]);
-  savePair('unknown-type', only('unknown-type', exs, LEGACY_REQUEST_RSA_IDENTITIES), 'hand-built legacy SSH1 REQUEST_RSA_IDENTITIES (type 1, empty body)');
+  savePair(
+    'unknown-type',
+    only('unknown-type', exs, LEGACY_REQUEST_RSA_IDENTITIES),
+    'hand-built legacy SSH1 REQUEST_RSA_IDENTITIES (type 1, empty body)',
+  );
 }
 
 async function lockAndUnlock(s: Session): Promise<void> {
-  const ask = (pass: string): NodeJS.ProcessEnv => ({ SSH_ASKPASS: s.askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0', FIXTURE_PASS: pass });
+  const ask = (pass: string): NodeJS.ProcessEnv => ({
+    SSH_ASKPASS: s.askpass,
+    SSH_ASKPASS_REQUIRE: 'force',
+    DISPLAY: ':0',
+    FIXTURE_PASS: pass,
+  });
   let { exs } = await capture(s, SSH_ADD, ['-x'], { env: ask('fixture-lock-passphrase') });
-  savePair('lock', only('lock', exs, MSG.LOCK), 'ssh-add -x (passphrase "fixture-lock-passphrase" from SSH_ASKPASS, asked twice)');
+  savePair(
+    'lock',
+    only('lock', exs, MSG.LOCK),
+    'ssh-add -x (passphrase "fixture-lock-passphrase" from SSH_ASKPASS, asked twice)',
+  );
   ({ exs } = await capture(s, SSH_ADD, ['-l'], { okCodes: [1] }));
-  savePair('identities-locked', only('identities-locked', exs, MSG.REQUEST_IDENTITIES), 'ssh-add -l while locked', 'A locked agent lists no keys.');
+  savePair(
+    'identities-locked',
+    only('identities-locked', exs, MSG.REQUEST_IDENTITIES),
+    'ssh-add -l while locked',
+    'A locked agent lists no keys.',
+  );
   ({ exs } = await capture(s, SSH_ADD, ['-X'], { env: ask('wrong-passphrase'), okCodes: [1] }));
   savePair('unlock-wrong', only('unlock-wrong', exs, MSG.UNLOCK), 'ssh-add -X with a wrong passphrase ("wrong-passphrase")');
   ({ exs } = await capture(s, SSH_ADD, ['-X'], { env: ask('fixture-lock-passphrase') }));
@@ -327,10 +391,16 @@ async function removeAll(s: Session): Promise<void> {
   // OpenSSH 9.2's ssh-add -D sends 19 first, then the legacy 9, on the same connection.
   const v2 = exs.find((e) => typeOf(e) === MSG.REMOVE_ALL_IDENTITIES);
   const v1 = exs.find((e) => typeOf(e) === MSG.REMOVE_ALL_RSA_IDENTITIES);
-  if (exs.length !== 2 || v1 === undefined || v2 === undefined) throw new Error(`remove-all: expected one 19 and one 9:\n${summarize(exs)}`);
+  if (exs.length !== 2 || v1 === undefined || v2 === undefined)
+    throw new Error(`remove-all: expected one 19 and one 9:\n${summarize(exs)}`);
   const order = exs[0] === v2 ? 'sent first, before the legacy 9' : 'sent second, after the legacy 9';
   savePair('remove-all', v2, 'ssh-add -D', `SSH2 REMOVE_ALL_IDENTITIES, ${order}.`);
-  savePair('remove-all-v1', v1, 'ssh-add -D', `Legacy SSH1 REMOVE_ALL_RSA_IDENTITIES, request ${exs.indexOf(v1) + 1} of 2 on the same connection.`);
+  savePair(
+    'remove-all-v1',
+    v1,
+    'ssh-add -D',
+    `Legacy SSH1 REMOVE_ALL_RSA_IDENTITIES, request ${exs.indexOf(v1) + 1} of 2 on the same connection.`,
+  );
 }
 
 async function extensions(s: Session): Promise<void> {
@@ -359,7 +429,9 @@ async function sshLogins(s: Session): Promise<void> {
     await runChecked(SSH_ADD, [ed25519.privatePath], s.env());
     let { exs, res } = await capture(s, SSH, sshArgs(ed25519, ['-A'], 'ssh-add -l'), { okCodes: null });
     if (res.code !== 0) {
-      throw new Error(`ssh login failed (exit ${res.code}):\n${res.stderr}\n--- sshd log ---\n${sshd.log()}\n--- agent traffic ---\n${summarize(exs)}`);
+      throw new Error(
+        `ssh login failed (exit ${res.code}):\n${res.stderr}\n--- sshd log ---\n${sshd.log()}\n--- agent traffic ---\n${summarize(exs)}`,
+      );
     }
     if (VERBOSE) console.error(summarize(exs));
     const scenario = 'ssh -A -i <ed25519 key>.pub user@127.0.0.1 "ssh-add -l" against a private sshd';
@@ -372,26 +444,37 @@ async function sshLogins(s: Session): Promise<void> {
     for (const e of auth) {
       const t = typeOf(e);
       const base =
-        t === MSG.EXTENSION ? 'extension-session-bind'
-        : t === MSG.REQUEST_IDENTITIES ? 'ssh-login-request-identities'
-        : t === MSG.SIGN_REQUEST ? 'ssh-login-sign-ed25519'
-        : `ssh-login-msg${t}`;
+        t === MSG.EXTENSION
+          ? 'extension-session-bind'
+          : t === MSG.REQUEST_IDENTITIES
+            ? 'ssh-login-request-identities'
+            : t === MSG.SIGN_REQUEST
+              ? 'ssh-login-sign-ed25519'
+              : `ssh-login-msg${t}`;
       savePair(numbered(base, e, auth), e, scenario, 'Sent by ssh on its own agent connection during user authentication.');
     }
     for (const e of fwd) {
       const t = typeOf(e);
       const base =
-        t === MSG.EXTENSION ? 'extension-session-bind-forwarding'
-        : t === MSG.REQUEST_IDENTITIES ? 'forwarded-request-identities'
-        : `forwarded-msg${t}`;
-      savePair(numbered(base, e, fwd), e, scenario, 'Sent on the agent connection ssh opens for the forwarded agent channel (remote ssh-add -l).');
+        t === MSG.EXTENSION
+          ? 'extension-session-bind-forwarding'
+          : t === MSG.REQUEST_IDENTITIES
+            ? 'forwarded-request-identities'
+            : `forwarded-msg${t}`;
+      savePair(
+        numbered(base, e, fwd),
+        e,
+        scenario,
+        'Sent on the agent connection ssh opens for the forwarded agent channel (remote ssh-add -l).',
+      );
     }
 
     // Login 2: RSA key, to see which signature flags ssh asks for.
     await runChecked(SSH_ADD, ['-D'], s.env());
     await runChecked(SSH_ADD, [rsa.privatePath], s.env());
     ({ exs, res } = await capture(s, SSH, sshArgs(rsa, [], 'true'), { okCodes: null }));
-    if (res.code !== 0) throw new Error(`ssh login (rsa) failed (exit ${res.code}):\n${res.stderr}\n--- sshd log ---\n${sshd.log()}`);
+    if (res.code !== 0)
+      throw new Error(`ssh login (rsa) failed (exit ${res.code}):\n${res.stderr}\n--- sshd log ---\n${sshd.log()}`);
     if (VERBOSE) console.error(summarize(exs));
     savePair(
       'ssh-login-sign-rsa',

@@ -39,7 +39,10 @@ describe('activatedSockets', () => {
       agent: 3,
       control: undefined,
     });
-    assert.throws(() => activatedSockets({ LISTEN_PID: String(PID), LISTEN_FDS: '1', LISTEN_FDNAMES: 'control' }, PID), SocketError);
+    assert.throws(
+      () => activatedSockets({ LISTEN_PID: String(PID), LISTEN_FDS: '1', LISTEN_FDNAMES: 'control' }, PID),
+      SocketError,
+    );
   });
 });
 

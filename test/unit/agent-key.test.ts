@@ -75,7 +75,7 @@ describe('AgentKey', () => {
     assert.equal(algorithmOf(await key.sign(DATA, { algorithm: 'ssh-rsa' })), 'ssh-rsa');
   });
 
-  it('a certificate identity shares its key\'s fingerprint and bits', async () => {
+  it("a certificate identity shares its key's fingerprint and bits", async () => {
     const keyring = new Keyring();
     const cert = certifiedKey(testKey('ecdsa-521'));
     await keyring.add({ key: cert.body, comment: 'c' }, s);
@@ -123,18 +123,24 @@ describe('client request building', () => {
       await assert.rejects(buildAddRequests(keyObject, { lifetimeSeconds }), UsageError);
     }
     const [req] = await buildAddRequests(keyObject, { lifetimeSeconds: 60, confirm: true, comment: 'c' });
-    assert.deepEqual(req!.identity.constraints, [{ type: 'lifetime', seconds: 60 }, { type: 'confirm' }]);
-    assert.equal(req!.identity.comment, 'c');
+    assert.deepEqual(req.identity.constraints, [{ type: 'lifetime', seconds: 60 }, { type: 'confirm' }]);
+    assert.equal(req.identity.comment, 'c');
   });
 
   it('a certificate that does not certify the key is refused', async () => {
     const cert = certifiedKey(testKey('ecdsa-521'));
     const line = `ecdsa-sha2-nistp521-cert-v01@openssh.com ${cert.blob.toString('base64')}`;
-    await assert.rejects(buildAddRequests(generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey, { certificate: line }), InvalidKeyError);
+    await assert.rejects(
+      buildAddRequests(generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey, { certificate: line }),
+      InvalidKeyError,
+    );
   });
 
   it('a missing key file is a UsageError naming the path, not the contents', async () => {
-    await assert.rejects(buildAddRequests({ path: '/nonexistent/id_ed25519' }), (e: unknown) => e instanceof UsageError && /ENOENT/.test(e.message));
+    await assert.rejects(
+      buildAddRequests({ path: '/nonexistent/id_ed25519' }),
+      (e: unknown) => e instanceof UsageError && /ENOENT/.test(e.message),
+    );
   });
 
   it('query replies: names after "query"; anything else is AgentProtocolError', () => {

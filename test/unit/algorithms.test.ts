@@ -30,10 +30,14 @@ describe('key algorithm table', () => {
   });
 
   it('gives the CA algorithms OpenSSH allows (no SHA-1) and its key type classes', () => {
-    assert.deepEqual(
-      [...ALLOWED_CA_SIGNATURE_ALGORITHMS].sort(),
-      ['ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-256', 'rsa-sha2-512', 'ssh-ed25519'],
-    );
+    assert.deepEqual([...ALLOWED_CA_SIGNATURE_ALGORITHMS].sort(), [
+      'ecdsa-sha2-nistp256',
+      'ecdsa-sha2-nistp384',
+      'ecdsa-sha2-nistp521',
+      'rsa-sha2-256',
+      'rsa-sha2-512',
+      'ssh-ed25519',
+    ]);
     assert.equal(keyTypeClass('rsa-sha2-512'), 'rsa');
     assert.equal(keyTypeClass('rsa-sha2-256-cert-v01@openssh.com'), 'rsa-cert');
     assert.equal(keyTypeClass('ecdsa-sha2-nistp384'), 'ecdsa');

@@ -15,7 +15,12 @@ import { removeDir, tempDir } from '../helpers/proc';
 const AUTH_OK = 'OK 0123456789abcdef0123456789abcdef\r\n';
 
 /** A Unix socket server that authenticates like a bus, then sends `after(socket)`. */
-async function fakeBus(dir: string, name: string, onBegin: (s: Socket) => void, beforeAuth?: (s: Socket) => void): Promise<{ address: string; server: Server }> {
+async function fakeBus(
+  dir: string,
+  name: string,
+  onBegin: (s: Socket) => void,
+  beforeAuth?: (s: Socket) => void,
+): Promise<{ address: string; server: Server }> {
   const path = join(dir, name);
   const server = createServer((s) => {
     s.on('error', () => undefined);
@@ -40,17 +45,30 @@ test('garbage, oversized headers, random bytes and endless lines from the bus: u
   t.after(() => removeDir(dir));
   const cases: [string, (s: Socket) => void, ((s: Socket) => void)?][] = [
     ['huge', (s) => s.write(Buffer.from('l\x01\x00\x01\xff\xff\xff\x7f\x01\x00\x00\x00', 'latin1'))],
-    ['bad-fields', (s) => s.write(Buffer.concat([Buffer.from('l\x02\x00\x01\x00\x00\x00\x00\x01\x00\x00\x00\x20\x00\x00\x00', 'latin1'), randomBytes(32)]))],
+    [
+      'bad-fields',
+      (s) =>
+        s.write(
+          Buffer.concat([
+            Buffer.from('l\x02\x00\x01\x00\x00\x00\x00\x01\x00\x00\x00\x20\x00\x00\x00', 'latin1'),
+            randomBytes(32),
+          ]),
+        ),
+    ],
     ['random', (s) => s.write(randomBytes(4096))],
     ['silent', () => undefined],
-    ['endless-line', () => undefined, (s) => {
-      const junk = Buffer.alloc(64 << 10, 0x78);
-      const pump = (): void => {
-        if (!s.destroyed && s.write(junk)) setImmediate(pump);
-      };
-      s.on('drain', pump);
-      pump();
-    }],
+    [
+      'endless-line',
+      () => undefined,
+      (s) => {
+        const junk = Buffer.alloc(64 << 10, 0x78);
+        const pump = (): void => {
+          if (!s.destroyed && s.write(junk)) setImmediate(pump);
+        };
+        s.on('drain', pump);
+        pump();
+      },
+    ],
   ];
   for (const [name, onBegin, beforeAuth] of cases) {
     const { address, server } = await fakeBus(dir, name, onBegin, beforeAuth);

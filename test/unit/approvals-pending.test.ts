@@ -22,7 +22,10 @@ class RecordingAudit implements AuditSink {
   }
 }
 
-function terminalOnly(extra: ConstructorParameters<typeof PendingApprovals>[0] = {}): { approvals: PendingApprovals; audit: RecordingAudit } {
+function terminalOnly(extra: ConstructorParameters<typeof PendingApprovals>[0] = {}): {
+  approvals: PendingApprovals;
+  audit: RecordingAudit;
+} {
   const audit = new RecordingAudit();
   const approvals = new PendingApprovals({ channels: [], audit, ...extra });
   return { approvals, audit };
@@ -61,7 +64,10 @@ test('deny, timeout and abort all refuse, and leave nothing pending', async (t) 
   assert.deepEqual(h.deny(id), { id, allowed: false, grant: null });
   assert.deepEqual(await denied, { allowed: false, reason: 'denied by terminal' });
 
-  assert.deepEqual(await approvals.ask(loginQuestion(keyView()), new AbortController().signal), { allowed: false, reason: 'timeout' });
+  assert.deepEqual(await approvals.ask(loginQuestion(keyView()), new AbortController().signal), {
+    allowed: false,
+    reason: 'timeout',
+  });
 
   const ac = new AbortController();
   const aborted = approvals.ask(loginQuestion(keyView()), ac.signal);
@@ -124,7 +130,9 @@ test('remember creates a grant: the next request is allowed without asking, unti
 
   // Another host, another program, another key: asked.
   for (const q of [
-    loginQuestion(key, { destination: { ...loginQuestion(key).destination!, host: 'other.example.com', names: ['other.example.com'] } }),
+    loginQuestion(key, {
+      destination: { ...loginQuestion(key).destination!, host: 'other.example.com', names: ['other.example.com'] },
+    }),
     loginQuestion(key, { process: sshProcess({ exe: '/usr/bin/scp' }) }),
     loginQuestion(keyView()),
   ]) {

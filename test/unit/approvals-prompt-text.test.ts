@@ -34,7 +34,11 @@ test('destinations: forwarded via, no name (host key), unbound', () => {
 
 test('purposes and a key without a name use the comment', () => {
   const key = keyView({ comment: 'git signing' });
-  const q = loginQuestion(key, { purpose: 'sign:git', destination: null, process: sshProcess({ exe: '/usr/bin/ssh-keygen', argv: ['ssh-keygen', '-Y', 'sign', '-n', 'git'] }) });
+  const q = loginQuestion(key, {
+    purpose: 'sign:git',
+    destination: null,
+    process: sshProcess({ exe: '/usr/bin/ssh-keygen', argv: ['ssh-keygen', '-Y', 'sign', '-n', 'git'] }),
+  });
   const { lines } = promptText(q, 'x');
   assert.equal(lines[0], 'Program: ssh-keygen (ssh-keygen -Y sign -n git) pid 4242');
   assert.equal(lines[2], 'Purpose: sign with namespace git');
@@ -57,7 +61,13 @@ test('text from the peer cannot forge lines or hide characters', () => {
 });
 
 test('a long argv keeps its head and its tail (where ssh has the destination)', () => {
-  const argv = ['/usr/bin/ssh', ...Array.from({ length: 40 }, (_, i) => `-oOption${i}=value`), 'git@far.example.com', 'echo', 'hi'];
+  const argv = [
+    '/usr/bin/ssh',
+    ...Array.from({ length: 40 }, (_, i) => `-oOption${i}=value`),
+    'git@far.example.com',
+    'echo',
+    'hi',
+  ];
   const line = promptText(loginQuestion(keyView(), { process: sshProcess({ argv }) }), 'x').lines[0] ?? '';
   assert.match(line, /^Program: ssh \(\/usr\/bin\/ssh -oOption0=value .* … .*git@far\.example\.com echo hi\) pid 4242$/);
   assert.ok(line.length < 360);

@@ -39,7 +39,10 @@ test('configured audit sink: lazy file, list filter, disable, swap, end-of-tick 
   sink.swap({ enabled: true, file: second, maxSizeBytes: 1_000_000, list: true });
   sink.record(sampleRecord(new Date().toISOString(), { event: 'list', keys: [] }));
   sink.flush();
-  assert.deepEqual(lines(second).map((r) => r.event), ['list']);
+  assert.deepEqual(
+    lines(second).map((r) => r.event),
+    ['list'],
+  );
   assert.equal(lines(first).length, 2);
 
   sink.swap({ enabled: false, file: second, maxSizeBytes: 1_000_000, list: true });

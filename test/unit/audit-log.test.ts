@@ -5,7 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../../src/agent/ports';
@@ -52,10 +63,26 @@ describe('audit log file', () => {
         '"purpose":"login","ms":0.4}\n',
     );
     // A list record carries keys instead of key; a null context stays null.
-    sink.record({ time: rec(2).time, event: 'list', decision: 'allow', reason: 'default', keys: ['SHA256:a', 'SHA256:b'], process: null, destination: null });
+    sink.record({
+      time: rec(2).time,
+      event: 'list',
+      decision: 'allow',
+      reason: 'default',
+      keys: ['SHA256:a', 'SHA256:b'],
+      process: null,
+      destination: null,
+    });
     sink.close();
     const lines = readFileSync(path, 'utf8').trim().split('\n');
-    assert.deepEqual(JSON.parse(lines[1]!), { time: rec(2).time, event: 'list', decision: 'allow', reason: 'default', keys: ['SHA256:a', 'SHA256:b'], process: null, destination: null });
+    assert.deepEqual(JSON.parse(lines[1]), {
+      time: rec(2).time,
+      event: 'list',
+      decision: 'allow',
+      reason: 'default',
+      keys: ['SHA256:a', 'SHA256:b'],
+      process: null,
+      destination: null,
+    });
   });
 
   it('an existing file with a loose mode is tightened to 0600', () => {
@@ -111,7 +138,11 @@ describe('audit log file', () => {
     unlinkSync(path);
     sink.record(rec(2));
     sink.flush();
-    assert.deepEqual(readAuditRecords(path).map((r) => r.time), [rec(2).time], 'the removed file was re-created');
+    assert.deepEqual(
+      readAuditRecords(path).map((r) => r.time),
+      [rec(2).time],
+      'the removed file was re-created',
+    );
     // The directory replaced by a file: ENOTDIR on every attempt (works as root too).
     rmSync(base, { recursive: true });
     writeFileSync(base, 'not a directory');
@@ -120,11 +151,14 @@ describe('audit log file', () => {
       assert.doesNotThrow(() => sink.flush());
     }
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0]!, /cannot be written/);
+    assert.match(warnings[0], /cannot be written/);
     unlinkSync(base);
     sink.record(rec(9));
     sink.flush();
-    assert.deepEqual(readAuditRecords(path).map((r) => r.time), [rec(9).time]);
+    assert.deepEqual(
+      readAuditRecords(path).map((r) => r.time),
+      [rec(9).time],
+    );
     sink.close();
     sink.record(rec(10));
     sink.flush();
@@ -153,10 +187,25 @@ describe('audit log file', () => {
       ...rec(1),
       privateKey: raw,
       key: { fingerprint: 'SHA256:x', comment: pem, name: null, type: 'ssh-ed25519', blob: raw } as unknown as AuditRecord['key'],
-      process: { pid: 1, uid: 1, exe: '/x', argv: ['prog', opensshB64, Buffer.concat([der, der, der]).toString('hex'), Buffer.concat([der, der]).toString('base64')], unit: null, parents: [] },
+      process: {
+        pid: 1,
+        uid: 1,
+        exe: '/x',
+        argv: ['prog', opensshB64, Buffer.concat([der, der, der]).toString('hex'), Buffer.concat([der, der]).toString('base64')],
+        unit: null,
+        parents: [],
+      },
     } as unknown as AuditRecord;
     const line = serializeRecord(sneaky);
-    for (const secret of [raw.toString('base64'), raw.toString('hex'), raw.toString('latin1'), der.toString('hex'), 'PRIVATE KEY', 'openssh-key-v1', opensshB64.slice(0, 40)]) {
+    for (const secret of [
+      raw.toString('base64'),
+      raw.toString('hex'),
+      raw.toString('latin1'),
+      der.toString('hex'),
+      'PRIVATE KEY',
+      'openssh-key-v1',
+      opensshB64.slice(0, 40),
+    ]) {
       assert.ok(!line.includes(secret), `no ${secret.slice(0, 20)}… in ${line}`);
     }
     assert.ok(!line.includes('privateKey') && !line.includes('"blob"'));
@@ -183,7 +232,8 @@ describe('audit log file', () => {
         for (let i = 0; i < n; i++) serializeRecord(r);
       });
       measure('serialize (fresh objects)', n, () => {
-        for (let i = 0; i < n; i++) serializeRecord({ ...r, process: { ...r.process! }, destination: { ...r.destination! }, key: { ...r.key! } });
+        for (let i = 0; i < n; i++)
+          serializeRecord({ ...r, process: { ...r.process! }, destination: { ...r.destination! }, key: { ...r.key! } });
       });
       measure('record() + flush() (one write each)', n, () => {
         for (let i = 0; i < n; i++) {
@@ -218,18 +268,43 @@ describe('reading the audit log', () => {
     writeFileSync(`${path}.1`, serializeRecord(rec(2)) + 'garbage\n{"time":1}\n');
     writeFileSync(path, serializeRecord(rec(3)) + serializeRecord(rec(4)).slice(0, 40));
     assert.deepEqual(auditFilesOldestFirst(path).slice(-3), [`${path}.2`, `${path}.1`, path]);
-    assert.deepEqual(readAuditRecords(path).map((r) => r.time), [rec(1).time, rec(2).time, rec(3).time]);
+    assert.deepEqual(
+      readAuditRecords(path).map((r) => r.time),
+      [rec(1).time, rec(2).time, rec(3).time],
+    );
   });
 
   it('filters: key, host, process, since, decision', () => {
     const now = Date.parse(rec(100).time);
     const records = [
       rec(1),
-      rec(2, { decision: 'deny', reason: 'rule 1', key: { fingerprint: 'SHA256:other', comment: 'work', name: null, type: 'ssh-rsa' } }),
-      rec(3, { process: { pid: 1, uid: 1, exe: '/usr/lib/git-core/ssh-keygen', argv: null, unit: null, parents: null }, purpose: 'sign:git', destination: null }),
-      rec(4, { event: 'list', key: undefined, keys: ['SHA256:listed'], destination: { host: null, names: [], port: null, hostKey: 'SHA256:zzz', user: null, forwarded: true, via: ['bastion.example'] } }),
+      rec(2, {
+        decision: 'deny',
+        reason: 'rule 1',
+        key: { fingerprint: 'SHA256:other', comment: 'work', name: null, type: 'ssh-rsa' },
+      }),
+      rec(3, {
+        process: { pid: 1, uid: 1, exe: '/usr/lib/git-core/ssh-keygen', argv: null, unit: null, parents: null },
+        purpose: 'sign:git',
+        destination: null,
+      }),
+      rec(4, {
+        event: 'list',
+        key: undefined,
+        keys: ['SHA256:listed'],
+        destination: {
+          host: null,
+          names: [],
+          port: null,
+          hostKey: 'SHA256:zzz',
+          user: null,
+          forwarded: true,
+          via: ['bastion.example'],
+        },
+      }),
     ];
-    const pick = (f: Parameters<typeof matchesFilter>[1]): number[] => records.flatMap((r, i) => (matchesFilter(r, f) ? [i] : []));
+    const pick = (f: Parameters<typeof matchesFilter>[1]): number[] =>
+      records.flatMap((r, i) => (matchesFilter(r, f) ? [i] : []));
     assert.deepEqual(pick({ key: 'github' }), [0, 2]);
     assert.deepEqual(pick({ key: 'work' }), [1]);
     assert.deepEqual(pick({ key: 'SHA256:other' }), [1]);
@@ -253,18 +328,26 @@ describe('reading the audit log', () => {
       rec(1),
       rec(2, {
         process: { pid: 7, uid: 1, exe: '/usr/bin/evil\x1b[31m', argv: null, unit: null, parents: null },
-        destination: { host: null, names: [], port: null, hostKey: 'SHA256:abcdefghijklmnopqrstuvwxyz', user: 'u', forwarded: true, via: ['bastion'] },
+        destination: {
+          host: null,
+          names: [],
+          port: null,
+          hostKey: 'SHA256:abcdefghijklmnopqrstuvwxyz',
+          user: 'u',
+          forwarded: true,
+          via: ['bastion'],
+        },
       }),
     ]);
     const lines = out.trimEnd().split('\n');
     assert.equal(lines.length, 3);
-    assert.match(lines[0]!, /^TIME\s+EVENT\s+PROGRAM\s+DESTINATION\s+PURPOSE\s+KEY\s+DECISION\s+REASON$/);
+    assert.match(lines[0], /^TIME\s+EVENT\s+PROGRAM\s+DESTINATION\s+PURPOSE\s+KEY\s+DECISION\s+REASON$/);
     const col = (l: string, word: string): number => l.indexOf(word);
-    assert.equal(col(lines[1]!, 'login'), col(lines[0]!, 'PURPOSE'));
-    assert.equal(col(lines[2]!, 'login'), col(lines[0]!, 'PURPOSE'));
-    assert.match(lines[1]!, /ssh\s+git@github\.com\s+login\s+github\s+allow\s+rule 2$/);
-    assert.ok(lines[2]!.includes('evil\\x1b[31m') && !out.includes('\x1b'));
-    assert.ok(lines[2]!.includes('u@SHA256:abcdefghijkl… via bastion'));
+    assert.equal(col(lines[1], 'login'), col(lines[0], 'PURPOSE'));
+    assert.equal(col(lines[2], 'login'), col(lines[0], 'PURPOSE'));
+    assert.match(lines[1], /ssh\s+git@github\.com\s+login\s+github\s+allow\s+rule 2$/);
+    assert.ok(lines[2].includes('evil\\x1b[31m') && !out.includes('\x1b'));
+    assert.ok(lines[2].includes('u@SHA256:abcdefghijkl… via bastion'));
     assert.equal(escapeControls('a\u202eb\tc'), 'a\\u202eb\\x09c');
   });
 

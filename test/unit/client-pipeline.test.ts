@@ -36,7 +36,12 @@ describe('AgentClient pipelining', () => {
           for (const _ of bodies) {
             outstanding--;
             // Each reply names its position, so order can be checked: one identity per reply.
-            sock.write(encodeResponseFrame({ type: 'identities', identities: [{ blob: Buffer.from([served]), comment: String(served++) }] }));
+            sock.write(
+              encodeResponseFrame({
+                type: 'identities',
+                identities: [{ blob: Buffer.from([served]), comment: String(served++) }],
+              }),
+            );
           }
         }, 5);
       });
@@ -50,7 +55,7 @@ describe('AgentClient pipelining', () => {
     });
     const lists = await Promise.all(Array.from({ length: 200 }, () => client.list()));
     assert.deepEqual(
-      lists.map((ids) => ids[0]!.comment),
+      lists.map((ids) => ids[0].comment),
       Array.from({ length: 200 }, (_, i) => String(i)),
       'every call got its own reply, in order',
     );

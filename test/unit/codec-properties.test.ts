@@ -18,7 +18,14 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { FrameError, ProtocolError } from '../../src/errors';
 import { privateKeyBodyFromKeyObject } from '../../src/keys/key-file';
-import { decodeRequest, decodeResponse, encodeRequest, encodeRequestFrame, encodeResponse, encodeResponseFrame } from '../../src/protocol/codec';
+import {
+  decodeRequest,
+  decodeResponse,
+  encodeRequest,
+  encodeRequestFrame,
+  encodeResponse,
+  encodeResponseFrame,
+} from '../../src/protocol/codec';
 import type { DestinationConstraint, DestinationHop } from '../../src/protocol/destination';
 import type { Constraint } from '../../src/protocol/constraints';
 import { FrameDecoder, MAX_MESSAGE_LENGTH, frame } from '../../src/protocol/frame';
@@ -49,11 +56,17 @@ const REQUEST_TYPES = new Set<number>([
   MSG.ADD_SMARTCARD_KEY_CONSTRAINED,
   MSG.EXTENSION,
 ]);
-const RESPONSE_TYPES = [MSG.FAILURE, MSG.SUCCESS, MSG.IDENTITIES_ANSWER, MSG.SIGN_RESPONSE, MSG.EXTENSION_FAILURE, MSG.EXTENSION_RESPONSE];
+const RESPONSE_TYPES = [
+  MSG.FAILURE,
+  MSG.SUCCESS,
+  MSG.IDENTITIES_ANSWER,
+  MSG.SIGN_RESPONSE,
+  MSG.EXTENSION_FAILURE,
+  MSG.EXTENSION_RESPONSE,
+];
 
 /** fc.record with ordinary objects (its default null prototype would fail deepEqual against decoded values). */
-const rec = <T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<T> =>
-  fc.record(model, { noNullPrototype: true }) as fc.Arbitrary<T>;
+const rec = <T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<T> => fc.record(model, { noNullPrototype: true });
 const bytes = (maxLength = 48): fc.Arbitrary<Buffer> => fc.uint8Array({ maxLength }).map((u) => Buffer.from(u));
 /** Comments, names: well-formed Unicode (no lone surrogates), so UTF-8 round-trips. */
 const text = fc.string({ unit: 'binary', maxLength: 24 });
@@ -61,7 +74,7 @@ const u32 = fc.integer({ min: 0, max: 0xffffffff });
 /** Raw mpint bytes as the reader accepts them: non-negative, not necessarily minimal. */
 const mpint = fc
   .uint8Array({ maxLength: 40 })
-  .map((u) => (u.length > 0 && (u[0]! & 0x80) !== 0 ? Buffer.concat([Buffer.from([0]), u]) : Buffer.from(u)));
+  .map((u) => (u.length > 0 && (u[0] & 0x80) !== 0 ? Buffer.concat([Buffer.from([0]), u]) : Buffer.from(u)));
 
 /** Real keys (the codec does not care, but real bodies have the real field sizes). */
 const realBodies: PrivateKeyBody[] = [
@@ -77,7 +90,12 @@ const certType = (base: string): CertKeyType => `${base}${CERT_SUFFIX}` as CertK
 
 /** Every PrivateKeyBody kind with arbitrary field contents: the codec checks shape only. */
 const syntheticBody: fc.Arbitrary<PrivateKeyBody> = fc.oneof(
-  rec({ kind: fc.constant('ed25519' as const), type: fc.constant('ssh-ed25519' as const), publicKey: bytes(40), secret: bytes(72) }),
+  rec({
+    kind: fc.constant('ed25519' as const),
+    type: fc.constant('ssh-ed25519' as const),
+    publicKey: bytes(40),
+    secret: bytes(72),
+  }),
   rec({
     kind: fc.constant('rsa' as const),
     type: fc.constant('ssh-rsa' as const),
@@ -152,7 +170,12 @@ const request: fc.Arbitrary<Request> = fc.oneof(
   rec({ type: fc.constant('sign' as const), keyBlob: bytes(), data: bytes(), flags: u32 }),
   fc
     // A key comment never holds NUL: the decoder refuses it, as OpenSSH does (own test below).
-    .tuple(keyBody, text.filter((s) => !s.includes('\0')), constraints, fc.boolean())
+    .tuple(
+      keyBody,
+      text.filter((s) => !s.includes('\0')),
+      constraints,
+      fc.boolean(),
+    )
     .map(([key, comment, cs, constrained]): Request => ({
       type: 'add-identity',
       key,
@@ -240,12 +263,16 @@ describe('codec: decoding arbitrary bytes', () => {
   const anyRequestBody = fc.oneof(
     bytes(256),
     fc.tuple(fc.constantFrom(...REQUEST_TYPES), bytes(256)).map(([t, rest]) => Buffer.concat([Buffer.from([t]), rest])),
-    fc.tuple(request, fc.array(mutation, { minLength: 1, maxLength: 4 })).map(([req, ms]) => ms.reduce(mutate, encodeRequest(req))),
+    fc
+      .tuple(request, fc.array(mutation, { minLength: 1, maxLength: 4 }))
+      .map(([req, ms]) => ms.reduce(mutate, encodeRequest(req))),
   );
   const anyResponseBody = fc.oneof(
     bytes(256),
     fc.tuple(fc.constantFrom(...RESPONSE_TYPES), bytes(256)).map(([t, rest]) => Buffer.concat([Buffer.from([t]), rest])),
-    fc.tuple(response, fc.array(mutation, { minLength: 1, maxLength: 4 })).map(([resp, ms]) => ms.reduce(mutate, encodeResponse(resp))),
+    fc
+      .tuple(response, fc.array(mutation, { minLength: 1, maxLength: 4 }))
+      .map(([resp, ms]) => ms.reduce(mutate, encodeResponse(resp))),
   );
 
   it('decodeRequest returns a Request or throws ProtocolError; a decoded value re-encodes to itself', () => {
@@ -316,7 +343,16 @@ describe('codec: round trips', () => {
       }),
       { numRuns: 2000 },
     );
-    for (const t of ['request-identities', 'sign', 'remove-identity', 'remove-all-identities', 'lock', 'unlock', 'extension', 'unsupported']) {
+    for (const t of [
+      'request-identities',
+      'sign',
+      'remove-identity',
+      'remove-all-identities',
+      'lock',
+      'unlock',
+      'extension',
+      'unsupported',
+    ]) {
       assert.ok(seen.has(t), t);
     }
     for (const k of ['ed25519', 'rsa', 'ecdsa', 'ed25519-cert', 'rsa-cert', 'ecdsa-cert']) assert.ok(seen.has(`add:${k}`), k);
@@ -345,7 +381,10 @@ const u32be = (n: number): Buffer => {
 };
 
 describe('FrameDecoder', () => {
-  const bodies = fc.array(bytes(300).filter((b) => b.length > 0), { maxLength: 8 });
+  const bodies = fc.array(
+    bytes(300).filter((b) => b.length > 0),
+    { maxLength: 8 },
+  );
 
   it('any split of a stream of frames into chunks yields the same bodies', () => {
     fc.assert(
@@ -355,7 +394,10 @@ describe('FrameDecoder', () => {
         const got: Buffer[] = [];
         for (const chunk of split(stream, cuts)) got.push(...dec.push(chunk));
         // Compared only after every push: the views handed out earlier must still be intact.
-        assert.deepEqual(got.map((b) => b.toString('hex')), bs.map((b) => b.toString('hex')));
+        assert.deepEqual(
+          got.map((b) => b.toString('hex')),
+          bs.map((b) => b.toString('hex')),
+        );
         assert.equal(dec.buffered, 0);
       }),
       params,
@@ -364,15 +406,23 @@ describe('FrameDecoder', () => {
 
   it('a partial trailing frame is buffered, not returned', () => {
     fc.assert(
-      fc.property(bodies, bytes(300).filter((b) => b.length > 0), fc.nat(), (bs, last, cut) => {
-        const whole = frame(last);
-        const partial = whole.subarray(0, cut % whole.length);
-        const dec = new FrameDecoder();
-        const got = dec.push(Buffer.concat([...bs.map(frame), partial]));
-        assert.equal(got.length, bs.length);
-        assert.equal(dec.buffered, partial.length);
-        assert.deepEqual(dec.push(whole.subarray(partial.length)).map((b) => b.toString('hex')), [last.toString('hex')]);
-      }),
+      fc.property(
+        bodies,
+        bytes(300).filter((b) => b.length > 0),
+        fc.nat(),
+        (bs, last, cut) => {
+          const whole = frame(last);
+          const partial = whole.subarray(0, cut % whole.length);
+          const dec = new FrameDecoder();
+          const got = dec.push(Buffer.concat([...bs.map(frame), partial]));
+          assert.equal(got.length, bs.length);
+          assert.equal(dec.buffered, partial.length);
+          assert.deepEqual(
+            dec.push(whole.subarray(partial.length)).map((b) => b.toString('hex')),
+            [last.toString('hex')],
+          );
+        },
+      ),
       params,
     );
   });
@@ -411,7 +461,7 @@ describe('FrameDecoder', () => {
     const chunks = split(frame(body), [1, 3, 5000, 200000]);
     const got = chunks.flatMap((c) => dec.push(c));
     assert.equal(got.length, 1);
-    assert.ok(got[0]!.equals(body));
+    assert.ok(got[0].equals(body));
     assert.throws(() => new FrameDecoder().push(u32be(MAX_MESSAGE_LENGTH + 1)), FrameError);
   });
 
@@ -503,7 +553,7 @@ describe('SshReader bounds', () => {
           assert.equal(r.remaining, view.length - r.offset);
           if (Buffer.isBuffer(v)) {
             assert.ok(v.byteOffset >= lo && v.byteOffset + v.length <= hi, `${o} returned bytes outside the view`);
-            if (o === 'mpint') assert.ok(v.length <= MAX_MPINT_BYTES && (v.length === 0 || (v[0]! & 0x80) === 0));
+            if (o === 'mpint') assert.ok(v.length <= MAX_MPINT_BYTES && (v.length === 0 || (v[0] & 0x80) === 0));
           }
         }
       }),

@@ -21,7 +21,10 @@ test('requests round-trip through any chunking', () => {
         at = end;
       }
       lines.push(...split.push(bytes.subarray(at))!);
-      assert.deepEqual(lines.map((l) => decodeControlRequest(l)), reqs);
+      assert.deepEqual(
+        lines.map((l) => decodeControlRequest(l)),
+        reqs,
+      );
     }),
   );
 });

@@ -31,8 +31,14 @@ describe('golden fixtures from OpenSSH 9.2', () => {
   it('the manifest lists a request and a reply for every scenario', () => {
     assert.ok(names.length >= 40, `${names.length} scenarios`);
     for (const n of names) {
-      assert.ok(manifest.some((e) => e.file === `req-${n}.bin`), `req-${n}`);
-      assert.ok(manifest.some((e) => e.file === `resp-${n}.bin`), `resp-${n}`);
+      assert.ok(
+        manifest.some((e) => e.file === `req-${n}.bin`),
+        `req-${n}`,
+      );
+      assert.ok(
+        manifest.some((e) => e.file === `resp-${n}.bin`),
+        `resp-${n}`,
+      );
     }
   });
 
@@ -65,7 +71,8 @@ describe('golden fixtures from OpenSSH 9.2', () => {
   it('replayed into tsagent, the recorded requests get the replies OpenSSH gave', async () => {
     const keyring = new Keyring({ confirmer: async () => true });
     const session = new AgentSession({ connectionId: 1 });
-    const replay = async (n: string): Promise<Buffer> => encodeResponse(await dispatch(keyring, decodeRequest(bytes(`req-${n}.bin`)), session));
+    const replay = async (n: string): Promise<Buffer> =>
+      encodeResponse(await dispatch(keyring, decodeRequest(bytes(`req-${n}.bin`)), session));
     for (const n of names.filter((x) => x.startsWith('add-'))) {
       assert.ok((await replay(n)).equals(bytes(`resp-${n}.bin`)), n);
     }
@@ -95,7 +102,8 @@ describe('golden fixtures from OpenSSH 9.2', () => {
     const listed = decodeResponse(await replay('request-identities'));
     const recorded = decodeResponse(bytes('resp-request-identities.bin'));
     assert.ok(listed.type === 'identities' && recorded.type === 'identities');
-    for (const id of recorded.identities) assert.ok(listed.identities.some((x) => x.blob.equals(id.blob) && x.comment === id.comment));
+    for (const id of recorded.identities)
+      assert.ok(listed.identities.some((x) => x.blob.equals(id.blob) && x.comment === id.comment));
     for (const n of ['remove-identity', 'failure', 'unknown-type', 'extension-unknown', 'remove-all', 'remove-all-v1']) {
       assert.ok((await replay(n)).equals(bytes(`resp-${n}.bin`)), n);
     }

@@ -67,7 +67,7 @@ describe('exposeForwardedAgent', () => {
     const [seen] = await b.getKeys();
     assert.equal(seen?.comment, 'through the forward');
     assert.ok(seen.verify(Buffer.from('x'), await seen.sign(Buffer.from('x'))));
-    assert.ok(key!.blob.equals(seen.blob));
+    assert.ok(key.blob.equals(seen.blob));
     assert.equal(channels.opened(), 2);
 
     const raw = connect(fwd.socketPath);
@@ -115,8 +115,8 @@ describe('relayFrames bounds', () => {
     assert.equal(atAgent.length, 3, 'no fourth request before a reply');
     agent.write(encodeResponseFrame({ type: 'identities', identities: [] }));
     await waitFor(() => atClient.length === 1 && atAgent.length === 4, { timeoutMs: 2000, what: 'reply out, next request in' });
-    assert.deepEqual(decodeResponse(atClient[0]!), { type: 'identities', identities: [] });
-    assert.deepEqual(decodeRequest(atAgent[3]!), { type: 'request-identities' });
+    assert.deepEqual(decodeResponse(atClient[0]), { type: 'identities', identities: [] });
+    assert.deepEqual(decodeRequest(atAgent[3]), { type: 'request-identities' });
     relay.close();
     assert.ok((await relay.closed) instanceof ConnectionClosedError);
   });
@@ -163,7 +163,7 @@ describe('relayFrames bounds', () => {
     client.end(LIST);
     assert.equal(await relay.closed, undefined);
     await waitFor(() => atClient.length === 1, { timeoutMs: 2000, what: 'the reply' });
-    assert.deepEqual(decodeResponse(atClient[0]!), { type: 'identities', identities: [] });
+    assert.deepEqual(decodeResponse(atClient[0]), { type: 'identities', identities: [] });
   });
 });
 
@@ -191,7 +191,10 @@ describe('relay back-pressure', () => {
     const keyring = new Keyring();
     // ~100 KB per list reply: every one the relay frames anew.
     for (let i = 0; i < 100; i++) {
-      await keyring.add({ key: privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey), comment: `${i}-${'c'.repeat(900)}` }, AgentSession.inProcess());
+      await keyring.add(
+        { key: privateKeyBodyFromKeyObject(generateKeyPairSync('ed25519').privateKey), comment: `${i}-${'c'.repeat(900)}` },
+        AgentSession.inProcess(),
+      );
     }
     let reachedAgent = 0;
     const fwd = await exposeForwardedAgent(() => {

@@ -15,11 +15,26 @@ import { dispatch } from '../../src/agent/dispatcher';
 import type { KeyringOptions } from '../../src/agent/keyring';
 import { Keyring } from '../../src/agent/keyring';
 import type { PassphraseAsker, RegisteredKeySource } from '../../src/agent/registered';
-import type { ApprovalPort, AuditRecord, AuditSink, KeyView, PolicyDecision, PolicyPort, SignQuestion } from '../../src/agent/ports';
+import type {
+  ApprovalPort,
+  AuditRecord,
+  AuditSink,
+  KeyView,
+  PolicyDecision,
+  PolicyPort,
+  SignQuestion,
+} from '../../src/agent/ports';
 import { AgentSession } from '../../src/agent/session';
 import { AgentClient } from '../../src/client/agent-client';
 import type { HostNames, ProcessInfo } from '../../src/context/types';
-import { AgentError, AgentFailureError, AgentLockedError, ConfirmDeniedError, KeyFileError, KeyNotFoundError } from '../../src/errors';
+import {
+  AgentError,
+  AgentFailureError,
+  AgentLockedError,
+  ConfirmDeniedError,
+  KeyFileError,
+  KeyNotFoundError,
+} from '../../src/errors';
 import type { HeldKey } from '../../src/keys/held-key';
 import { fingerprint } from '../../src/keys/fingerprint';
 import { importPrivateKey } from '../../src/keys/import-private';
@@ -108,7 +123,19 @@ function memoryRegistered(keys: readonly TestKey[], opts: { confirm?: boolean } 
   const list = keys.map((k, i) => {
     const name = `reg${i}`;
     const type = importPrivateKey(k.body).type;
-    return { name, key: k, view: { blob: k.blob, fingerprint: fingerprint(k.blob), comment: name, type, name, source: 'config' as const, confirm: opts.confirm === true } };
+    return {
+      name,
+      key: k,
+      view: {
+        blob: k.blob,
+        fingerprint: fingerprint(k.blob),
+        comment: name,
+        type,
+        name,
+        source: 'config' as const,
+        confirm: opts.confirm === true,
+      },
+    };
   });
   const src = {
     asked: 0,
@@ -316,7 +343,7 @@ describe('the gate refuses on both paths', () => {
         ['sign', 'allow'],
       ],
     );
-    const first = audit.records[1]!;
+    const first = audit.records[1];
     assert.deepEqual(first.key, { fingerprint: fingerprint(ed().blob), comment: 'k', name: null, type: 'ssh-ed25519' });
     assert.equal(first.reason, 'default');
   });
@@ -363,7 +390,7 @@ describe('the gate and its ports', () => {
       (await keyring.list(session)).map((i) => i.comment),
       ['b', 'a'],
     );
-    const views = seen[0]!.keys;
+    const views = seen[0].keys;
     assert.deepEqual(
       views.map((v) => [v.comment, v.fingerprint, v.type, v.source, v.name, v.confirm]),
       [
@@ -371,7 +398,7 @@ describe('the gate and its ports', () => {
         ['b', fingerprint(ec().blob), 'ecdsa-sha2-nistp256', 'added', null, true],
       ],
     );
-    assert.equal(seen[1]!.keys[0], views[0], 'KeyViews are built once, at add time');
+    assert.equal(seen[1].keys[0], views[0], 'KeyViews are built once, at add time');
     reverse = false;
     assert.equal(await keyring.list(session), await keyring.list(session));
     keyring.clear();
@@ -392,11 +419,16 @@ describe('the gate and its ports', () => {
       selectForList: (keys) => keys,
       decideSign: (q) => {
         questions.push(q);
-        return decisions[0]!;
+        return decisions[0];
       },
     };
     const audit = memoryAudit();
-    const keyring = new Keyring({ policy, approvals, audit, confirmer: async () => assert.fail('askpass must not run when an ApprovalPort is given') });
+    const keyring = new Keyring({
+      policy,
+      approvals,
+      audit,
+      confirmer: async () => assert.fail('askpass must not run when an ApprovalPort is given'),
+    });
     const names: HostNames = { names: ['bastion.example', 'bastion'], port: 2222 };
     const namer = (blob: Buffer): HostNames => (blob.equals(host.blob) ? names : { names: [], port: null });
     const session = new AgentSession({ connectionId: 7, peer: { pid: 4242, uid: 1000 }, namer });
@@ -481,7 +513,9 @@ describe('the gate and its ports', () => {
     const approvals: ApprovalPort = {
       ask: (_q, signal) => {
         signalled = signal;
-        return new Promise((resolve) => signal.addEventListener('abort', () => resolve({ allowed: true, reason: 'answered late' })));
+        return new Promise((resolve) =>
+          signal.addEventListener('abort', () => resolve({ allowed: true, reason: 'answered late' })),
+        );
       },
     };
     const keyring = new Keyring({ approvals });
@@ -497,7 +531,8 @@ describe('the gate and its ports', () => {
 
   it('a pending approval is withdrawn when its connection closes', async () => {
     const approvals: ApprovalPort = {
-      ask: (_q, signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve({ allowed: false, reason: 'withdrawn' }))),
+      ask: (_q, signal) =>
+        new Promise((resolve) => signal.addEventListener('abort', () => resolve({ allowed: false, reason: 'withdrawn' }))),
     };
     const keyring = new Keyring({ approvals });
     const session = AgentSession.inProcess();
@@ -537,8 +572,8 @@ describe('the gate and its ports', () => {
         ['remove-all', 'allow', 'removed all'],
       ],
     );
-    assert.deepEqual(audit.records[2]!.keys, [fingerprint(ed().blob), fingerprint(ec().blob)]);
-    assert.equal(audit.records[3]!.key?.fingerprint, fingerprint(ec().blob));
+    assert.deepEqual(audit.records[2].keys, [fingerprint(ed().blob), fingerprint(ec().blob)]);
+    assert.equal(audit.records[3].key?.fingerprint, fingerprint(ec().blob));
     const text = JSON.stringify(audit.records);
     assert.ok(!/passphrase-17/.test(text), 'no passphrase in a record');
     keyring.clear();
@@ -574,7 +609,8 @@ describe('the gate and its ports', () => {
       decision = { action: 'deny', reason: 'rule 2' };
       await assert.rejects(client.sign(ed().blob, DATA), AgentFailureError);
       assert.equal(processes.length, 3);
-      for (const p of processes) assert.deepEqual(p, { pid: process.pid, uid: process.getuid(), exe: null, argv: null, unit: null, parents: null });
+      for (const p of processes)
+        assert.deepEqual(p, { pid: process.pid, uid: process.getuid(), exe: null, argv: null, unit: null, parents: null });
     } finally {
       client.close();
       await server.close();
@@ -607,10 +643,19 @@ describe('registered keys in the keyring (POLICY.md §3)', () => {
       assert.equal(fast?.type, 'sign-response');
       assert.equal(source.asked, 1);
       const decrypted = audit.records.filter((r) => r.event === 'key-decrypted');
-      assert.deepEqual(decrypted.map((r) => [r.decision, r.key?.name]), [['allow', 'reg0']]);
+      assert.deepEqual(
+        decrypted.map((r) => [r.decision, r.key?.name]),
+        [['allow', 'reg0']],
+      );
       const facts = keyring.keyFacts();
-      assert.deepEqual(facts.map((f) => [f.view.name, f.view.source, f.loaded]), [['reg0', 'config', true], [null, 'added', true]]);
-      assert.ok(facts[0]!.lastUsed !== null && facts[1]!.lastUsed === null);
+      assert.deepEqual(
+        facts.map((f) => [f.view.name, f.view.source, f.loaded]),
+        [
+          ['reg0', 'config', true],
+          [null, 'added', true],
+        ],
+      );
+      assert.ok(facts[0].lastUsed !== null && facts[1].lastUsed === null);
     } finally {
       keyring.clear();
     }
@@ -619,7 +664,11 @@ describe('registered keys in the keyring (POLICY.md §3)', () => {
   it('ssh-add -d / -D keep it listed with the private half dropped; lock drops it too; the approval hooks hear of each', async () => {
     const gone: string[] = [];
     let locks = 0;
-    const approvals: ApprovalPort = { ask: async () => ({ allowed: true, reason: 'yes' }), keyGone: (fp) => gone.push(fp), agentLocked: () => locks++ };
+    const approvals: ApprovalPort = {
+      ask: async () => ({ allowed: true, reason: 'yes' }),
+      keyGone: (fp) => gone.push(fp),
+      agentLocked: () => locks++,
+    };
     const keyring = new Keyring({ approvals });
     const session = AgentSession.inProcess();
     const source = memoryRegistered([ed()]);
@@ -628,19 +677,25 @@ describe('registered keys in the keyring (POLICY.md §3)', () => {
     try {
       await keyring.sign(ed().blob, DATA, 0, session);
       await keyring.remove(ed().blob, session);
-      assert.deepEqual((await keyring.list(session)).map((i) => i.comment), ['reg0', 'added']);
-      assert.equal(keyring.keyFacts()[0]!.loaded, false);
+      assert.deepEqual(
+        (await keyring.list(session)).map((i) => i.comment),
+        ['reg0', 'added'],
+      );
+      assert.equal(keyring.keyFacts()[0].loaded, false);
       await keyring.sign(ed().blob, DATA, 0, session);
       await keyring.removeAll(session);
-      assert.deepEqual((await keyring.list(session)).map((i) => i.comment), ['reg0']);
-      assert.equal(keyring.keyFacts()[0]!.loaded, false);
+      assert.deepEqual(
+        (await keyring.list(session)).map((i) => i.comment),
+        ['reg0'],
+      );
+      assert.equal(keyring.keyFacts()[0].loaded, false);
       assert.deepEqual(gone.sort(), [fingerprint(ed().blob), fingerprint(ec().blob), fingerprint(ed().blob)].sort());
       await keyring.sign(ed().blob, DATA, 0, session);
       await keyring.lock(Buffer.from('pw'), session);
       assert.equal(locks, 1);
       assert.deepEqual(await keyring.list(session), [], 'nothing is listed while locked');
       await keyring.unlock(Buffer.from('pw'), session);
-      assert.equal(keyring.keyFacts()[0]!.loaded, false);
+      assert.equal(keyring.keyFacts()[0].loaded, false);
       assert.equal(source.asked, 3);
       // A reload that no longer registers it: it goes (and its grants with it).
       keyring.setRegistered(memoryRegistered([]), answer('right'));

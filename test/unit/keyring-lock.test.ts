@@ -62,15 +62,20 @@ describe('keyring lock seals the keys', () => {
     assert.deepEqual(keyring.secretsState(), { identities: TYPES.length, keyObjects: 0, sealed: TYPES.length });
     const locked = reachable(keyring);
     assert.equal(locked.filter((v) => v instanceof KeyObject).length, 0, 'no KeyObject reachable while locked');
-    const buffers = locked.filter((v): v is Uint8Array => ArrayBuffer.isView(v) && !(v instanceof DataView)) as Uint8Array[];
+    const buffers = locked.filter((v): v is Uint8Array => ArrayBuffer.isView(v) && !(v instanceof DataView));
     for (const t of TYPES) {
       const secret = secretOf(testKey(t).body);
-      for (const b of buffers) assert.equal(Buffer.from(b.buffer, b.byteOffset, b.byteLength).indexOf(secret), -1, `${t} secret not in memory`);
+      for (const b of buffers)
+        assert.equal(Buffer.from(b.buffer, b.byteOffset, b.byteLength).indexOf(secret), -1, `${t} secret not in memory`);
       await assert.rejects(keyring.sign(testKey(t).blob, DATA, 0, s), AgentError);
     }
 
     await assert.rejects(keyring.unlock(Buffer.from('wrong'), s), AgentError);
-    assert.deepEqual(keyring.secretsState(), { identities: TYPES.length, keyObjects: 0, sealed: TYPES.length }, 'a wrong passphrase restores nothing');
+    assert.deepEqual(
+      keyring.secretsState(),
+      { identities: TYPES.length, keyObjects: 0, sealed: TYPES.length },
+      'a wrong passphrase restores nothing',
+    );
 
     await keyring.unlock(Buffer.from('correct horse battery staple'), s);
     assert.deepEqual(keyring.secretsState(), { identities: TYPES.length, keyObjects: TYPES.length, sealed: 0 });

@@ -75,13 +75,13 @@ describe('keys', () => {
     const rsa = testKey('rsa-2048').body;
     if (rsa.kind !== 'rsa') throw new Error('unexpected');
     const badQ = Buffer.from(rsa.q);
-    badQ[badQ.length - 1] = badQ[badQ.length - 1]! ^ 2;
+    badQ[badQ.length - 1] = badQ[badQ.length - 1] ^ 2;
     assert.throws(() => importPrivateKey({ ...rsa, q: badQ }), InvalidKeyError);
     const ec = testKey('ecdsa-256').body;
     if (ec.kind !== 'ecdsa') throw new Error('unexpected');
     assert.throws(() => importPrivateKey({ ...ec, curve: 'nistp384' }), InvalidKeyError);
     const d = Buffer.from(ec.d);
-    d[d.length - 1] = d[d.length - 1]! ^ 1;
+    d[d.length - 1] = d[d.length - 1] ^ 1;
     assert.throws(() => importPrivateKey({ ...ec, d }), InvalidKeyError);
   });
 

@@ -104,10 +104,16 @@ describe('known_hosts resolver (real ssh-keygen files)', () => {
     assert.deepEqual(r.namesFor(beta.blob), { names: ['beta.example'], port: 2222 });
     // Wildcards give no names by themselves; a candidate they match is proven, a negated one is not.
     assert.deepEqual(r.namesFor(gamma.blob), { names: [], port: null });
-    assert.deepEqual(r.namesFor(gamma.blob, [{ name: 'db.corp.example', port: null }, { name: 'evil.corp.example', port: null }]), {
-      names: ['db.corp.example'],
-      port: null,
-    });
+    assert.deepEqual(
+      r.namesFor(gamma.blob, [
+        { name: 'db.corp.example', port: null },
+        { name: 'evil.corp.example', port: null },
+      ]),
+      {
+        names: ['db.corp.example'],
+        port: null,
+      },
+    );
     assert.deepEqual(r.namesFor(unknown.blob, [{ name: 'alpha.example', port: null }]), { names: [], port: null });
     // A candidate the lines confirm comes first (it is what the user typed).
     assert.deepEqual(r.namesFor(alpha.blob, [{ name: 'alpha', port: null }]).names[0], 'alpha');
@@ -143,7 +149,10 @@ describe('known_hosts resolver (real ssh-keygen files)', () => {
     const certPath = await signHostCert(ca, hostKey.publicPath, { principals: ['cert.example', 'other.example'], identity: 'h' });
     const certBlob = parsePublicLine(readFileSync(certPath, 'utf8').trim()).blob;
     const file = join(sys, 'ssh_known_hosts');
-    writeFileSync(file, `@cert-authority *.example ${keyField(ca)}\n@revoked * ${keyField(revokedKey)}\nrevoked.example ${keyField(revokedKey)}\n`);
+    writeFileSync(
+      file,
+      `@cert-authority *.example ${keyField(ca)}\n@revoked * ${keyField(revokedKey)}\nrevoked.example ${keyField(revokedKey)}\n`,
+    );
     const r = new KnownHostsResolver({ home: join(dir, 'nohome'), systemDir: sys, checkIntervalMs: 0 });
     assert.equal(r.nameHasKey('cert.example', null, certBlob), true);
     assert.equal(r.nameHasKey('other.example', null, certBlob), true);
@@ -208,14 +217,19 @@ describe('known_hosts resolver (real ssh-keygen files)', () => {
     t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i++) r.nameHasKey(`name${i}.example`, null, alpha.blob);
     const uncached = Number(process.hrtime.bigint() - t0) / n / 1000;
-    t.diagnostic(`known_hosts 2000 hashed lines: preload (read+parse) and first lookup ${parse.toFixed(0)} µs, cached namesFor ${cached.toFixed(2)} µs, new name nameHasKey ${uncached.toFixed(2)} µs`);
+    t.diagnostic(
+      `known_hosts 2000 hashed lines: preload (read+parse) and first lookup ${parse.toFixed(0)} µs, cached namesFor ${cached.toFixed(2)} µs, new name nameHasKey ${uncached.toFixed(2)} µs`,
+    );
   });
 
   it('buildDestination: last hop names, forwarded flag, via hops by name or fingerprint', () => {
     const file = join(dir, 'dest_known_hosts');
     writeFileSync(file, `bastion.example ${keyField(alpha)}\n[inner.example]:2200 ${keyField(beta)}\n`);
     const r = new KnownHostsResolver({ home: join(dir, 'nohome'), systemDir: sys, extraFiles: [file], checkIntervalMs: 0 });
-    assert.equal(buildDestination([], (b) => r.namesFor(b)), null);
+    assert.equal(
+      buildDestination([], (b) => r.namesFor(b)),
+      null,
+    );
     const direct = buildDestination([{ hostKey: { blob: beta.blob }, forwarded: false }], (b) => r.namesFor(b));
     assert.deepEqual(direct, {
       hostKey: beta.fingerprint,

@@ -32,12 +32,12 @@ describe('log', () => {
     logger.warn('plain');
     await nextTurn();
     const [a, b] = lines();
-    assert.deepEqual(Object.keys(a!), ['level', 'time', 'pid', 'socket', 'msg']);
-    assert.equal(a!.level, 30);
-    assert.equal(a!.pid, process.pid);
-    assert.equal(typeof a!.time, 'number');
-    assert.equal(a!.msg, 'listening');
-    assert.deepEqual({ level: b!.level, msg: b!.msg }, { level: 40, msg: 'plain' });
+    assert.deepEqual(Object.keys(a), ['level', 'time', 'pid', 'socket', 'msg']);
+    assert.equal(a.level, 30);
+    assert.equal(a.pid, process.pid);
+    assert.equal(typeof a.time, 'number');
+    assert.equal(a.msg, 'listening');
+    assert.deepEqual({ level: b.level, msg: b.msg }, { level: 40, msg: 'plain' });
   });
 
   it('drops lines below the level, and everything when silent', async () => {
@@ -57,19 +57,19 @@ describe('log', () => {
     logger.debug({ key: 'k', d: 1, data: Buffer.from('x'), nested: { passphrase: 'p', data: 'z', ok: 2 }, reason: 'r' }, 'm');
     await nextTurn();
     const [l] = lines();
-    assert.equal(l!.key, '[redacted]');
-    assert.equal(l!.d, '[redacted]');
-    assert.equal(l!.data, '[redacted]');
-    assert.deepEqual(l!.nested, { passphrase: '[redacted]', data: '[redacted]', ok: 2 });
-    assert.equal(l!.reason, 'r');
+    assert.equal(l.key, '[redacted]');
+    assert.equal(l.d, '[redacted]');
+    assert.equal(l.data, '[redacted]');
+    assert.deepEqual(l.nested, { passphrase: '[redacted]', data: '[redacted]', ok: 2 });
+    assert.equal(l.reason, 'r');
   });
 
   it('child loggers carry their bindings; errors are written at once, with type and message', () => {
     const { logger, lines } = capture('info');
     logger.child({ conn: 7 }).error({ err: new TypeError('boom') }, 'failed');
     const [l] = lines();
-    assert.equal(l!.conn, 7);
-    const err = l!.err as Record<string, unknown>;
+    assert.equal(l.conn, 7);
+    const err = l.err as Record<string, unknown>;
     assert.deepEqual({ type: err.type, message: err.message }, { type: 'TypeError', message: 'boom' });
   });
 });

@@ -37,11 +37,11 @@ describe('OrderedReplies', () => {
     let ready = 0;
     const r = new OrderedReplies(peer, () => ready++, { maxInFlight: 8 });
     const slots = [r.reserve(), r.reserve(), r.reserve()];
-    r.settle(slots[2]!, Buffer.from('c'));
-    r.settle(slots[1]!, Buffer.from('b'));
+    r.settle(slots[2], Buffer.from('c'));
+    r.settle(slots[1], Buffer.from('b'));
     assert.deepEqual(peer.got, [], 'nothing leaves before the first reply');
     assert.equal(ready, 0);
-    r.settle(slots[0]!, Buffer.from('a'));
+    r.settle(slots[0], Buffer.from('a'));
     assert.deepEqual(peer.got.join(''), 'abc');
     assert.ok(r.idle);
     assert.equal(ready, 1);
@@ -118,6 +118,9 @@ describe('limitPrompts', () => {
     assert.equal(truncateUtf8('aé', 2), 'a', 'never half a character');
     const p = confirmPrompt({ comment: '€'.repeat(600), fingerprint: 'SHA256:x' });
     assert.ok(Buffer.byteLength(p) <= MAX_PROMPT_BYTES && Buffer.byteLength(p) > MAX_PROMPT_BYTES - 3);
-    assert.equal(confirmPrompt({ comment: 'short', fingerprint: 'SHA256:x' }), 'Allow use of key short?\nKey fingerprint SHA256:x.');
+    assert.equal(
+      confirmPrompt({ comment: 'short', fingerprint: 'SHA256:x' }),
+      'Allow use of key short?\nKey fingerprint SHA256:x.',
+    );
   });
 });

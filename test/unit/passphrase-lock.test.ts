@@ -54,7 +54,7 @@ describe('PassphraseLock', () => {
     for (let k = 1; k <= 2; k++) {
       while (gates.length < k) await new Promise((resolve) => setTimeout(resolve, 5));
       assert.equal(l.attempts, k, `attempt ${k + 1} has not started while attempt ${k} backs off`);
-      gates[k - 1]!();
+      gates[k - 1]();
     }
     await Promise.all(all);
     assert.deepEqual(outcomes, ['wrong-passphrase', 'wrong-passphrase', 'unlocked']);

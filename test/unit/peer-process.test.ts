@@ -64,7 +64,7 @@ describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () =
     });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     await waitFor(() => accepted.length > before, { timeoutMs: 10_000 });
-    return { a: accepted[before]!, exited };
+    return { a: accepted[before], exited };
   }
 
   it('a real ssh-add child: exe, argv, parents (sh, then this node), unit, uid — pinned by a pidfd', async () => {
@@ -80,8 +80,12 @@ describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () =
     assert.deepEqual(p.argv, ['ssh-add', '-l']);
     assert.equal(p.parents?.[0], realpathSync('/bin/sh'));
     assert.equal(p.parents?.[1], realpathSync(process.execPath));
-    assert.ok(p.parents!.length <= 4);
-    assert.equal(p.unit, parseCgroupUnit(readFileSync('/proc/self/cgroup', 'utf8')) ?? null, 'same cgroup as its ancestor, this test');
+    assert.ok(p.parents.length <= 4);
+    assert.equal(
+      p.unit,
+      parseCgroupUnit(readFileSync('/proc/self/cgroup', 'utf8')) ?? null,
+      'same cgroup as its ancestor, this test',
+    );
   });
 
   it('without a pidfd the start time guards the reads', async () => {
@@ -124,7 +128,10 @@ describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () =
       writeFileSync(join(root, String(pid), 'stat'), stat(pid, 'a) (b', ppid, start));
       symlinkSync(exe, join(root, String(pid), 'exe'));
       writeFileSync(join(root, String(pid), 'cmdline'), 'prog\0arg with space\0');
-      writeFileSync(join(root, String(pid), 'cgroup'), '0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-x.scope\n');
+      writeFileSync(
+        join(root, String(pid), 'cgroup'),
+        '0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-x.scope\n',
+      );
     };
     mk(300, 200, 5000, '/usr/bin/prog');
     mk(200, 100, 4000, '/usr/bin/parent');
@@ -156,7 +163,9 @@ describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () =
       for (let i = 0; i < n; i++) readPeerProcess({ pid: process.pid, uid: 0 });
       again = Math.min(again, Number(process.hrtime.bigint() - t0) / n / 1000);
     }
-    t.diagnostic(`readPeerProcess (${parents} parents): ${first.toFixed(1)} µs first connection, ${again.toFixed(1)} µs same process again`);
+    t.diagnostic(
+      `readPeerProcess (${parents} parents): ${first.toFixed(1)} µs first connection, ${again.toFixed(1)} µs same process again`,
+    );
   });
 });
 

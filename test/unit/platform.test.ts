@@ -10,13 +10,14 @@ import { socketFd, uidPeerCheck } from '../../src/server/peer-check';
 import { WINDOWS_DEFAULT_PIPE, defaultSocketLocation, isWindowsPipe } from '../../src/server/socket-path';
 
 describe('socket locations per platform', () => {
-  it('Windows: OpenSSH for Windows\' named pipe by default, no directory', () => {
+  it("Windows: OpenSSH for Windows' named pipe by default, no directory", () => {
     assert.deepEqual(defaultSocketLocation({ XDG_RUNTIME_DIR: '/run/user/1' }, 42, 'win32'), { path: WINDOWS_DEFAULT_PIPE });
     assert.equal(WINDOWS_DEFAULT_PIPE, '\\\\.\\pipe\\openssh-ssh-agent');
   });
 
   it('recognises pipe paths, and only those', () => {
-    for (const p of ['\\\\.\\pipe\\openssh-ssh-agent', '\\\\.\\pipe\\other', '\\\\?\\pipe\\x', '\\\\.\\PIPE\\x']) assert.ok(isWindowsPipe(p), p);
+    for (const p of ['\\\\.\\pipe\\openssh-ssh-agent', '\\\\.\\pipe\\other', '\\\\?\\pipe\\x', '\\\\.\\PIPE\\x'])
+      assert.ok(isWindowsPipe(p), p);
     for (const p of ['/tmp/agent.sock', 'pipe\\x', '\\\\.\\notpipe\\x', 'C:\\agent']) assert.ok(!isWindowsPipe(p), p);
   });
 
@@ -25,7 +26,11 @@ describe('socket locations per platform', () => {
       path: '/run/user/7/tsagent/agent.sock',
       ownedDir: '/run/user/7/tsagent',
     });
-    assert.equal(defaultSocketLocation({ XDG_RUNTIME_DIR: '/run/user/7' }, 42, 'linux').dirCreated, undefined, 'found, not created: never removed');
+    assert.equal(
+      defaultSocketLocation({ XDG_RUNTIME_DIR: '/run/user/7' }, 42, 'linux').dirCreated,
+      undefined,
+      'found, not created: never removed',
+    );
     const tmp = mkdtempSync(join(tmpdir(), 'tsagent-plat-'));
     try {
       const loc = defaultSocketLocation({ TMPDIR: tmp }, 42, 'linux');

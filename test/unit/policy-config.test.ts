@@ -81,18 +81,18 @@ action = "deny"
   assert.equal(c.agent.lifetimeSeconds, 0);
   assert.deepEqual(c.audit, { enabled: false, file: '/home/u/audit.jsonl', maxSizeBytes: 10_000_000, list: false });
   assert.equal(c.keys.length, 2);
-  assert.equal(c.keys[0]!.file, '/home/u/.ssh/id_ed25519_github');
-  assert.equal(c.keys[0]!.unlockForSeconds, 8 * 3600);
-  assert.equal(c.keys[0]!.confirm, true);
-  assert.equal(c.keys[0]!.line, 16);
-  assert.deepEqual(c.keys[0]!.hosts?.source, ['github.com', '*.github.com']);
-  assert.equal(c.keys[1]!.fingerprint, `SHA256:${'A'.repeat(43)}`);
+  assert.equal(c.keys[0].file, '/home/u/.ssh/id_ed25519_github');
+  assert.equal(c.keys[0].unlockForSeconds, 8 * 3600);
+  assert.equal(c.keys[0].confirm, true);
+  assert.equal(c.keys[0].line, 16);
+  assert.deepEqual(c.keys[0].hosts?.source, ['github.com', '*.github.com']);
+  assert.equal(c.keys[1].fingerprint, `SHA256:${'A'.repeat(43)}`);
   assert.equal(c.rules.length, 2);
-  assert.equal(c.rules[0]!.number, 1);
-  assert.equal(c.rules[0]!.action, 'confirm');
-  assert.equal(c.rules[0]!.forwarded, true);
-  assert.equal(c.rules[1]!.number, 2);
-  assert.equal(c.rules[1]!.keys, null);
+  assert.equal(c.rules[0].number, 1);
+  assert.equal(c.rules[0].action, 'confirm');
+  assert.equal(c.rules[0].forwarded, true);
+  assert.equal(c.rules[1].number, 2);
+  assert.equal(c.rules[1].keys, null);
 });
 
 test('an empty file means the defaults', () => {
@@ -127,7 +127,12 @@ test('every kind of error names the file, the line and the key', () => {
     ['[[key]]\nfile = "a"\nhosts = ["[h]:99999"]\n', 3, 'key[1].hosts', /\[NAME\]:PORT/],
     ['[[key]]\nfile = "a"\nunlock-for = "8 hours"\n', 3, 'key[1].unlock-for', /bad duration/],
     ['[[key]]\nfile = "a"\nshield = true\n', 3, 'key[1].shield', /unknown key/],
-    ['[[key]]\nfile = "a"\nname = "x"\n[[key]]\nfile = "b"\nname = "x"\n', 6, 'key[2].name', /duplicate key name "x" \(also in key\[1\]\)/],
+    [
+      '[[key]]\nfile = "a"\nname = "x"\n[[key]]\nfile = "b"\nname = "x"\n',
+      6,
+      'key[2].name',
+      /duplicate key name "x" \(also in key\[1\]\)/,
+    ],
     ['[[key]]\nfile = "~/a"\n[[key]]\nfile = "~/a"\n', 4, 'key[2].file', /duplicate key file/],
     ['[[rule]]\nkeys = ["x"]\n', 1, 'rule[1]', /needs an "action"/],
     ['[[rule]]\naction = "allow"\n[[rule]]\naction = "maybe"\n', 4, 'rule[2].action', /must be one of/],
@@ -157,7 +162,8 @@ test('durations and sizes', () => {
   assert.equal(parseDuration('1h30m'), 5400);
   assert.equal(parseDuration('0'), 0);
   assert.equal(parseDuration('90'), 90);
-  for (const bad of ['', 'h', '1.5h', '-1', '1H', '1 h', '99999999999999999999']) assert.equal(parseDuration(bad), undefined, bad);
+  for (const bad of ['', 'h', '1.5h', '-1', '1H', '1 h', '99999999999999999999'])
+    assert.equal(parseDuration(bad), undefined, bad);
   assert.equal(parseSize('10MB'), 10_000_000);
   assert.equal(parseSize('512KiB'), 524288);
   assert.equal(parseSize('100'), 100);
@@ -172,49 +178,106 @@ test('the file: default path, missing, directory, FIFO, too large, ~ expansion',
 
   // No file at the default path: the defaults. An explicit --config that is missing: an error.
   assert.equal(loadConfig(undefined, { HOME: dir }).file, null);
-  assert.throws(() => loadConfig(join(dir, 'nope.toml'), { HOME: dir }), (e: unknown) => e instanceof ConfigError && /nope\.toml: no such file/.test(e.message));
+  assert.throws(
+    () => loadConfig(join(dir, 'nope.toml'), { HOME: dir }),
+    (e: unknown) => e instanceof ConfigError && /nope\.toml: no such file/.test(e.message),
+  );
 
   mkdirSync(join(dir, 'adir'));
-  assert.throws(() => loadConfig(join(dir, 'adir'), { HOME: dir }), (e: unknown) => e instanceof ConfigError && /is a directory/.test(e.message));
+  assert.throws(
+    () => loadConfig(join(dir, 'adir'), { HOME: dir }),
+    (e: unknown) => e instanceof ConfigError && /is a directory/.test(e.message),
+  );
 
   const fifo = join(dir, 'fifo');
   execFileSync('mkfifo', [fifo]);
   // Must return at once (non-blocking open), not wait for a writer.
-  assert.throws(() => loadConfig(fifo, { HOME: dir }), (e: unknown) => e instanceof ConfigError && /is a FIFO/.test(e.message));
+  assert.throws(
+    () => loadConfig(fifo, { HOME: dir }),
+    (e: unknown) => e instanceof ConfigError && /is a FIFO/.test(e.message),
+  );
 
-  assert.throws(() => loadConfig('/dev/zero', { HOME: dir }), (e: unknown) => e instanceof ConfigError && /is a device/.test(e.message));
+  assert.throws(
+    () => loadConfig('/dev/zero', { HOME: dir }),
+    (e: unknown) => e instanceof ConfigError && /is a device/.test(e.message),
+  );
 
   const big = join(dir, 'big.toml');
   const fd = openSync(big, 'w');
   ftruncateSync(fd, 100 * 1024 * 1024);
   closeSync(fd);
-  assert.throws(() => loadConfig(big, { HOME: dir }), (e: unknown) => e instanceof ConfigError && new RegExp(`larger than ${CONFIG_MAX_BYTES}`).test(e.message));
+  assert.throws(
+    () => loadConfig(big, { HOME: dir }),
+    (e: unknown) => e instanceof ConfigError && new RegExp(`larger than ${CONFIG_MAX_BYTES}`).test(e.message),
+  );
 
   mkdirSync(join(dir, '.config', 'tsagent'), { recursive: true });
-  writeFileSync(join(dir, '.config', 'tsagent', 'config.toml'), '[audit]\nfile = "~/log/a.jsonl"\n[agent]\nknown-hosts = ["kh"]\n');
+  writeFileSync(
+    join(dir, '.config', 'tsagent', 'config.toml'),
+    '[audit]\nfile = "~/log/a.jsonl"\n[agent]\nknown-hosts = ["kh"]\n',
+  );
   const c = loadConfig(undefined, { HOME: dir });
   assert.equal(c.audit.file, join(dir, 'log', 'a.jsonl'));
   // Relative paths are relative to the config's own directory.
   assert.deepEqual(c.agent.knownHosts, [join(dir, '.config', 'tsagent', 'kh')]);
 
   writeFileSync(join(dir, 'bin.toml'), Buffer.from([0x61, 0x3d, 0x22, 0xff, 0xfe, 0x22, 0x0a]));
-  assert.throws(() => loadConfig(join(dir, 'bin.toml'), { HOME: dir }), (e: unknown) => e instanceof ConfigError && /UTF-8/.test(e.message));
+  assert.throws(
+    () => loadConfig(join(dir, 'bin.toml'), { HOME: dir }),
+    (e: unknown) => e instanceof ConfigError && /UTF-8/.test(e.message),
+  );
 });
 
 test('fuzz: random TOML documents never raise anything but ConfigError', () => {
-  const word = fc.constantFrom('agent', 'audit', 'key', 'rule', 'offer', 'max-offered', 'hosts', 'file', 'name', 'action', 'purposes', 'x', 'unlock-for', 'forwarded');
+  const word = fc.constantFrom(
+    'agent',
+    'audit',
+    'key',
+    'rule',
+    'offer',
+    'max-offered',
+    'hosts',
+    'file',
+    'name',
+    'action',
+    'purposes',
+    'x',
+    'unlock-for',
+    'forwarded',
+  );
   const scalar = fc.oneof(
     fc.string(),
-    fc.constantFrom('allow', 'deny', 'confirm', '60s', '0', '10MB', '*', '!x', '[h]:22', 'SHA256:x', '~/a', 'all', 'matching-first'),
+    fc.constantFrom(
+      'allow',
+      'deny',
+      'confirm',
+      '60s',
+      '0',
+      '10MB',
+      '*',
+      '!x',
+      '[h]:22',
+      'SHA256:x',
+      '~/a',
+      'all',
+      'matching-first',
+    ),
     fc.integer(),
     fc.double(),
     fc.boolean(),
     fc.date({ noInvalidDate: true }),
   );
   const value = fc.letrec((tie) => ({
-    v: fc.oneof({ depthSize: 'small' }, scalar, fc.array(tie('v'), { maxLength: 4 }), fc.dictionary(word, tie('v'), { maxKeys: 4 })),
+    v: fc.oneof(
+      { depthSize: 'small' },
+      scalar,
+      fc.array(tie('v'), { maxLength: 4 }),
+      fc.dictionary(word, tie('v'), { maxKeys: 4 }),
+    ),
   })).v;
-  const doc = fc.dictionary(word, fc.oneof(value, fc.array(fc.dictionary(word, value, { maxKeys: 5 }), { maxLength: 3 })), { maxKeys: 5 });
+  const doc = fc.dictionary(word, fc.oneof(value, fc.array(fc.dictionary(word, value, { maxKeys: 5 }), { maxLength: 3 })), {
+    maxKeys: 5,
+  });
   fc.assert(
     fc.property(doc, (d) => {
       let text: string;
@@ -233,7 +296,9 @@ test('fuzz: random TOML documents never raise anything but ConfigError', () => {
   );
   // And raw text: arbitrary strings, and mutations of a valid document.
   const valid = '[agent]\noffer = "all"\n[[key]]\nfile = "a"\nhosts = ["x"]\n[[rule]]\naction = "deny"\n';
-  const mutated = fc.tuple(fc.nat(valid.length), fc.nat(8), fc.string({ maxLength: 8 })).map(([at, del, ins]) => valid.slice(0, at) + ins + valid.slice(at + del));
+  const mutated = fc
+    .tuple(fc.nat(valid.length), fc.nat(8), fc.string({ maxLength: 8 }))
+    .map(([at, del, ins]) => valid.slice(0, at) + ins + valid.slice(at + del));
   fc.assert(
     fc.property(fc.oneof(fc.string({ unit: 'binary' }), mutated), (text) => {
       try {

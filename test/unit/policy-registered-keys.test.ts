@@ -46,7 +46,10 @@ test('registered key files: listed at once, decrypted on first use, dropped on l
   unlinkSync(enc.publicPath); // the public half must come from the OpenSSH file itself
   const rsa = await generateKey(dir, 'rsa-2048', 'rsa@test', { name: 'rsa' });
   const { keys, errors } = RegisteredKeys.load(
-    specs(dir, `[[key]]\nfile = "~/plain"\nhosts = ["github.com"]\n[[key]]\nfile = "~/enc"\nname = "work"\nunlock-for = "8h"\nconfirm = true\n[[key]]\nfile = "~/rsa"\n`),
+    specs(
+      dir,
+      `[[key]]\nfile = "~/plain"\nhosts = ["github.com"]\n[[key]]\nfile = "~/enc"\nname = "work"\nunlock-for = "8h"\nconfirm = true\n[[key]]\nfile = "~/rsa"\n`,
+    ),
   );
   assert.deepEqual(errors, []);
   assert.deepEqual(
@@ -58,7 +61,18 @@ test('registered key files: listed at once, decrypted on first use, dropped on l
     ],
   );
   const work = keys.byName('work')!;
-  assert.deepEqual({ ...work.view, blob: null }, { blob: null, fingerprint: enc.fingerprint, comment: '', type: 'ecdsa-sha2-nistp256', name: 'work', source: 'config', confirm: true });
+  assert.deepEqual(
+    { ...work.view, blob: null },
+    {
+      blob: null,
+      fingerprint: enc.fingerprint,
+      comment: '',
+      type: 'ecdsa-sha2-nistp256',
+      name: 'work',
+      source: 'config',
+      confirm: true,
+    },
+  );
   assert.ok(work.blob.equals(enc.blob));
   assert.equal(keys.fileFingerprints().get(plain.privatePath), plain.fingerprint);
   assert.equal(keys.isLoaded('plain@test'), false);
@@ -76,9 +90,12 @@ test('registered key files: listed at once, decrypted on first use, dropped on l
   const [h1, h2] = await Promise.all([keys.unlock('work', a.ask), keys.unlock('work', a.ask)]);
   assert.equal(h1, h2, 'concurrent unlocks share one decryption');
   assert.equal(a.prompts.length, 3);
-  assert.match(a.prompts[0]!, /"work"/);
-  assert.ok(a.prompts[0]!.includes(enc.privatePath));
-  assert.ok(a.given.every((b) => b.every((x) => x === 0)), 'passphrases are zeroed after use');
+  assert.match(a.prompts[0], /"work"/);
+  assert.ok(a.prompts[0].includes(enc.privatePath));
+  assert.ok(
+    a.given.every((b) => b.every((x) => x === 0)),
+    'passphrases are zeroed after use',
+  );
   const left = keys.lifetimeLeft('work')!;
   assert.ok(left > 8 * 3600 - 60 && left <= 8 * 3600, String(left));
   // Cached: no more questions.
@@ -87,7 +104,9 @@ test('registered key files: listed at once, decrypted on first use, dropped on l
   assert.deepEqual(again.prompts, []);
 
   // A reload keeps decrypted halves of keys still registered from the same file.
-  const reloaded = RegisteredKeys.load(specs(dir, `[[key]]\nfile = "~/enc"\nname = "work"\nunlock-for = "8h"\n[[key]]\nfile = "~/rsa"\n`)).keys;
+  const reloaded = RegisteredKeys.load(
+    specs(dir, `[[key]]\nfile = "~/enc"\nname = "work"\nunlock-for = "8h"\n[[key]]\nfile = "~/rsa"\n`),
+  ).keys;
   reloaded.adoptFrom(keys);
   assert.equal(reloaded.isLoaded('work'), true);
   assert.equal(reloaded.isLoaded('rsa@test'), false);
@@ -103,7 +122,11 @@ test('registered key files: listed at once, decrypted on first use, dropped on l
 
   // Three wrong answers fail the request; a cancelled prompt fails at once.
   const bad = answers('x', 'y', 'z', 'never asked');
-  await assert.rejects(keys.unlock('work', bad.ask), (e: unknown) => e instanceof KeyFileError && /wrong passphrase \(3 attempts\)/.test(e.message) && e.message.startsWith(enc.privatePath));
+  await assert.rejects(
+    keys.unlock('work', bad.ask),
+    (e: unknown) =>
+      e instanceof KeyFileError && /wrong passphrase \(3 attempts\)/.test(e.message) && e.message.startsWith(enc.privatePath),
+  );
   assert.equal(bad.prompts.length, 3);
   const cancel = answers(null);
   await assert.rejects(keys.unlock('work', cancel.ask), /no passphrase given/);
@@ -141,16 +164,24 @@ test('bad key files give an error naming the file; the other keys still load', a
   await runOk(keygen, ['-p', '-m', 'PEM', '-P', 'pw-pem', '-N', 'pw-pem', '-f', pem.privatePath]);
   unlinkSync(pem.publicPath);
   // A security-key type (sk-ssh-ed25519@openssh.com), which this agent cannot hold.
-  const skBlob = new SshWriter().string(Buffer.from('sk-ssh-ed25519@openssh.com')).string(Buffer.alloc(32, 1)).string(Buffer.from('ssh:')).finish();
+  const skBlob = new SshWriter()
+    .string(Buffer.from('sk-ssh-ed25519@openssh.com'))
+    .string(Buffer.alloc(32, 1))
+    .string(Buffer.from('ssh:'))
+    .finish();
   writeFileSync(join(dir, 'sk'), 'not a key\n', { mode: 0o600 });
   writeFileSync(join(dir, 'sk.pub'), `sk-ssh-ed25519@openssh.com ${skBlob.toString('base64')} sk@test\n`);
   const { keys, errors } = RegisteredKeys.load(
     specs(
       dir,
-      ['open', 'missing', 'adir', 'fifo', 'pem', 'sk', 'good'].map((f) => `[[key]]\nfile = "~/${f}"\n`).join('') + `[[key]]\nfingerprint = "${good.fingerprint.replace(/.$/, 'A')}"\n`,
+      ['open', 'missing', 'adir', 'fifo', 'pem', 'sk', 'good'].map((f) => `[[key]]\nfile = "~/${f}"\n`).join('') +
+        `[[key]]\nfingerprint = "${good.fingerprint.replace(/.$/, 'A')}"\n`,
     ),
   );
-  assert.deepEqual(keys.list().map((k) => k.name), ['good@test']);
+  assert.deepEqual(
+    keys.list().map((k) => k.name),
+    ['good@test'],
+  );
   const byFile = new Map(errors.map((e) => [e.file, e.message]));
   assert.match(byFile.get(open.privatePath)!, /permissions 0644 are too open/);
   assert.match(byFile.get(join(dir, 'missing'))!, /missing: no such file/);
@@ -179,9 +210,18 @@ test('askpass asks for the passphrase as ssh does: prompt naming the key, SSH_AS
   const enc = await generateKey(dir, 'ed25519', 'ask@test', { name: 'ask', passphrase: 'via-askpass' });
   // A stand-in for the user's askpass program: records what it was given, answers on stdout.
   const script = join(dir, 'askpass.sh');
-  writeFileSync(script, `#!/bin/sh\nprintf '%s|%s\\n' "$1" "\${SSH_ASKPASS_PROMPT-unset}" >> "${join(dir, 'asked')}"\nprintf 'via-askpass\\n'\n`, { mode: 0o700 });
+  writeFileSync(
+    script,
+    `#!/bin/sh\nprintf '%s|%s\\n' "$1" "\${SSH_ASKPASS_PROMPT-unset}" >> "${join(dir, 'asked')}"\nprintf 'via-askpass\\n'\n`,
+    { mode: 0o700 },
+  );
   const { keys } = RegisteredKeys.load(specs(dir, '[[key]]\nfile = "~/ask"\nname = "deploy"\n'));
-  const ask = askpassPassphrase({ PATH: process.env.PATH, SSH_ASKPASS: script, SSH_ASKPASS_REQUIRE: 'force', SSH_ASKPASS_PROMPT: 'confirm' });
+  const ask = askpassPassphrase({
+    PATH: process.env.PATH,
+    SSH_ASKPASS: script,
+    SSH_ASKPASS_REQUIRE: 'force',
+    SSH_ASKPASS_PROMPT: 'confirm',
+  });
   const held = await keys.unlock('deploy', ask);
   assert.ok(held.publicBlob.equals(enc.blob));
   const asked = readFileSync(join(dir, 'asked'), 'utf8');
@@ -189,5 +229,8 @@ test('askpass asks for the passphrase as ssh does: prompt naming the key, SSH_AS
   assert.match(asked, /\|unset\n$/);
   // No display and no force: askpass is not run, the request fails without a prompt.
   keys.dropAll();
-  await assert.rejects(keys.unlock('deploy', askpassPassphrase({ PATH: process.env.PATH, SSH_ASKPASS: script })), /no passphrase given/);
+  await assert.rejects(
+    keys.unlock('deploy', askpassPassphrase({ PATH: process.env.PATH, SSH_ASKPASS: script })),
+    /no passphrase given/,
+  );
 });

@@ -19,7 +19,15 @@ import { requirePeer } from '../helpers/peers';
 import { removeDir, runOk, tempDir } from '../helpers/proc';
 
 function view(name: string | null, comment: string, fp: string, confirm = false): KeyView {
-  return { blob: Buffer.from(fp), fingerprint: fp, comment, type: 'ssh-ed25519', name, source: name === null ? 'added' : 'config', confirm };
+  return {
+    blob: Buffer.from(fp),
+    fingerprint: fp,
+    comment,
+    type: 'ssh-ed25519',
+    name,
+    source: name === null ? 'added' : 'config',
+    confirm,
+  };
 }
 
 const FP = (c: string): string => `SHA256:${c.repeat(43)}`;
@@ -46,7 +54,12 @@ function policyFor(toml: string, oracle?: HostKeyOracle): RulePolicy {
   return RulePolicy.fromConfig(config, files, oracle);
 }
 
-function q(key: KeyView, purpose: Purpose, destination: Destination | null, process: ProcessInfo | null = proc('/usr/bin/ssh')): SignQuestion {
+function q(
+  key: KeyView,
+  purpose: Purpose,
+  destination: Destination | null,
+  process: ProcessInfo | null = proc('/usr/bin/ssh'),
+): SignQuestion {
   return { key, purpose, destination, process };
 }
 
@@ -116,10 +129,19 @@ action = "confirm"
 `);
   const git = proc('/usr/bin/ssh-keygen', ['/usr/lib/git-core/git', '/usr/bin/bash']);
   assert.deepEqual(p.decideSign(q(PLAIN, 'sign:git', null, git)), { action: 'allow', reason: 'rule 1' });
-  assert.deepEqual(p.decideSign(q(PLAIN, 'sign:git', null, proc('/usr/bin/ssh-keygen', ['/usr/bin/bash']))), { action: 'deny', reason: 'rule 2' });
-  assert.deepEqual(p.decideSign(q(PLAIN, 'sign:git', null, proc('/usr/bin/ssh-keygen', null))), { action: 'deny', reason: 'rule 2' });
+  assert.deepEqual(p.decideSign(q(PLAIN, 'sign:git', null, proc('/usr/bin/ssh-keygen', ['/usr/bin/bash']))), {
+    action: 'deny',
+    reason: 'rule 2',
+  });
+  assert.deepEqual(p.decideSign(q(PLAIN, 'sign:git', null, proc('/usr/bin/ssh-keygen', null))), {
+    action: 'deny',
+    reason: 'rule 2',
+  });
   assert.deepEqual(p.decideSign(q(PLAIN, 'sign:file', null, git)), { action: 'allow', reason: 'default' });
-  assert.deepEqual(p.decideSign(q(WORK, 'login', dest(['a.corp.example'], { forwarded: true }))), { action: 'confirm', reason: 'rule 3' });
+  assert.deepEqual(p.decideSign(q(WORK, 'login', dest(['a.corp.example'], { forwarded: true }))), {
+    action: 'confirm',
+    reason: 'rule 3',
+  });
   assert.deepEqual(p.decideSign(q(WORK, 'login', dest(['a.corp.example']))), { action: 'allow', reason: 'default' });
   assert.deepEqual(p.decideSign(q(PLAIN, 'login', dest(['x']), proc('/opt/evil/bin/ssh'))), { action: 'deny', reason: 'rule 4' });
   assert.deepEqual(p.decideSign(q(PLAIN, 'login', dest(['web.prod.example']))), { action: 'deny', reason: 'rule 5' });
@@ -130,7 +152,9 @@ action = "confirm"
 
 test('confirm keys (ssh-add -c, or confirm = true) are confirmed unless a rule denies', () => {
   const fpTable = `[[key]]\nfingerprint = "${PLAIN.fingerprint}"\nconfirm = true\n`;
-  const p = policyFor(`${fpTable}[[rule]]\nprocesses = ["evil"]\naction = "deny"\n[[rule]]\nprocesses = ["ssh"]\naction = "allow"\n`);
+  const p = policyFor(
+    `${fpTable}[[rule]]\nprocesses = ["evil"]\naction = "deny"\n[[rule]]\nprocesses = ["ssh"]\naction = "allow"\n`,
+  );
   assert.deepEqual(p.decideSign(q(ASKED, 'login', null)), { action: 'confirm', reason: 'key confirm' });
   assert.deepEqual(p.decideSign(q(ASKED, 'login', null, proc('/usr/bin/scp'))), { action: 'confirm', reason: 'key confirm' });
   assert.deepEqual(p.decideSign(q(ASKED, 'login', null, proc('/bin/evil'))), { action: 'deny', reason: 'rule 1' });
@@ -139,7 +163,9 @@ test('confirm keys (ssh-add -c, or confirm = true) are confirmed unless a rule d
 
 /** name -> keys over one known_hosts file, plain and hashed (|1|salt|hmac), as POLICY.md §1 describes. */
 function knownHostsOracle(path: string): HostKeyOracle {
-  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.startsWith('#'));
   return {
     nameHasKey(name, port, hostKey) {
       const wanted = port === null ? name : `[${name}]:${port}`;
@@ -148,7 +174,7 @@ function knownHostsOracle(path: string): HostKeyOracle {
         if (hosts === undefined || b64 === undefined || fingerprintOf(Buffer.from(b64, 'base64')) !== hostKey) return false;
         if (hosts.startsWith('|1|')) {
           const [, , salt, mac] = hosts.split('|');
-          return createHmac('sha1', Buffer.from(salt!, 'base64')).update(wanted).digest('base64') === mac;
+          return createHmac('sha1', Buffer.from(salt, 'base64')).update(wanted).digest('base64') === mac;
         }
         return hosts.split(',').includes(wanted);
       });

@@ -13,7 +13,9 @@ import { sshsigSignedData } from '../helpers/sshsig';
 import { testKey } from '../helpers/keys';
 
 function sshsig(ns: string, alg: string, hashLen: number, reserved = ''): Buffer {
-  return Buffer.from(new SshWriter().raw(Buffer.from('SSHSIG')).string(ns).string(reserved).string(alg).string(Buffer.alloc(hashLen, 7)).finish());
+  return Buffer.from(
+    new SshWriter().raw(Buffer.from('SSHSIG')).string(ns).string(reserved).string(alg).string(Buffer.alloc(hashLen, 7)).finish(),
+  );
 }
 
 function userauth(method: string, extra?: Buffer, user = 'git'): Buffer {
@@ -92,7 +94,7 @@ describe('signature purpose', () => {
     const seeds = [sshsig('git', 'sha512', 64), userauth('publickey')];
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 1 }), fc.nat(), fc.nat(255), (s, pos, v) => {
-        const b = Buffer.from(seeds[s]!);
+        const b = Buffer.from(seeds[s]);
         b[pos % b.length] = v;
         signPurpose(b);
         signPurpose(b.subarray(0, pos % b.length));

@@ -5,7 +5,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PROFILE_LINES, PROFILE_MARKER, defaultProfile, familyOf, withProfileLine, withoutProfileLine } from '../../src/cli/shell-profile';
+import {
+  PROFILE_LINES,
+  PROFILE_MARKER,
+  defaultProfile,
+  familyOf,
+  withProfileLine,
+  withoutProfileLine,
+} from '../../src/cli/shell-profile';
 
 describe('shell profile', () => {
   test('family from the file name', () => {
@@ -31,7 +38,7 @@ describe('shell profile', () => {
   test('added once, after the existing text, on a line of its own', () => {
     const once = withProfileLine('umask 022', 'sh');
     assert.equal(once, `umask 022\n${PROFILE_MARKER}\n${PROFILE_LINES.sh}\n`);
-    assert.equal(withProfileLine(once!, 'sh'), undefined);
+    assert.equal(withProfileLine(once, 'sh'), undefined);
     assert.equal(withProfileLine('', 'fish'), `${PROFILE_MARKER}\n${PROFILE_LINES.fish}\n`);
   });
 

@@ -113,7 +113,10 @@ describe('smartcard constraints and identities', () => {
     const c = smartcardConstraints([{ type: 'lifetime', seconds: 5 }, { type: 'confirm' }]);
     assert.equal(c.lifetimeSeconds, 5);
     assert.equal(c.confirm, true);
-    assert.throws(() => smartcardConstraints([{ type: 'associated-certs', certsOnly: false, certs: Buffer.from([0, 0, 0, 9]) }]), ConstraintError);
+    assert.throws(
+      () => smartcardConstraints([{ type: 'associated-certs', certsOnly: false, certs: Buffer.from([0, 0, 0, 9]) }]),
+      ConstraintError,
+    );
   });
 
   it('labels an unlabelled key with the provider path', () => {
@@ -127,9 +130,7 @@ describe('smartcard constraints and identities', () => {
     });
     const provider: LoadedProvider = {
       path: '/usr/lib/p.so',
-      keys: [
-        { blob, label: '' },
-      ],
+      keys: [{ blob, label: '' }],
       sign: () => Promise.reject(new Error('unused')),
       close: () => undefined,
       onLost: () => undefined,

@@ -34,7 +34,19 @@ describe('systemdPathWord', () => {
   });
 
   test('relative paths and characters systemd would misparse are refused with a ServiceError', () => {
-    for (const bad of ['node', './node', '/a\nb', '/a\tb', '/a"b', "/a'b", '/a\\b', '/a$b', '/a${X}b', '/a\u007fb', '/a\u0000b']) {
+    for (const bad of [
+      'node',
+      './node',
+      '/a\nb',
+      '/a\tb',
+      '/a"b',
+      "/a'b",
+      '/a\\b',
+      '/a$b',
+      '/a${X}b',
+      '/a\u007fb',
+      '/a\u0000b',
+    ]) {
       assert.throws(() => systemdPathWord(bad, 'node'), ServiceError, JSON.stringify(bad));
     }
   });
@@ -74,12 +86,20 @@ describe('renderTemplate', () => {
     assert.equal(isGenerated(`# my own\n${GENERATED_MARKER}\n`), false);
   });
 
-  test('the service template: seccomp sandboxing on; no user namespace, so peers\' /proc/PID/exe stays readable', () => {
+  test("the service template: seccomp sandboxing on; no user namespace, so peers' /proc/PID/exe stays readable", () => {
     const settings = SERVICE_TEMPLATE.split('\n').filter((l) => /^[A-Za-z]/.test(l));
     assert.ok(!settings.some((l) => l.startsWith('MemoryDenyWriteExecute=')));
     // A user manager applies these only inside a user namespace, where the kernel refuses
     // /proc/PID/exe of every peer (measured: test/interop/systemd-user-manager.test.ts).
-    for (const name of ['PrivateUsers', 'ProtectSystem', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'CapabilityBoundingSet', 'ProtectProc']) {
+    for (const name of [
+      'PrivateUsers',
+      'ProtectSystem',
+      'ProtectHome',
+      'PrivateTmp',
+      'PrivateDevices',
+      'CapabilityBoundingSet',
+      'ProtectProc',
+    ]) {
       assert.ok(!settings.some((l) => l.startsWith(`${name}=`)), name);
     }
     for (const s of [

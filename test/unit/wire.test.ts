@@ -35,7 +35,10 @@ describe('SshReader / SshWriter', () => {
     void err;
     const r = new SshReader(Buffer.from([0, 0, 0, 1, 9, 9]));
     r.string();
-    assert.throws(() => r.end(), (e: unknown) => e instanceof ProtocolError && e.offset === 5);
+    assert.throws(
+      () => r.end(),
+      (e: unknown) => e instanceof ProtocolError && e.offset === 5,
+    );
   });
 
   it('refuses negative and oversized mpints', () => {
@@ -79,7 +82,7 @@ describe('FrameDecoder', () => {
     const out: Buffer[] = [];
     for (const b of stream) out.push(...d.push(Buffer.from([b])));
     assert.equal(out.length, 1);
-    assert.equal(out[0]!.toString(), 'hello world');
+    assert.equal(out[0].toString(), 'hello world');
   });
 
   it('refuses zero-length and oversized frames', () => {
