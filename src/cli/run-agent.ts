@@ -12,7 +12,7 @@ import { AgentServer } from '../server/agent-server';
 import type { ListenTarget } from '../server/agent-server';
 import { socketFd, uidPeerCheck } from '../server/peer-check';
 import { ControlServer, registerCoreCommands } from '../server/control-socket';
-import { ensurePrivateDir, isWindowsPipe } from '../server/socket-path';
+import { ensurePrivateDir, isWindowsPipe } from '../stream/socket-path';
 import { DaemonControl } from './daemon-control';
 import type { PolicyState } from './daemon-control';
 import type { JsonValue } from '../protocol/control';

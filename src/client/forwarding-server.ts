@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { AgentTimeoutError, SocketError } from '../errors';
-import { ensurePrivateDir, listenPrivate } from '../server/socket-path';
+import { ensurePrivateDir, listenPrivate } from '../stream/socket-path';
 import { DEFAULT_TIMEOUT_MS } from './agent-client';
 import { relayFrames } from './frame-relay';
 import type { AgentRelay, RelayOptions } from './frame-relay';

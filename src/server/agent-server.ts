@@ -14,8 +14,8 @@ import type { DestinationNamer, ProcessInfo } from '../context/types';
 import { SocketError } from '../errors';
 import { serveConnection } from './connection';
 import type { PeerCheck } from './peer-check';
-import { claimSocketPath, ensurePrivateDir, isWindowsPipe, listenPrivate } from './socket-path';
-import type { SocketLocation } from './socket-path';
+import { claimSocketPath, ensurePrivateDir, isWindowsPipe, listenPrivate } from '../stream/socket-path';
+import type { SocketLocation } from '../stream/socket-path';
 import { dirname } from 'node:path';
 
 export type ListenTarget = ({ readonly kind: 'path' } & SocketLocation) | { readonly kind: 'fd'; readonly fd: number };

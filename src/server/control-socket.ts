@@ -13,7 +13,7 @@ import { AgentError, SocketError } from '../errors';
 import { CONTROL_PROTOCOL_VERSION, LineSplitter, decodeControlRequest, encodeControlLine } from '../protocol/control';
 import type { ControlResponse, JsonValue, KeyJson, StatusJson } from '../protocol/control';
 import type { PeerCheck } from './peer-check';
-import { claimSocketPath, listenPrivate } from './socket-path';
+import { claimSocketPath, listenPrivate } from '../stream/socket-path';
 
 export interface ControlPeer {
   readonly pid: number;

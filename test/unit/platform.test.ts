@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadLibc } from '../../src/native/libc';
 import { socketFd, uidPeerCheck } from '../../src/server/peer-check';
-import { WINDOWS_DEFAULT_PIPE, defaultSocketLocation, isWindowsPipe } from '../../src/server/socket-path';
+import { WINDOWS_DEFAULT_PIPE, defaultSocketLocation, isWindowsPipe } from '../../src/stream/socket-path';
 
 describe('socket locations per platform', () => {
   it("Windows: OpenSSH for Windows' named pipe by default, no directory", () => {
