@@ -108,19 +108,29 @@ interface ServerEvent {
   readonly id?: number;
 }
 
+/** How to run the server: by default python3 itself; `wrap` may run it as another user. */
+export interface NotificationServerOptions {
+  /** false: a server without the `actions` capability. */
+  readonly actions?: boolean;
+  /** Turns the python3 command line (with the bus address in `env`) into the one to spawn. */
+  readonly wrap?: (cmd: string, args: string[], env: NodeJS.ProcessEnv) => { command: string; args: string[] };
+}
+
 /**
- * Registers the notification service on `bus`; undefined (after a skip) when python3-dbus
- * is missing. `actions: false` makes a server without the `actions` capability.
+ * Registers the notification service on `bus` (`address` only is used); undefined (after a
+ * skip) when python3-dbus is missing.
  */
 export async function startNotificationServer(
   t: SkipContext,
-  bus: SessionBus,
-  opts: { actions?: boolean } = {},
+  bus: Pick<SessionBus, 'address'>,
+  opts: NotificationServerOptions = {},
 ): Promise<NotificationServer | undefined> {
   if (requirePython(t, 'dbus') === undefined) return undefined;
-  const args = [SERVER_PY, ...(opts.actions === false ? ['--no-actions'] : [])];
-  const child: ChildProcess = spawn(PYTHON3, args, {
-    env: cleanEnv({ DBUS_SESSION_BUS_ADDRESS: bus.address }),
+  const busEnv = { DBUS_SESSION_BUS_ADDRESS: bus.address };
+  const pyArgs = [SERVER_PY, ...(opts.actions === false ? ['--no-actions'] : [])];
+  const { command, args } = opts.wrap?.(PYTHON3, pyArgs, busEnv) ?? { command: PYTHON3, args: pyArgs };
+  const child: ChildProcess = spawn(command, args, {
+    env: cleanEnv(busEnv),
     stdio: ['pipe', 'pipe', 'pipe'],
     shell: false,
   });

@@ -24,6 +24,8 @@ export interface UserManager {
   readonly env: NodeJS.ProcessEnv;
   /** Runs `cmd args` as the user with `env` (plus `extra`), bounded. */
   asUser(cmd: string, args: readonly string[], extra?: NodeJS.ProcessEnv, timeoutMs?: number): Promise<RunResult>;
+  /** The command line that runs `cmd args` as the user (setpriv ... env -i ...), for a caller's own spawn. */
+  argvAsUser(cmd: string, args: readonly string[], extra?: NodeJS.ProcessEnv): { command: string; args: string[] };
   /** Starts a long-running process as the user; teardown stops it by PID. */
   spawnAsUser(cmd: string, args: readonly string[]): Promise<DaemonHandle>;
   /** `systemctl --user ARGS` as the user; throws on a non-zero exit. */
@@ -212,7 +214,11 @@ export async function startUserManager(): Promise<UserManager> {
     }
     if (state !== 'running' && state !== 'degraded')
       throw new Error(`systemd --user did not come up (state ${JSON.stringify(state)})`);
-    return { user, uid, home, runtimeDir, env, asUser, spawnAsUser, systemctl, teardown };
+    const argvAsUser = (cmd: string, args: readonly string[], extra?: NodeJS.ProcessEnv) => ({
+      command: 'setpriv',
+      args: asUserArgv(cmd, args, extra),
+    });
+    return { user, uid, home, runtimeDir, env, asUser, argvAsUser, spawnAsUser, systemctl, teardown };
   } catch (err) {
     await teardown().catch((e: unknown) => {
       throw new Error(
