@@ -129,10 +129,13 @@ export interface SpawnedAgent extends AgentProc {
   readonly spawnedAt: bigint;
 }
 
-function command(impl: Impl, sshAgent: string, socketPath: string, opts: SpawnOptions): [string, string[]] {
+function command(impl: Impl, sshAgent: string, socketPath: string, dir: string, opts: SpawnOptions): [string, string[]] {
   return impl === 'openssh'
     ? [sshAgent, ['-D', '-a', socketPath]]
-    : [process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? TSAGENT_BIN, 'start', '-D', '-a', socketPath]];
+    : [
+        process.execPath,
+        [...(opts.nodeArgs ?? []), opts.bin ?? TSAGENT_BIN, 'start', '-D', '-a', socketPath, ...(opts.prepare?.(dir) ?? [])],
+      ];
 }
 
 export interface SpawnOptions {
@@ -140,6 +143,8 @@ export interface SpawnOptions {
   readonly nodeArgs?: readonly string[];
   /** Another tsagent launcher to run instead of bin/tsagent.js (to compare builds). */
   readonly bin?: string;
+  /** Writes files into the agent's fresh dir (its HOME) before the spawn; returns extra `start` arguments (tsagent only). */
+  readonly prepare?: (dir: string) => readonly string[];
 }
 
 /** Spawns an agent on a fresh socket; does not wait for it (see waitReady). */
@@ -147,7 +152,7 @@ export function spawnAgent(impl: Impl, sshAgent: string, opts: SpawnOptions = {}
   const dir = privateTempDir(impl === 'openssh' ? 'tsb-ossh-' : 'tsb-ts-');
   const socketPath = join(dir, 'agent.sock');
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir };
-  const [cmd, args] = command(impl, sshAgent, socketPath, opts);
+  const [cmd, args] = command(impl, sshAgent, socketPath, dir, opts);
   const spawnedAt = process.hrtime.bigint();
   const child = spawn(cmd, args, { env, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], shell: false });
   child.on('error', () => {
