@@ -234,14 +234,22 @@ class Phases {
   }
 }
 
-function openConnection(path: string): Promise<Socket> {
+/** Connects, bounded: an agent that never accepts fails the run instead of hanging it. */
+function openConnection(path: string, timeoutMs = 10_000): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect(path);
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      s.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error(`connect to ${path}: no answer in ${timeoutMs} ms`)), timeoutMs);
     s.once('connect', () => {
-      s.off('error', reject);
+      clearTimeout(timer);
+      s.off('error', fail);
       resolve(s);
     });
-    s.once('error', reject);
+    s.once('error', fail);
   });
 }
 

@@ -325,8 +325,13 @@ export async function opensshVersion(): Promise<string> {
     const c = spawn('ssh', ['-V'], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
     let s = '';
     c.stderr.setEncoding('utf8').on('data', (d: string) => (s += d));
+    // Bounded like every other wait here: a stuck `ssh -V` is killed by PID.
+    const timer = setTimeout(() => c.pid !== undefined && c.exitCode === null && process.kill(c.pid, 'SIGKILL'), 10_000);
     c.on('error', () => r('unknown'));
-    c.on('close', () => r(s.trim() || 'unknown'));
+    c.on('close', () => {
+      clearTimeout(timer);
+      r(s.trim() || 'unknown');
+    });
   });
 }
 
