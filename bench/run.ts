@@ -38,6 +38,7 @@ import {
 } from './procs';
 import type { AgentProc, Impl, SpawnOptions } from './procs';
 import { fmtMiB, fmtMs, fmtOps, fmtPct, fmtRatio, table } from './report';
+import type { Align } from './report';
 import type { Identity } from '../src/protocol/messages';
 import { publicBlobOfBody } from '../src/protocol/private-key';
 
@@ -461,6 +462,11 @@ function bestOf(plan: readonly LoadScenario[], r: Results): Record<string, unkno
   return { load, ceiling };
 }
 
+/** Column alignment of every table here: a label, then right-aligned numbers. */
+function labelThenNumbers(columns: number): Align[] {
+  return ['l', ...Array.from({ length: columns - 1 }, (): Align => 'r')];
+}
+
 function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: number): string {
   const lines: string[] = [];
   const m = r.meta;
@@ -524,16 +530,11 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
     rows.push([`RSS with ${n} keys, after load`, fmtMiB(ro), '', '', fmtMiB(rt), '', '', `${fmtRatio(rt / ro)} *`]);
   }
   lines.push(
-    table(['scenario', 'OpenSSH ops/s', 'p50 ms', 'p99 ms', 'tsagent ops/s', 'p50 ms', 'p99 ms', 'ratio'], rows, [
-      'l',
-      'r',
-      'r',
-      'r',
-      'r',
-      'r',
-      'r',
-      'r',
-    ]),
+    table(
+      ['scenario', 'OpenSSH ops/s', 'p50 ms', 'p99 ms', 'tsagent ops/s', 'p50 ms', 'p99 ms', 'ratio'],
+      rows,
+      labelThenNumbers(8),
+    ),
   );
   lines.push('ratio = tsagent / OpenSSH ops/s (higher is better); * = tsagent / OpenSSH time or memory (lower is better)');
   lines.push('');
@@ -564,7 +565,7 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
     table(
       ['key', 'sync loop', 'callback, 1 outstanding', 'callback, 16 outstanding', 'tsagent c=1 share', 'tsagent c=16 share'],
       crow,
-      ['l', 'r', 'r', 'r', 'r', 'r'],
+      labelThenNumbers(6),
     ),
   );
   lines.push(
@@ -586,15 +587,11 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
   }
   lines.push('agent CPU per request in the best round, µs (user+sys, all threads, from /proc; 10 ms ticks)');
   lines.push(
-    table(['scenario', 'OpenSSH cpu', 'of it sys', 'tsagent cpu', 'of it sys', 'audit only cpu', 'policy on cpu'], cpuRows, [
-      'l',
-      'r',
-      'r',
-      'r',
-      'r',
-      'r',
-      'r',
-    ]),
+    table(
+      ['scenario', 'OpenSSH cpu', 'of it sys', 'tsagent cpu', 'of it sys', 'audit only cpu', 'policy on cpu'],
+      cpuRows,
+      labelThenNumbers(7),
+    ),
   );
   lines.push('');
   lines.push(`bench took ${seconds.toFixed(1)} s`);
@@ -650,7 +647,7 @@ function renderPolicy(plan: readonly LoadScenario[], r: Results): string[] {
         'vs off',
       ],
       rows,
-      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      labelThenNumbers(11),
     ),
     'ratio = that tsagent column / OpenSSH ops/s; vs off = change of that ratio against policy off (same run, same OpenSSH)',
     '',
