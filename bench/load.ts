@@ -160,6 +160,12 @@ export interface LoadOptions {
   readonly agentPid?: number;
   /** Give up (and fail) if the run is not finished this long after it should have. */
   readonly stallMs?: number;
+  /**
+   * A request sent once at the start of every connection, answered with SUCCESS, before the
+   * workload (the policy-on run's session-bind@openssh.com). With churn it is written together
+   * with the request and counts in the latency, as `ssh` pays it on each connection.
+   */
+  readonly preamble?: Buffer;
 }
 
 /**
@@ -228,14 +234,56 @@ class Phases {
   }
 }
 
-function openConnection(path: string): Promise<Socket> {
+/** Connects, bounded: an agent that never accepts fails the run instead of hanging it. */
+function openConnection(path: string, timeoutMs = 10_000): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect(path);
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      s.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error(`connect to ${path}: no answer in ${timeoutMs} ms`)), timeoutMs);
     s.once('connect', () => {
-      s.off('error', reject);
+      clearTimeout(timer);
+      s.off('error', fail);
       resolve(s);
     });
-    s.once('error', reject);
+    s.once('error', fail);
+  });
+}
+
+/** Sends the preamble and waits (bounded) for its SUCCESS reply. */
+function sendPreamble(s: Socket, frame: Buffer, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const decoder = new FrameDecoder();
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      s.off('data', onData);
+      s.off('error', done);
+      s.off('close', onClose);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onClose = (): void => done(new Error('the agent closed the connection after the preamble'));
+    const onData = (chunk: Buffer): void => {
+      let bodies: Buffer[];
+      try {
+        bodies = decoder.push(chunk);
+      } catch (e) {
+        return done(e as Error);
+      }
+      if (bodies.length === 0) return;
+      if (bodies.length > 1 || bodies[0][0] !== MSG.SUCCESS) {
+        return done(new WrongAnswerError(`preamble answered with type ${bodies[0][0]}, not SUCCESS`));
+      }
+      done();
+    };
+    const timer = setTimeout(() => done(new Error(`no reply to the preamble in ${timeoutMs} ms`)), timeoutMs);
+    s.on('data', onData);
+    s.once('error', done);
+    s.once('close', onClose);
+    s.write(frame);
   });
 }
 
@@ -250,7 +298,11 @@ export async function runLoad(w: Workload, o: LoadOptions): Promise<LoadResult> 
 async function runPersistent(w: Workload, o: LoadOptions): Promise<LoadResult> {
   const socks: Socket[] = [];
   try {
-    for (let i = 0; i < o.concurrency; i++) socks.push(await openConnection(o.socketPath));
+    for (let i = 0; i < o.concurrency; i++) {
+      const s = await openConnection(o.socketPath);
+      socks.push(s);
+      if (o.preamble !== undefined) await sendPreamble(s, o.preamble);
+    }
   } catch (e) {
     for (const s of socks) s.destroy();
     throw e;
@@ -330,7 +382,8 @@ async function runPersistent(w: Workload, o: LoadOptions): Promise<LoadResult> {
 }
 
 async function runChurn(w: Workload, o: LoadOptions): Promise<LoadResult> {
-  const frame = w.frames[0];
+  const frame = o.preamble === undefined ? w.frames[0] : Buffer.concat([o.preamble, w.frames[0]]);
+  const replies = o.preamble === undefined ? 1 : 2;
   return new Promise<LoadResult>((resolve, reject) => {
     let active = 0;
     let settled = false;
@@ -361,6 +414,7 @@ async function runChurn(w: Workload, o: LoadOptions): Promise<LoadResult> {
       const sock = connect(o.socketPath);
       open.add(sock);
       let answered = false;
+      const got: Buffer[] = [];
       sock.once('connect', () => sock.write(frame));
       sock.on('data', (chunk: Buffer) => {
         const now = process.hrtime.bigint();
@@ -372,12 +426,17 @@ async function runChurn(w: Workload, o: LoadOptions): Promise<LoadResult> {
           finish(e as Error);
           return;
         }
-        if (bodies.length === 0) return;
+        got.push(...bodies);
+        if (got.length < replies) return;
         answered = true;
         try {
-          if (bodies.length > 1) throw new WrongAnswerError(`${w.name}: more replies than requests`);
-          w.quickCheck(bodies[0]);
-          if (n % FULL_CHECK_EVERY === 0) w.fullCheck(bodies[0], 0);
+          if (got.length > replies) throw new WrongAnswerError(`${w.name}: more replies than requests`);
+          if (replies === 2 && got[0][0] !== MSG.SUCCESS) {
+            throw new WrongAnswerError(`${w.name}: preamble answered with type ${got[0][0]}, not SUCCESS`);
+          }
+          const body = got[replies - 1];
+          w.quickCheck(body);
+          if (n % FULL_CHECK_EVERY === 0) w.fullCheck(body, 0);
         } catch (e) {
           finish(e as Error);
           return;

@@ -129,10 +129,13 @@ export interface SpawnedAgent extends AgentProc {
   readonly spawnedAt: bigint;
 }
 
-function command(impl: Impl, sshAgent: string, socketPath: string, opts: SpawnOptions): [string, string[]] {
+function command(impl: Impl, sshAgent: string, socketPath: string, dir: string, opts: SpawnOptions): [string, string[]] {
   return impl === 'openssh'
     ? [sshAgent, ['-D', '-a', socketPath]]
-    : [process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? TSAGENT_BIN, 'start', '-D', '-a', socketPath]];
+    : [
+        process.execPath,
+        [...(opts.nodeArgs ?? []), opts.bin ?? TSAGENT_BIN, 'start', '-D', '-a', socketPath, ...(opts.prepare?.(dir) ?? [])],
+      ];
 }
 
 export interface SpawnOptions {
@@ -140,6 +143,8 @@ export interface SpawnOptions {
   readonly nodeArgs?: readonly string[];
   /** Another tsagent launcher to run instead of bin/tsagent.js (to compare builds). */
   readonly bin?: string;
+  /** Writes files into the agent's fresh dir (its HOME) before the spawn; returns extra `start` arguments (tsagent only). */
+  readonly prepare?: (dir: string) => readonly string[];
 }
 
 /** Spawns an agent on a fresh socket; does not wait for it (see waitReady). */
@@ -147,7 +152,7 @@ export function spawnAgent(impl: Impl, sshAgent: string, opts: SpawnOptions = {}
   const dir = privateTempDir(impl === 'openssh' ? 'tsb-ossh-' : 'tsb-ts-');
   const socketPath = join(dir, 'agent.sock');
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir };
-  const [cmd, args] = command(impl, sshAgent, socketPath, opts);
+  const [cmd, args] = command(impl, sshAgent, socketPath, dir, opts);
   const spawnedAt = process.hrtime.bigint();
   const child = spawn(cmd, args, { env, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], shell: false });
   child.on('error', () => {
@@ -320,8 +325,13 @@ export async function opensshVersion(): Promise<string> {
     const c = spawn('ssh', ['-V'], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
     let s = '';
     c.stderr.setEncoding('utf8').on('data', (d: string) => (s += d));
+    // Bounded like every other wait here: a stuck `ssh -V` is killed by PID.
+    const timer = setTimeout(() => c.pid !== undefined && c.exitCode === null && process.kill(c.pid, 'SIGKILL'), 10_000);
     c.on('error', () => r('unknown'));
-    c.on('close', () => r(s.trim() || 'unknown'));
+    c.on('close', () => {
+      clearTimeout(timer);
+      r(s.trim() || 'unknown');
+    });
   });
 }
 

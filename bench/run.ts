@@ -3,7 +3,11 @@
  * one load generator (./load.ts), with the same keys. Prints one table — ops/s, p50, p99
  * for each agent and the ratio tsagent / OpenSSH — and the in-process node:crypto ceiling.
  *
- *   node dist/bench/run.js [--tiny] [--rounds N] [--duration-ms N] [--json FILE] [--only TEXT]
+ *   node dist/bench/run.js [--tiny] [--rounds N] [--duration-ms N] [--json FILE] [--only TEXT] [--policy on|off|both]
+ *
+ * `--policy` (./policy.ts) adds tsagent started with a config: "audit only" and "policy on"
+ * (20 configured keys, 10 rules, the audit log, connections bound with session-bind), shown
+ * in a second table beside policy off and OpenSSH (issues 12 and 16).
  *
  * The machine is noisy, so every scenario runs once per round for each agent, the two agents
  * taking turns to go first, and the best round (highest ops/s) is kept. Progress goes to
@@ -19,6 +23,8 @@ import { KEY_KINDS, addKeys, generateBenchKeys, manyEd25519 } from './keys';
 import type { BenchKey, KeyKind } from './keys';
 import { listWorkload, runLoad, signWorkload } from './load';
 import type { LoadResult, Workload } from './load';
+import { CONFIG_KEYS, KEYS_WITH_HOSTS, RULES, makeBinding, preparePolicy } from './policy';
+import type { PolicyMode } from './policy';
 import {
   IMPLS,
   findSshAgent,
@@ -30,9 +36,11 @@ import {
   opensshVersion,
   startAgent,
 } from './procs';
-import type { AgentProc, Impl } from './procs';
+import type { AgentProc, Impl, SpawnOptions } from './procs';
 import { fmtMiB, fmtMs, fmtOps, fmtPct, fmtRatio, table } from './report';
+import type { Align } from './report';
 import type { Identity } from '../src/protocol/messages';
+import { publicBlobOfBody } from '../src/protocol/private-key';
 
 // ---------------------------------------------------------------------------------------
 // options
@@ -53,14 +61,19 @@ export interface Options {
   readonly json: string | undefined;
   /** Only scenarios whose id contains this text. */
   readonly only: string | undefined;
+  /** Which tsagent configurations run (./policy.ts). */
+  readonly policy: 'on' | 'off' | 'both';
 }
 
-const USAGE = `usage: node dist/bench/run.js [--tiny] [--rounds N] [--duration-ms N] [--json FILE] [--only TEXT]
+const USAGE = `usage: node dist/bench/run.js [--tiny] [--rounds N] [--duration-ms N] [--json FILE] [--only TEXT] [--policy on|off|both]
   --tiny          one round, very short runs, 10 keys instead of 1000 (proves the bench works)
   --rounds N      rounds per scenario and agent; the best is kept (default 3)
   --duration-ms N measured time per scenario, agent and round (default 2000)
   --json FILE     also write the raw results as JSON
   --only TEXT     only the load scenarios whose id contains TEXT (e.g. sign-rsa, c16)
+  --policy MODE   off: tsagent with no rules and no audit log; on: also tsagent with only the
+                  audit log, and with 20 configured keys, 10 rules, the audit log and
+                  session-bound connections; both (default): all of them
 `;
 
 class UsageError extends Error {}
@@ -71,6 +84,7 @@ export function parseArgs(argv: readonly string[]): Options {
   let durationMs: number | undefined;
   let json: string | undefined;
   let only: string | undefined;
+  let policy: Options['policy'] = 'both';
   const num = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n < min) throw new UsageError(`${flag} needs an integer >= ${min}`);
@@ -99,6 +113,12 @@ export function parseArgs(argv: readonly string[]): Options {
         only = value();
         if (only === undefined) throw new UsageError('--only needs a text');
         break;
+      case '--policy': {
+        const v = value();
+        if (v !== 'on' && v !== 'off' && v !== 'both') throw new UsageError('--policy needs on, off or both');
+        policy = v;
+        break;
+      }
       case '-h':
       case '--help':
         process.stdout.write(USAGE);
@@ -120,6 +140,7 @@ export function parseArgs(argv: readonly string[]): Options {
     ceilingMs: tiny ? 10 : Math.max(100, Math.min(1000, d / 2)),
     json,
     only,
+    policy,
   };
 }
 
@@ -211,20 +232,41 @@ function scenarios(o: Options): LoadScenario[] {
 }
 
 // ---------------------------------------------------------------------------------------
+// columns: OpenSSH and tsagent in each policy mode
+
+type Column = 'openssh' | 'tsagent' | 'tsagent-audit' | 'tsagent-policy';
+const COLUMN_MODE: Record<Exclude<Column, 'openssh'>, PolicyMode> = {
+  tsagent: 'off',
+  'tsagent-audit': 'audit',
+  'tsagent-policy': 'on',
+};
+
+function columnsFor(o: Options): Column[] {
+  const out: Column[] = ['openssh'];
+  if (o.policy !== 'on') out.push('tsagent');
+  if (o.policy !== 'off') out.push('tsagent-audit', 'tsagent-policy');
+  return out;
+}
+
+function emptyByColumn<T>(make: () => T): Record<Column, T> {
+  return { openssh: make(), tsagent: make(), 'tsagent-audit': make(), 'tsagent-policy': make() };
+}
+
+// ---------------------------------------------------------------------------------------
 // results
 
 interface Results {
   readonly meta: Record<string, unknown>;
   /** scenario id → impl → one LoadResult per round (in round order). */
-  readonly load: Record<string, Record<Impl, (LoadResult & { round: number; first: boolean })[]>>;
+  readonly load: Record<string, Record<Column, (LoadResult & { round: number; first: boolean })[]>>;
   readonly startupMs: Record<Impl, number[]>;
   /** A bare `node -e 0`, spawn to exit, measured in turn with the agents' starts. */
   readonly nodeBaselineMs: number[];
-  /** pair → impl → per-round VmRSS/VmHWM after that round's load, in KiB. */
-  readonly rssKiB: Record<Pair, Record<Impl, { round: number; rss: number; hwm: number }[]>>;
-  /** pair → impl → VmRSS right after the keys were added, before any load. */
-  readonly rssAfterAddKiB: Record<Pair, Record<Impl, number>>;
-  readonly addMs: Record<Pair, Record<Impl, number>>;
+  /** pair → column → per-round VmRSS/VmHWM after that round's load, in KiB. */
+  readonly rssKiB: Record<Pair, Record<Column, { round: number; rss: number; hwm: number }[]>>;
+  /** pair → column → VmRSS right after the keys were added, before any load. */
+  readonly rssAfterAddKiB: Record<Pair, Record<Column, number>>;
+  readonly addMs: Record<Pair, Record<Column, number>>;
   /** key kind → per-round ceiling. */
   readonly ceiling: Record<string, CeilingResult[]>;
 }
@@ -279,9 +321,9 @@ async function main(o: Options): Promise<number> {
     load: {},
     startupMs: { openssh: [], tsagent: [] },
     nodeBaselineMs: [],
-    rssKiB: { four: { openssh: [], tsagent: [] }, many: { openssh: [], tsagent: [] } },
-    rssAfterAddKiB: { four: { openssh: NaN, tsagent: NaN }, many: { openssh: NaN, tsagent: NaN } },
-    addMs: { four: { openssh: NaN, tsagent: NaN }, many: { openssh: NaN, tsagent: NaN } },
+    rssKiB: { four: emptyByColumn(() => []), many: emptyByColumn(() => []) },
+    rssAfterAddKiB: { four: emptyByColumn(() => NaN), many: emptyByColumn(() => NaN) },
+    addMs: { four: emptyByColumn(() => NaN), many: emptyByColumn(() => NaN) },
     ceiling: {},
   };
 
@@ -294,41 +336,54 @@ async function main(o: Options): Promise<number> {
     const keysP = generateBenchKeys();
     keysP.catch(() => undefined); // awaited below; not an unhandled rejection if startup fails first
     const manyBodies = manyEd25519(o.manyKeys);
-    const started = await Promise.allSettled([0, 1, 2, 3].map((i) => startAgent(IMPLS[i % 2], sshAgent)));
+    const columns = columnsFor(o);
+    const binding = makeBinding();
+    // The configured keys (policy on) are the bench keys and the big keyring's first ones,
+    // padded with keys never added; their blobs are known once the keys exist.
+    const keys = await keysP;
+    const configBlobs = [
+      ...keys.map((k) => publicBlobOfBody(k.body)),
+      ...manyBodies.slice(0, CONFIG_KEYS).map((k) => publicBlobOfBody(k.body)),
+    ];
+    for (const extra of manyEd25519(Math.max(0, CONFIG_KEYS - configBlobs.length)))
+      configBlobs.push(publicBlobOfBody(extra.body));
+    const spawnOpts = (c: Column): SpawnOptions =>
+      c === 'openssh' ? {} : { prepare: (dir) => preparePolicy(COLUMN_MODE[c], dir, configBlobs, binding) };
+    const plannedAgents = (['four', 'many'] as const).flatMap((pair) => columns.map((c) => ({ pair, c })));
+    const started = await Promise.allSettled(
+      plannedAgents.map(({ c }) => startAgent(c === 'openssh' ? 'openssh' : 'tsagent', sshAgent, spawnOpts(c))),
+    );
     for (const s of started) if (s.status === 'fulfilled') agents.push(s.value);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
-    const pairs: Record<Pair, Record<Impl, AgentProc>> = {
-      four: { openssh: agents[0], tsagent: agents[1] },
-      many: { openssh: agents[2], tsagent: agents[3] },
-    };
-    const keys = await keysP;
-    const listed: Record<Pair, Record<Impl, Identity[]>> = {
-      four: {} as Record<Impl, Identity[]>,
-      many: {} as Record<Impl, Identity[]>,
-    };
+    const pairs: Record<Pair, Partial<Record<Column, AgentProc>>> = { four: {}, many: {} };
+    plannedAgents.forEach(({ pair, c }, i) => (pairs[pair][c] = agents[i]));
+    const listed: Record<Pair, Partial<Record<Column, Identity[]>>> = { four: {}, many: {} };
     for (const pair of ['four', 'many'] as const) {
       const bodies = pair === 'four' ? keys : manyBodies;
-      for (const impl of IMPLS) {
-        const a = pairs[pair][impl];
+      for (const c of columns) {
+        const a = pairs[pair][c]!;
         const { identities, addMs } = await addKeys(a.socketPath, bodies);
-        listed[pair][impl] = identities;
-        results.addMs[pair][impl] = addMs;
-        results.rssAfterAddKiB[pair][impl] = memoryKiB(a.pid).rss;
+        listed[pair][c] = identities;
+        results.addMs[pair][c] = addMs;
+        results.rssAfterAddKiB[pair][c] = memoryKiB(a.pid).rss;
       }
-      // Both agents must hold the same identities, in the same order.
-      const [x, y] = [listed[pair].openssh, listed[pair].tsagent];
-      if (
-        x.length !== bodies.length ||
-        y.length !== x.length ||
-        x.some((id, i) => !id.blob.equals(y[i].blob) || id.comment !== y[i].comment)
-      ) {
-        throw new Error(`the agents list different identities after the same adds (${x.length} vs ${y.length})`);
+      // Every agent must hold the same identities, in the same order.
+      const x = listed[pair].openssh!;
+      for (const c of columns) {
+        const y = listed[pair][c]!;
+        if (
+          x.length !== bodies.length ||
+          y.length !== x.length ||
+          x.some((id, i) => !id.blob.equals(y[i].blob) || id.comment !== y[i].comment)
+        ) {
+          throw new Error(`the agents list different identities after the same adds (${c}: ${y.length} vs ${x.length})`);
+        }
       }
     }
     const fixture: Fixture = {
       keys,
-      four: listed.four.openssh,
-      many: listed.many.openssh,
+      four: listed.four.openssh!,
+      many: listed.many.openssh!,
       // Different data for every request in turn; 256 bytes, about an SSH userauth request.
       datas: Array.from({ length: 64 }, () => randomBytes(256)),
     };
@@ -351,9 +406,10 @@ async function main(o: Options): Promise<number> {
       }
       // 3. The load scenarios, the agents taking turns to go first.
       for (const [si, s] of plan.entries()) {
-        const order: readonly Impl[] = (round + si) % 2 === 0 ? IMPLS : [...IMPLS].reverse();
+        const shift = (round + si) % columns.length;
+        const order: readonly Column[] = [...columns.slice(shift), ...columns.slice(0, shift)];
         for (const [pos, impl] of order.entries()) {
-          const a = pairs[s.pair][impl];
+          const a = pairs[s.pair][impl]!;
           const r = await runLoad(workloads.get(s.id)!, {
             socketPath: a.socketPath,
             concurrency: s.concurrency,
@@ -363,18 +419,20 @@ async function main(o: Options): Promise<number> {
             minOps: o.minOps,
             maxDurationMs: 3 * o.durationMs,
             agentPid: a.pid,
+            // Policy on: every connection is bound as `ssh` binds it (session-bind@openssh.com).
+            ...(impl === 'tsagent-policy' ? { preamble: binding.frame } : {}),
           });
-          const byImpl = (results.load[s.id] ??= { openssh: [], tsagent: [] });
+          const byImpl = (results.load[s.id] ??= emptyByColumn(() => []));
           byImpl[impl].push({ ...r, round, first: pos === 0 });
           log(
-            `  ${s.label.padEnd(30)} ${impl.padEnd(8)} ${fmtOps(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.p50Ms)} ms  p99 ${fmtMs(r.p99Ms)} ms`,
+            `  ${s.label.padEnd(30)} ${impl.padEnd(14)} ${fmtOps(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.p50Ms)} ms  p99 ${fmtMs(r.p99Ms)} ms`,
           );
           if (!a.alive()) throw new Error(`${impl} died during ${s.id}\n${a.stderr()}`);
         }
       }
       // 4. Memory after the round's load.
       for (const pair of ['four', 'many'] as const) {
-        for (const impl of IMPLS) results.rssKiB[pair][impl].push({ round, ...memoryKiB(pairs[pair][impl].pid) });
+        for (const c of columns) results.rssKiB[pair][c].push({ round, ...memoryKiB(pairs[pair][c]!.pid) });
       }
     }
   } finally {
@@ -402,6 +460,11 @@ function bestOf(plan: readonly LoadScenario[], r: Results): Record<string, unkno
   const ceiling: Record<string, unknown> = {};
   for (const k of KEY_KINDS) ceiling[k] = bestCeiling(r.ceiling[k]);
   return { load, ceiling };
+}
+
+/** Column alignment of every table here: a label, then right-aligned numbers. */
+function labelThenNumbers(columns: number): Align[] {
+  return ['l', ...Array.from({ length: columns - 1 }, (): Align => 'r')];
 }
 
 function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: number): string {
@@ -467,19 +530,15 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
     rows.push([`RSS with ${n} keys, after load`, fmtMiB(ro), '', '', fmtMiB(rt), '', '', `${fmtRatio(rt / ro)} *`]);
   }
   lines.push(
-    table(['scenario', 'OpenSSH ops/s', 'p50 ms', 'p99 ms', 'tsagent ops/s', 'p50 ms', 'p99 ms', 'ratio'], rows, [
-      'l',
-      'r',
-      'r',
-      'r',
-      'r',
-      'r',
-      'r',
-      'r',
-    ]),
+    table(
+      ['scenario', 'OpenSSH ops/s', 'p50 ms', 'p99 ms', 'tsagent ops/s', 'p50 ms', 'p99 ms', 'ratio'],
+      rows,
+      labelThenNumbers(8),
+    ),
   );
   lines.push('ratio = tsagent / OpenSSH ops/s (higher is better); * = tsagent / OpenSSH time or memory (lower is better)');
   lines.push('');
+  if (o.policy !== 'off') lines.push(...renderPolicy(plan, r));
 
   // The ceiling.
   const crow: string[][] = [];
@@ -506,7 +565,7 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
     table(
       ['key', 'sync loop', 'callback, 1 outstanding', 'callback, 16 outstanding', 'tsagent c=1 share', 'tsagent c=16 share'],
       crow,
-      ['l', 'r', 'r', 'r', 'r', 'r'],
+      labelThenNumbers(6),
     ),
   );
   lines.push(
@@ -522,14 +581,77 @@ function render(o: Options, plan: readonly LoadScenario[], r: Results, seconds: 
     const us = (x: LoadResult | undefined): string => (x?.agentCpuUsPerOp === undefined ? '-' : x.agentCpuUsPerOp.toFixed(1));
     const sys = (x: LoadResult | undefined): string =>
       x?.agentSysMs === undefined || x.ops === 0 ? '-' : ((x.agentSysMs * 1000) / x.ops).toFixed(1);
-    cpuRows.push([s.label, us(os), sys(os), us(ts), sys(ts)]);
+    const ta = best(r.load[s.id]?.['tsagent-audit']);
+    const tp = best(r.load[s.id]?.['tsagent-policy']);
+    cpuRows.push([s.label, us(os), sys(os), us(ts), sys(ts), us(ta), us(tp)]);
   }
   lines.push('agent CPU per request in the best round, µs (user+sys, all threads, from /proc; 10 ms ticks)');
-  lines.push(table(['scenario', 'OpenSSH cpu', 'of it sys', 'tsagent cpu', 'of it sys'], cpuRows, ['l', 'r', 'r', 'r', 'r']));
+  lines.push(
+    table(
+      ['scenario', 'OpenSSH cpu', 'of it sys', 'tsagent cpu', 'of it sys', 'audit only cpu', 'policy on cpu'],
+      cpuRows,
+      labelThenNumbers(7),
+    ),
+  );
   lines.push('');
   lines.push(`bench took ${seconds.toFixed(1)} s`);
   lines.push('');
   return lines.join('\n');
+}
+
+/** Change of a ratio against the policy-off ratio (same OpenSSH), as a signed percentage. */
+function fmtChange(v: number | undefined, off: number | undefined): string {
+  if (v === undefined || off === undefined || !(off > 0)) return '-';
+  const pct = (v / off - 1) * 100;
+  return `${pct >= 0 ? '+' : ''}${pct.toFixed(1)}%`;
+}
+
+/** The policy table: OpenSSH, tsagent policy off, audit only and policy on, each tsagent column's ratio to OpenSSH. */
+function renderPolicy(plan: readonly LoadScenario[], r: Results): string[] {
+  const rows: string[][] = [];
+  for (const s of plan) {
+    const os = best(r.load[s.id]?.openssh)?.opsPerSec;
+    const off = best(r.load[s.id]?.tsagent)?.opsPerSec;
+    const au = best(r.load[s.id]?.['tsagent-audit'])?.opsPerSec;
+    const on = best(r.load[s.id]?.['tsagent-policy']);
+    const ratio = (t: number | undefined): number | undefined => (os && t ? t / os : undefined);
+    rows.push([
+      s.label,
+      fmtOps(os),
+      fmtOps(off),
+      fmtRatio(ratio(off)),
+      fmtOps(au),
+      fmtRatio(ratio(au)),
+      fmtChange(au, off),
+      fmtOps(on?.opsPerSec),
+      fmtMs(on?.p99Ms),
+      fmtRatio(ratio(on?.opsPerSec)),
+      fmtChange(on?.opsPerSec, off),
+    ]);
+  }
+  return [
+    `policy (issues 12, 16): tsagent with no rules and no audit log (off), with only the audit log (audit only), and with ` +
+      `${CONFIG_KEYS} configured keys (${KEYS_WITH_HOSTS} with hosts), ${RULES} rules, the audit log and session-bound connections (policy on)`,
+    table(
+      [
+        'scenario',
+        'OpenSSH ops/s',
+        'off ops/s',
+        'off ratio',
+        'audit only ops/s',
+        'ratio',
+        'vs off',
+        'policy on ops/s',
+        'p99 ms',
+        'ratio',
+        'vs off',
+      ],
+      rows,
+      labelThenNumbers(11),
+    ),
+    'ratio = that tsagent column / OpenSSH ops/s; vs off = change of that ratio against policy off (same run, same OpenSSH)',
+    '',
+  ];
 }
 
 // ---------------------------------------------------------------------------------------

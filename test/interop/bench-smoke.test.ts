@@ -32,7 +32,7 @@ function processesMentioning(text: string): number[] {
   return pids;
 }
 
-test('npm run bench works: --tiny prints the table with both agents', { timeout: BENCH_TIMEOUT_MS + 30_000 }, async (t) => {
+test('npm run bench works: --tiny prints the tables, policy on too', { timeout: BENCH_TIMEOUT_MS + 30_000 }, async (t) => {
   if (requirePeer(t, 'ssh-agent') === undefined) return;
   const tmp = await tempDir('bench-smoke-');
   t.after(() => removeDir(tmp));
@@ -87,6 +87,37 @@ test('npm run bench works: --tiny prints the table with both agents', { timeout:
     assert.match(c[1], /^\d+(\.\d+)? (ms|MB)$/, `row "${name}" OpenSSH value "${c[1]}"`);
     assert.match(c[4], /^\d+(\.\d+)? (ms|MB)$/, `row "${name}" tsagent value "${c[4]}"`);
   }
+  // The policy table (default --policy both): OpenSSH, policy off, audit only and policy on
+  // (configured keys, rules, audit log, session-bound connections), each with its ratio.
+  const pstart = lines.findIndex((l) => l.startsWith('policy (issues 12, 16)'));
+  assert.ok(pstart >= 0, `no policy table in:\n${r.stdout}`);
+  const pend = lines.indexOf('', pstart);
+  const policyTable = lines.slice(pstart + 1, pend < 0 ? undefined : pend);
+  assert.deepEqual(
+    policyTable[0].split('|').map((c) => c.trim()),
+    [
+      'scenario',
+      'OpenSSH ops/s',
+      'off ops/s',
+      'off ratio',
+      'audit only ops/s',
+      'ratio',
+      'vs off',
+      'policy on ops/s',
+      'p99 ms',
+      'ratio',
+      'vs off',
+    ],
+  );
+  for (const name of loadRows) {
+    const line = policyTable.find((l) => l.startsWith(`${name} `));
+    assert.ok(line, `no policy row "${name}"`);
+    const c = line.split('|').map((x) => x.trim());
+    for (const i of [1, 2, 4, 7, 8]) assert.match(c[i], number, `policy row "${name}", column ${i}: "${c[i]}"`);
+    for (const i of [3, 5, 9]) assert.match(c[i], /^\d+(\.\d+)?x$/, `policy row "${name}" ratio "${c[i]}"`);
+    for (const i of [6, 10]) assert.match(c[i], /^[+-]\d+(\.\d+)?%$/, `policy row "${name}" change "${c[i]}"`);
+  }
+
   // The ceiling table: a row per key type.
   assert.match(r.stdout, /^ceiling: node:crypto/m);
   for (const k of ['sign ed25519', 'sign ECDSA P-256', 'sign RSA-2048 sha2-512', 'sign RSA-4096 sha2-512']) {
@@ -100,7 +131,7 @@ test('npm run bench works: --tiny prints the table with both agents', { timeout:
   const raw = JSON.parse(readFileSync(jsonPath, 'utf8')) as { load: Record<string, Record<string, { ops: number }[]>> };
   assert.equal(Object.keys(raw.load).length, loadRows.length);
   for (const [id, byImpl] of Object.entries(raw.load)) {
-    for (const impl of ['openssh', 'tsagent']) {
+    for (const impl of ['openssh', 'tsagent', 'tsagent-audit', 'tsagent-policy']) {
       assert.equal(byImpl[impl]?.length, 1, `${id}/${impl}: one round`);
       assert.ok(byImpl[impl][0].ops > 0, `${id}/${impl}: at least one reply`);
     }
