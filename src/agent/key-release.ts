@@ -34,7 +34,14 @@ export class KeyRelease {
   private timer: NodeJS.Timeout | undefined;
   private collect: Collect | undefined | null = null;
 
-  constructor(private readonly logger?: Logger) {}
+  /**
+   * @param afterCollect runs after each collection: the daemon hands the memory glibc now
+   * holds free back to the kernel (malloc_trim), so what a burst used is given back.
+   */
+  constructor(
+    private readonly logger?: Logger,
+    private readonly afterCollect?: () => void,
+  ) {}
 
   /** Private keys were dropped: have their memory collected soon. */
   released(): void {
@@ -55,6 +62,7 @@ export class KeyRelease {
     if (this.collect === null) this.collect = exposedGc();
     const start = performance.now();
     this.collect?.();
+    this.afterCollect?.();
     this.logger?.debug(
       { collected: this.collect !== undefined, ms: Math.round((performance.now() - start) * 10) / 10 },
       'private key memory released',

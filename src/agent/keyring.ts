@@ -53,6 +53,8 @@ export interface KeyringOptions {
   readonly smartcards?: SmartcardPort;
   /** How a wrong unlock's back-off waits (tests step through it); default: a timer. */
   readonly unlockBackoff?: BackoffSleep;
+  /** Runs after the keyring has had dropped private keys collected (the daemon: malloc_trim). */
+  readonly afterCollect?: () => void;
 }
 
 interface Entry extends GateKey {
@@ -174,7 +176,7 @@ export class Keyring implements Agent, SyncAnswering {
   constructor(private readonly options: KeyringOptions = {}) {
     this.passphraseLock = new PassphraseLock(options.unlockBackoff);
     this.hash = options.fingerprintHash ?? 'sha256';
-    this.keyRelease = new KeyRelease(options.logger);
+    this.keyRelease = new KeyRelease(options.logger, options.afterCollect);
     this.gate = new Gate({
       policy: options.policy,
       approvals: options.approvals,

@@ -27,5 +27,7 @@ export function hardenProcess(): Protections {
   if (!loaded.libc.setNotDumpable()) warnings.push('prctl(PR_SET_DUMPABLE, 0) failed: process stays dumpable');
   if (!loaded.libc.disableCoreDumps()) warnings.push('setrlimit(RLIMIT_CORE, 0) failed');
   if (!loaded.libc.scrubFreedMemory()) warnings.push('mallopt(M_PERTURB) failed: freed memory is not overwritten');
+  // What a burst allocated in large blocks is given back when freed (issue 18).
+  loaded.libc.keepLargeBlocksMapped?.();
   return { libc: loaded.libc, warnings };
 }

@@ -119,16 +119,19 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   // Confirmations (rule `confirm`, key `confirm`, `ssh-add -c`) become pending approvals shown
   // by every method of `prompt` at once, the terminal always among them (POLICY.md §4).
   const approvals = config === undefined ? undefined : newApprovals(config, opts.policy!.env, audit, logger);
+  const protections = hardenProcess();
   const keyring = new Keyring({
     defaultLifetimeSeconds: opts.defaultLifetimeSeconds,
     fingerprintHash: opts.fingerprintHash,
     logger,
     smartcards: lazySmartcards({ ...opts.pkcs11, logger }),
+    // Memory a burst (a hostile client's unread replies, dropped keys) left free in glibc's
+    // heap goes back to the kernel after each collection (issue 18).
+    afterCollect: () => void protections.libc?.trimFreedMemory?.(),
     ...(policy === undefined ? {} : { policy }),
     ...(audit === undefined ? {} : { audit }),
     ...(approvals === undefined ? {} : { approvals }),
   });
-  const protections = hardenProcess();
   for (const w of protections.warnings) logger.warn(w);
   const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
   const peerCheck = protections.libc !== undefined && uid !== undefined ? uidPeerCheck(protections.libc, uid) : undefined;

@@ -30,6 +30,14 @@ export interface Libc {
    * so memory OpenSSL or Node freed without clearing holds no stale key bytes.
    */
   scrubFreedMemory(): boolean;
+  /** malloc_trim(0): hands memory freed inside glibc's heap back to the kernel. */
+  trimFreedMemory?(): boolean;
+  /**
+   * mallopt(M_MMAP_THRESHOLD, 128 KiB): large blocks stay mmap'd, so their memory goes back to
+   * the kernel when freed. glibc otherwise raises the threshold after the first such free and
+   * keeps later large blocks (a burst of list replies) in its heap for good.
+   */
+  keepLargeBlocksMapped?(): boolean;
 }
 
 const SOL_SOCKET = 1;
@@ -39,6 +47,10 @@ const PR_SET_DUMPABLE = 4;
 const RLIMIT_CORE = 4;
 /** glibc malloc.h; the byte written over freed blocks (fresh blocks get its complement, 0). */
 const M_PERTURB = -6;
+/** glibc malloc.h M_MMAP_THRESHOLD; setting it also turns off glibc's dynamic threshold. */
+const M_MMAP_THRESHOLD = -3;
+/** glibc's default: blocks this large (a 220 KB list reply) are mmap'd and unmapped on free. */
+const MMAP_THRESHOLD_BYTES = 128 * 1024;
 const PERTURB_BYTE = 0xff;
 
 type LoadResult = { readonly libc: Libc } | { readonly unavailable: string };
@@ -69,10 +81,12 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
     const setrlimit = lib.func('int setrlimit(int, const tsagent_rlimit *)');
     // glibc's; a libc without it only loses the scrubbing, not the other calls.
     let mallopt: ((option: number, value: number) => unknown) | undefined;
+    let mallocTrim: ((pad: number) => unknown) | undefined;
     try {
       mallopt = lib.func('int mallopt(int, int)');
+      mallocTrim = lib.func('int malloc_trim(size_t)');
     } catch {
-      mallopt = undefined;
+      mallopt ??= undefined;
     }
     void ucred;
     void rlimit;
@@ -96,6 +110,9 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
       disableCoreDumps: () => (setrlimit(RLIMIT_CORE, { rlim_cur: 0, rlim_max: 0 }) as number) === 0,
       // mallopt returns 1 on success.
       scrubFreedMemory: () => mallopt !== undefined && (mallopt(M_PERTURB, PERTURB_BYTE) as number) === 1,
+      // Returns 1 when memory was released.
+      trimFreedMemory: () => mallocTrim !== undefined && (mallocTrim(0) as number) === 1,
+      keepLargeBlocksMapped: () => mallopt !== undefined && (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) as number) === 1,
     };
     cached = { libc };
   } catch (err) {
