@@ -3,6 +3,7 @@
  * turned into the ADD_IDENTITY key body; and certificates attached to them. This is what
  * `ssh-add` does on its side of the wire, for the client and for tests.
  */
+import { createPrivateKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import sshpk from 'sshpk';
 import { InvalidKeyError, UnsupportedKeyError } from '../errors';
@@ -85,7 +86,12 @@ export function parsePrivateKeyFile(
 /** The key body for a node:crypto private KeyObject (ed25519, RSA, ECDSA P-256/384/521). */
 export function privateKeyBodyFromKeyObject(keyObject: KeyObject): PrivateKeyBody {
   if (keyObject.type !== 'private') throw new InvalidKeyError('not a private key');
-  const jwk = keyObject.export({ format: 'jwk' });
+  // Node 20: exporting a key made by generateKeyPairSync straight to JWK can deadlock with a
+  // garbage collection that runs during the export (seen with gdb in the test suite); the
+  // same key re-imported from its DER export does not. The DER copy is wiped at once.
+  const der = keyObject.export({ format: 'der', type: 'pkcs8' });
+  const jwk = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'jwk' });
+  der.fill(0);
   const b = (s: string | undefined): Buffer => {
     if (s === undefined) throw new InvalidKeyError('private key lacks a JWK field');
     return Buffer.from(s, 'base64url');
