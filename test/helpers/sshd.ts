@@ -130,6 +130,63 @@ async function writeAuthorizedKeys(path: string, keys: readonly string[]): Promi
 }
 
 /**
+ * argv for OpenSSH's `ssh` to a test server on 127.0.0.1: no user config, the given
+ * known_hosts only (strict), public-key authentication only, no multiplexing, bounded
+ * connect. Shared by startSshd's `sshArgs` and tests against other servers (ssh2).
+ */
+export function sshClientArgs(o: {
+  readonly port: number;
+  readonly knownHostsPath: string;
+  readonly user: string;
+  readonly extra?: readonly string[];
+  readonly command?: readonly string[];
+}): string[] {
+  return [
+    '-F',
+    '/dev/null',
+    // ssh keeps the FIRST value of an option: caller options go first and override ours.
+    ...(o.extra ?? []),
+    '-p',
+    String(o.port),
+    '-o',
+    `UserKnownHostsFile=${o.knownHostsPath}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'UpdateHostKeys=no',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'IdentitiesOnly=no',
+    // "none": no default ~/.ssh/id_* files (ssh ignores HOME for those, it uses the passwd dir).
+    '-o',
+    'IdentityFile=none',
+    '-o',
+    'PreferredAuthentications=publickey',
+    '-o',
+    'PasswordAuthentication=no',
+    '-o',
+    'KbdInteractiveAuthentication=no',
+    '-o',
+    'ControlMaster=no',
+    '-o',
+    'ControlPath=none',
+    '-o',
+    'ConnectTimeout=10',
+    '-o',
+    'ConnectionAttempts=1',
+    '-o',
+    'AddKeysToAgent=no',
+    '-o',
+    'LogLevel=ERROR',
+    `${o.user}@127.0.0.1`,
+    ...(o.command ?? []),
+  ];
+}
+
+/**
  * Starts sshd on a free 127.0.0.1 port and waits (bounded) until it accepts TCP. Retries
  * with a new port (up to 3 times) if the port was taken in between. With `t`, registers
  * `t.after(stop)`. Throws if sshd is missing — call `requirePeer(t, 'sshd')` first.
@@ -213,49 +270,8 @@ export async function startSshd(opts: SshdOptions, t?: Pick<TestContext, 'after'
       authorizedKeysPath,
       logPath,
       daemon: running,
-      sshArgs: (extra: readonly string[] = [], command: readonly string[] = []) => [
-        '-F',
-        '/dev/null',
-        // ssh keeps the FIRST value of an option: caller options go first and override ours.
-        ...extra,
-        '-p',
-        String(port),
-        '-o',
-        `UserKnownHostsFile=${knownHostsPath}`,
-        '-o',
-        'GlobalKnownHostsFile=/dev/null',
-        '-o',
-        'StrictHostKeyChecking=yes',
-        '-o',
-        'UpdateHostKeys=no',
-        '-o',
-        'BatchMode=yes',
-        '-o',
-        'IdentitiesOnly=no',
-        // "none": no default ~/.ssh/id_* files (ssh ignores HOME for those, it uses the passwd dir).
-        '-o',
-        'IdentityFile=none',
-        '-o',
-        'PreferredAuthentications=publickey',
-        '-o',
-        'PasswordAuthentication=no',
-        '-o',
-        'KbdInteractiveAuthentication=no',
-        '-o',
-        'ControlMaster=no',
-        '-o',
-        'ControlPath=none',
-        '-o',
-        'ConnectTimeout=10',
-        '-o',
-        'ConnectionAttempts=1',
-        '-o',
-        'AddKeysToAgent=no',
-        '-o',
-        'LogLevel=ERROR',
-        `${user}@127.0.0.1`,
-        ...command,
-      ],
+      sshArgs: (extra: readonly string[] = [], command: readonly string[] = []) =>
+        sshClientArgs({ port, knownHostsPath, user, extra, command }),
       clientEnv: (authSock?: string, extra: NodeJS.ProcessEnv = {}) =>
         cleanEnv({ HOME: clientHome, ...(authSock !== undefined ? { SSH_AUTH_SOCK: authSock } : {}), ...extra }),
       setAuthorizedKeys: (lines: readonly string[]) => writeAuthorizedKeys(authorizedKeysPath, lines),

@@ -36,7 +36,7 @@ import { requirePeers } from '../helpers/peers';
 import { cleanEnv, removeDir, run, runOk, tempDir } from '../helpers/proc';
 import { openAuthAgentChannel, startSsh2Server } from '../helpers/ssh2-server';
 import type { ExecRequest, Ssh2TestServer } from '../helpers/ssh2-server';
-import { startSshd } from '../helpers/sshd';
+import { sshClientArgs, startSshd } from '../helpers/sshd';
 
 const USER = 'tester';
 
@@ -211,39 +211,13 @@ describe('agent forwarding', () => {
     writeFileSync(knownHosts, `[127.0.0.1]:${server.port} ${algo} ${b64}\n`);
     const home = await tempDir('tsagent-fwd-home-');
     t.after(() => removeDir(home));
-    const args = [
-      '-F',
-      '/dev/null',
-      '-A',
-      '-p',
-      String(server.port),
-      '-o',
-      `UserKnownHostsFile=${knownHosts}`,
-      '-o',
-      'GlobalKnownHostsFile=/dev/null',
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      'UpdateHostKeys=no',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'IdentitiesOnly=no',
-      '-o',
-      'IdentityFile=none',
-      '-o',
-      'PreferredAuthentications=publickey',
-      '-o',
-      'ControlMaster=no',
-      '-o',
-      'ControlPath=none',
-      '-o',
-      'ConnectTimeout=10',
-      '-o',
-      'LogLevel=ERROR',
-      `${USER}@127.0.0.1`,
-      'use-forwarded-agent',
-    ];
+    const args = sshClientArgs({
+      port: server.port,
+      knownHostsPath: knownHosts,
+      user: USER,
+      extra: ['-A'],
+      command: ['use-forwarded-agent'],
+    });
     const ssh = run(bin.ssh, args, { env: cleanEnv({ HOME: home, SSH_AUTH_SOCK: daemon.socketPath }), timeoutMs: 60_000 });
     await farSide(t);
     const r = await ssh;

@@ -15,6 +15,7 @@ import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
 import { cleanEnv, removeDir, run, tempDir, waitFor } from '../helpers/proc';
 import { startSshd } from '../helpers/sshd';
+import { signedCommitArgs } from '../helpers/git';
 
 const PASSPHRASE = 'sesame-42';
 
@@ -206,28 +207,7 @@ test('git signing only from git: a rule for sign:git with parents = ["git"], the
   mkdirSync(repo);
   const init = await run(bin.git, ['init', '-q', repo], { env });
   assert.equal(init.code, 0, init.stderr);
-  const commit = await run(
-    bin.git,
-    [
-      '-C',
-      repo,
-      '-c',
-      'user.name=T',
-      '-c',
-      'user.email=t@example.com',
-      '-c',
-      'gpg.format=ssh',
-      '-c',
-      `user.signingkey=${key.publicPath}`,
-      'commit',
-      '-q',
-      '-S',
-      '--allow-empty',
-      '-m',
-      'signed',
-    ],
-    { env, timeoutMs: 60_000 },
-  );
+  const commit = await run(bin.git, signedCommitArgs(repo, key.publicPath), { env, timeoutMs: 60_000 });
   assert.equal(commit.code, 0, commit.stderr);
   const shown = await run(bin.git, ['-C', repo, 'cat-file', 'commit', 'HEAD'], { env });
   assert.match(shown.stdout, /-----BEGIN SSH SIGNATURE-----/);

@@ -29,6 +29,7 @@ import { cleanEnv, removeDir, run, runOk, tempDir } from '../helpers/proc';
 import { aliasSshConfig } from '../helpers/ssh-alias';
 import { startSshd } from '../helpers/sshd';
 import type { Sshd } from '../helpers/sshd';
+import { signedCommitArgs } from '../helpers/git';
 
 const PEERS = ['ssh', 'sshd', 'ssh-add', 'ssh-keygen', 'ssh-agent'] as const;
 
@@ -121,30 +122,7 @@ describe('request context from real peers', () => {
       SSH_AUTH_SOCK: relay.socketPath,
     });
     await runOk('git', ['init', '-q', repo], { env });
-    const conns = await during(() =>
-      runOk(
-        'git',
-        [
-          '-C',
-          repo,
-          '-c',
-          'user.name=T',
-          '-c',
-          'user.email=t@example.com',
-          '-c',
-          'gpg.format=ssh',
-          '-c',
-          `user.signingkey=${key.publicPath}`,
-          'commit',
-          '-q',
-          '-S',
-          '--allow-empty',
-          '-m',
-          'signed',
-        ],
-        { env },
-      ),
-    );
+    const conns = await during(() => runOk('git', signedCommitArgs(repo, key.publicPath), { env }));
     const signing = conns.find((c) => c.signData.length > 0);
     assert.ok(signing !== undefined, 'git made ssh-keygen sign');
     assert.equal(signPurpose(signing.signData[0]).purpose, 'sign:git');
