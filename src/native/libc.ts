@@ -67,16 +67,19 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
     // Optional dependency: required lazily so a missing or broken install is a warning.
     const koffi = require('koffi') as typeof import('koffi');
     const lib = koffi.load('libc.so.6');
-    const ucred = koffi.struct('tsagent_ucred', { pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
     const rlimit = koffi.struct('tsagent_rlimit', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
-    const getsockopt = lib.func('int getsockopt(int, int, int, _Out_ tsagent_ucred *, _Inout_ uint32_t *)');
-    const getsockoptInt = lib.func('getsockopt', 'int', [
-      'int',
-      'int',
-      'int',
-      koffi.out(koffi.pointer('int32_t')),
-      koffi.inout(koffi.pointer('uint32_t')),
-    ]);
+    // Raw buffers rather than koffi structs and arrays: decoding an out-struct into a fresh
+    // object costs more than the system call, and this runs at every accept. Both supported
+    // architectures are little-endian.
+    const getsockopt = lib.func('getsockopt', 'int', ['int', 'int', 'int', 'uint8_t *', 'uint8_t *']);
+    const optval = Buffer.alloc(12);
+    const optlen = Buffer.alloc(4);
+    /** getsockopt(fd, SOL_SOCKET, option) into `optval`; the length written, or -1. */
+    const socketOption = (fd: number, option: number, size: number): number => {
+      optlen.writeUInt32LE(size, 0);
+      const rc = getsockopt(fd, SOL_SOCKET, option, optval, optlen) as number;
+      return rc === 0 ? optlen.readUInt32LE(0) : -1;
+    };
     const prctl = lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)');
     const setrlimit = lib.func('int setrlimit(int, const tsagent_rlimit *)');
     // glibc's; a libc without it only loses the scrubbing, not the other calls.
@@ -88,23 +91,17 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
     } catch {
       mallopt ??= undefined;
     }
-    void ucred;
     void rlimit;
     const libc: Libc = {
       peerCredentials(fd) {
-        const out: { pid?: number; uid?: number; gid?: number } = {};
-        const len = [12];
-        const rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, out, len) as number;
-        if (rc !== 0 || typeof out.pid !== 'number' || typeof out.uid !== 'number' || typeof out.gid !== 'number')
-          return undefined;
-        return { pid: out.pid, uid: out.uid, gid: out.gid };
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+        if (socketOption(fd, SO_PEERCRED, 12) !== 12) return undefined;
+        return { pid: optval.readInt32LE(0), uid: optval.readUInt32LE(4), gid: optval.readUInt32LE(8) };
       },
       peerPidfd(fd) {
-        const out = [-1];
-        const len = [4];
-        const rc = getsockoptInt(fd, SOL_SOCKET, SO_PEERPIDFD, out, len) as number;
-        const pidfd = out[0];
-        return rc === 0 && typeof pidfd === 'number' && pidfd >= 0 ? pidfd : undefined;
+        if (socketOption(fd, SO_PEERPIDFD, 4) !== 4) return undefined;
+        const pidfd = optval.readInt32LE(0);
+        return pidfd >= 0 ? pidfd : undefined;
       },
       setNotDumpable: () => (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) as number) === 0,
       disableCoreDumps: () => (setrlimit(RLIMIT_CORE, { rlim_cur: 0, rlim_max: 0 }) as number) === 0,
