@@ -165,7 +165,7 @@ export class Gate {
       for (const k of restricted) if (identityPermitted(k.rules, session.bindings)) visible.push(k.view);
       shown = visible;
     }
-    if (this.policy !== undefined) shown = this.policy.selectForList(shown, session.process, session.destination());
+    if (this.policy !== undefined) shown = this.policy.selectForList(shown, session.destination());
     this.recordList(session, shown, 'allow', this.policy === undefined ? 'default' : 'policy');
     return shown;
   }

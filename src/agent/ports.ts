@@ -41,7 +41,7 @@ export interface PolicyPort {
    * The identities a list shows on this connection, in order (POLICY.md §2: hosts filter,
    * `offer` order and `max-offered` on bound connections; every key when unbound).
    */
-  selectForList(keys: readonly KeyView[], process: ProcessInfo | null, destination: Destination | null): readonly KeyView[];
+  selectForList(keys: readonly KeyView[], destination: Destination | null): readonly KeyView[];
   /** First matching rule, key `hosts`, key confirm (POLICY.md §2). */
   decideSign(q: SignQuestion): PolicyDecision;
 }

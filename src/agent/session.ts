@@ -5,6 +5,7 @@
  * Every per-request Agent method takes it explicitly.
  */
 import type { Destination, DestinationNamer, HostNames, ProcessInfo } from '../context/types';
+import type { ProcessSource } from '../context/process';
 import { buildDestination, withUser } from '../context/destination';
 import { SessionBindings } from './session-bindings';
 
@@ -20,6 +21,8 @@ export interface AgentSessionOptions {
   readonly peer?: PeerCredentials | null;
   /** What is known of the peer process; default: pid and uid from `peer`, the rest null. */
   readonly process?: ProcessInfo | null;
+  /** Where to read the peer process from when first asked (takes precedence over `process`). */
+  readonly processSource?: ProcessSource;
   /** Names for bound host keys (known_hosts); default: none proven. */
   readonly namer?: DestinationNamer;
 }
@@ -37,8 +40,8 @@ function processFromPeer(peer: PeerCredentials | null): ProcessInfo | null {
 export class AgentSession {
   readonly connectionId: number;
   readonly peer: PeerCredentials | null;
-  /** The peer process (POLICY.md §1); the opener may fill in more once it has read /proc. */
-  process: ProcessInfo | null;
+  private knownProcess: ProcessInfo | null | undefined;
+  private processSource: ProcessSource | undefined;
   /** session-bind@openssh.com bindings, hop by hop (destination constraints read these). */
   readonly bindings = new SessionBindings();
   private readonly namer: DestinationNamer;
@@ -55,13 +58,25 @@ export class AgentSession {
   constructor(options: AgentSessionOptions) {
     this.connectionId = options.connectionId;
     this.peer = options.peer ?? null;
-    this.process = options.process !== undefined ? options.process : processFromPeer(this.peer);
+    this.processSource = options.processSource;
+    if (this.processSource === undefined) {
+      this.knownProcess = options.process !== undefined ? options.process : processFromPeer(this.peer);
+    }
     this.namer = options.namer ?? noDestinationNames;
   }
 
   /** A session for in-process use (tests, embedding): no peer, unbound, no names. */
   static inProcess(options: Partial<AgentSessionOptions> = {}): AgentSession {
     return new AgentSession({ connectionId: 0, ...options });
+  }
+
+  /** The peer process (POLICY.md §1), read from its source on first use. */
+  get process(): ProcessInfo | null {
+    if (this.knownProcess === undefined) {
+      this.knownProcess = this.processSource?.read() ?? null;
+      this.processSource = undefined;
+    }
+    return this.knownProcess;
   }
 
   /** Aborted when the connection is gone (pending approvals for it are then withdrawn). */
@@ -75,6 +90,8 @@ export class AgentSession {
 
   close(): void {
     this.isClosed = true;
+    this.processSource?.release();
+    this.processSource = undefined;
     this.closer?.abort();
   }
 

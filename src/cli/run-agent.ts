@@ -18,7 +18,7 @@ import type { PolicyState } from './daemon-control';
 import type { JsonValue } from '../protocol/control';
 import { KnownHostsResolver } from '../context/known-hosts';
 import { knownHostsNamer } from '../context/namer';
-import { readPeerProcess } from '../context/process';
+import { peerProcessSource } from '../context/process';
 import type { PeerIdentity } from '../context/process';
 import type { DestinationNamer, ProcessInfo } from '../context/types';
 import { literalHostNames } from '../policy/rules';
@@ -147,10 +147,10 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
           // Pinned by a pidfd where the kernel gives one (SO_PEERPIDFD, Linux 6.5+), so a
           // recycled pid can never lend another process's facts (POLICY.md §1).
           describePeer: (peer: PeerIdentity | null, sock: Socket) => {
-            if (peer === null) return null;
+            if (peer === null) return undefined;
             const fd = socketFd(sock);
             const pidfd = fd === undefined ? undefined : protections.libc?.peerPidfd?.(fd);
-            return readPeerProcess(peer, pidfd === undefined ? {} : { pidfd });
+            return peerProcessSource(peer, pidfd === undefined ? {} : { pidfd });
           },
         };
   const server = new AgentServer({

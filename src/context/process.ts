@@ -1,16 +1,18 @@
 /**
  * The peer process behind a connection (POLICY.md §1 "process"): pid and uid from the
  * kernel (SO_PEERCRED, read by the server's peer check), then exe, argv, systemd unit and up
- * to 4 ancestors' exes from /proc. Read once, when the connection is accepted (a peer such
- * as `ssh-keygen -Y sign` exits right after its reply).
+ * to 4 ancestors' exes from /proc. Read once per connection, before the reply that needs
+ * them (a peer such as `ssh-keygen -Y sign` exits right after its reply): at the first
+ * request that asks when a pidfd pins the peer, else when the connection is accepted
+ * (peerProcessSource).
  *
  * Pid reuse: facts are only returned if the process read is provably the peer.
  * - With a pidfd (SO_PEERPIDFD, Linux 6.5+) the peer is pinned from connect() on:
- *   /proc/self/fdinfo/PIDFD naming the pid before the reads proves the peer is still alive,
- *   so the pid was not recycled between connect() and accept.
- * - In both cases the start time (/proc/PID/stat field 22) is read first and re-checked after
- *   the reads: a pid recycled while we read is caught. (Without a pidfd, a recycle between
- *   the peer's connect() and our accept cannot be seen; pid_max makes that window tiny.)
+ *   /proc/self/fdinfo/PIDFD still naming the pid after the reads proves the peer held the
+ *   pid throughout, whenever they happen.
+ * - Without one, the start time (/proc/PID/stat field 22) is read first and re-checked
+ *   after the reads: a pid recycled while we read is caught. (A recycle between the peer's
+ *   connect() and our accept cannot be seen; pid_max makes that window tiny.)
  * A failed check yields null fields, never another process's facts.
  *
  * Ancestors are followed through field 4 (ppid) of /proc/PID/stat; an ancestor whose start
@@ -190,8 +192,6 @@ export function clearProcessCache(): void {
 
 function readFacts(peer: PeerIdentity, proc: string, pidfd: number | undefined): ProcessInfo {
   const dir = `${proc}/${peer.pid}`;
-  // With a pidfd: the peer is alive now, so the pid names it until it exits.
-  if (pidfd !== undefined && !pidfdNames(pidfd, peer.pid, proc)) return bareProcessInfo(peer);
   const st = stat(proc, peer.pid);
   if (st === undefined) return bareProcessInfo(peer);
   const exe = link(`${dir}/exe`);
@@ -218,17 +218,23 @@ function readFacts(peer: PeerIdentity, proc: string, pidfd: number | undefined):
       parents: parentChain(proc, st),
     };
   }
-  // Same start time (or gone: reads after its exit failed and are null): nothing read
-  // belongs to a process that got the pid later.
-  const again = stat(proc, peer.pid);
-  if (again !== undefined && again.startTime !== st.startTime) return bareProcessInfo(peer);
+  if (pidfd !== undefined) {
+    // The pidfd names the peer of connect(): still naming the pid after the reads, the peer
+    // held it all along, so everything read was its.
+    if (!pidfdNames(pidfd, peer.pid, proc)) return bareProcessInfo(peer);
+  } else {
+    // Same start time (or gone: reads after its exit failed and are null): nothing read
+    // belongs to a process that got the pid later.
+    const again = stat(proc, peer.pid);
+    if (again !== undefined && again.startTime !== st.startTime) return bareProcessInfo(peer);
+  }
   if (info !== hit?.info) remember(key, { startTime: st.startTime, ppid: st.ppid, exe, info });
   return info;
 }
 
 /**
- * Reads the peer's facts. Never throws: anything unreadable is null. Call it when the
- * connection is accepted, before the first reply. Synchronous on purpose: /proc is in
+ * Reads the peer's facts. Never throws: anything unreadable is null. Without a pidfd, call
+ * it when the connection is accepted, before the first reply. Synchronous on purpose: /proc is in
  * memory, the reads are a dozen system calls (a few µs each), and the thread-pool round
  * trips of fs/promises cost more than they save (measured in test/unit/peer-process.test.ts).
  */
@@ -241,4 +247,41 @@ export function readPeerProcess(peer: PeerIdentity, opts: ReadProcessOptions = {
   } finally {
     closeQuietly(opts.pidfd);
   }
+}
+
+/** The peer's facts, read when first asked for. */
+export interface ProcessSource {
+  /** The facts: read on the first call, the same object after. */
+  read(): ProcessInfo;
+  /** Closes what pins the peer (its pidfd) if the facts were never read. */
+  release(): void;
+}
+
+/**
+ * The peer's facts for a connection just accepted. Pinned by a pidfd, the read waits for the
+ * first request that needs them (a connection that only lists keys, with no audit log and no
+ * rules, never reads /proc): the pidfd proves the pid still names the peer whenever the read
+ * happens. Without one, only the start time guards the pid, so the read happens now, while
+ * the window for a recycle is smallest.
+ */
+export function peerProcessSource(peer: PeerIdentity, opts: ReadProcessOptions = {}): ProcessSource {
+  if (opts.pidfd === undefined) {
+    const info = readPeerProcess(peer, opts);
+    return { read: () => info, release: () => undefined };
+  }
+  let info: ProcessInfo | undefined;
+  let pending: ReadProcessOptions | undefined = opts;
+  return {
+    read() {
+      if (info === undefined) {
+        info = readPeerProcess(peer, pending);
+        pending = undefined;
+      }
+      return info;
+    },
+    release() {
+      if (pending !== undefined) closeQuietly(pending.pidfd);
+      pending = undefined;
+    },
+  };
 }

@@ -14,7 +14,7 @@
  *    such keys are always confirmed unless a rule denies (reason "key confirm").
  */
 import type { KeyView, PolicyDecision, PolicyPort, SignQuestion } from '../agent/ports';
-import type { Destination, ProcessInfo } from '../context/types';
+import type { Destination } from '../context/types';
 import type { AgentSettings, Config, KeySpec, RuleSpec } from './config-types';
 import { matchHosts } from './host-patterns';
 import type { HostKeyOracle, HostPatternList } from './host-patterns';
@@ -95,7 +95,7 @@ export class RulePolicy implements PolicyPort {
   }
 
   /** POLICY.md §2: hosts filter, `offer` order and `max-offered` on bound connections; everything when unbound. */
-  selectForList(keys: readonly KeyView[], _process: ProcessInfo | null, destination: Destination | null): readonly KeyView[] {
+  selectForList(keys: readonly KeyView[], destination: Destination | null): readonly KeyView[] {
     if (destination === null || this.listAsIs) return keys;
     const { offer, maxOffered } = this.options.agent;
     const matching: KeyView[] = [];

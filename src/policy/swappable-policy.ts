@@ -4,7 +4,7 @@
  * is judged wholly by the old or wholly by the new configuration, never a mix.
  */
 import type { KeyView, PolicyDecision, PolicyPort, SignQuestion } from '../agent/ports';
-import type { Destination, ProcessInfo } from '../context/types';
+import type { Destination } from '../context/types';
 
 export class SwappablePolicy implements PolicyPort {
   constructor(private current: PolicyPort) {}
@@ -13,8 +13,8 @@ export class SwappablePolicy implements PolicyPort {
     this.current = next;
   }
 
-  selectForList(keys: readonly KeyView[], process: ProcessInfo | null, destination: Destination | null): readonly KeyView[] {
-    return this.current.selectForList(keys, process, destination);
+  selectForList(keys: readonly KeyView[], destination: Destination | null): readonly KeyView[] {
+    return this.current.selectForList(keys, destination);
   }
 
   decideSign(q: SignQuestion): PolicyDecision {

@@ -10,7 +10,8 @@ import type { AuditSink } from '../agent/ports';
 import type { Agent } from '../agent/agent';
 import { AgentSession } from '../agent/session';
 import type { PeerCredentials } from '../agent/session';
-import type { DestinationNamer, ProcessInfo } from '../context/types';
+import type { DestinationNamer } from '../context/types';
+import type { ProcessSource } from '../context/process';
 import { SocketError } from '../errors';
 import { serveConnection } from './connection';
 import type { PeerCheck } from './peer-check';
@@ -27,8 +28,11 @@ export interface AgentServerOptions {
   readonly peerCheck?: PeerCheck;
   /** Names for the host keys connections bind to (known_hosts); default: none proven. */
   readonly namer?: DestinationNamer;
-  /** What is known of the peer process, read once per connection; default: pid and uid only. */
-  readonly describePeer?: (peer: PeerCredentials | null, sock: Socket) => ProcessInfo | null;
+  /**
+   * Where the peer process's facts come from, asked at accept and read at most once per
+   * connection; default: pid and uid only.
+   */
+  readonly describePeer?: (peer: PeerCredentials | null, sock: Socket) => ProcessSource | undefined;
   /** The audit log, flushed before a sign reply leaves (POLICY.md §6). */
   readonly audit?: Pick<AuditSink, 'flush'>;
 }
@@ -68,11 +72,12 @@ export class AgentServer {
     const peer = verdict?.peer === undefined ? undefined : { pid: verdict.peer.pid, uid: verdict.peer.uid };
     this.options.logger?.debug({ conn: connectionId, peerPid: peer?.pid, peerUid: peer?.uid }, 'connection opened');
     // The connection's one session: every request on it is judged with it.
+    const processSource = this.options.describePeer?.(peer ?? null, sock);
     const session = new AgentSession({
       connectionId,
       peer: peer ?? null,
       namer: this.options.namer,
-      ...(this.options.describePeer === undefined ? {} : { process: this.options.describePeer(peer ?? null, sock) }),
+      ...(processSource === undefined ? {} : { processSource }),
     });
     void serveConnection(this.options.agent, sock, { logger: this.options.logger, session, audit: this.options.audit }).then(
       () => {

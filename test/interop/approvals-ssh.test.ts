@@ -60,7 +60,11 @@ async function setUp(t: TestContext, channels: PromptChannel[]) {
   const server = new AgentServer({
     agent: keyring,
     peerCheck: uidPeerCheck(loaded.libc, process.getuid?.() ?? 0),
-    describePeer: (peer) => (peer === null ? null : describe(peer.pid, peer.uid)),
+    describePeer: (peer) => {
+      if (peer === null) return undefined;
+      const info = describe(peer.pid, peer.uid);
+      return { read: () => info, release: () => undefined };
+    },
   });
   const sock = join(dir, 'agent.sock');
   await server.listen({ kind: 'path', path: sock });

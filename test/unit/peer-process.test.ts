@@ -11,7 +11,7 @@ import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseCgroupUnit, parseCmdline, parseProcStat } from '../../src/context/proc-files';
-import { bareProcessInfo, clearProcessCache, readPeerProcess } from '../../src/context/process';
+import { bareProcessInfo, clearProcessCache, peerProcessSource, readPeerProcess } from '../../src/context/process';
 import type { ProcessInfo } from '../../src/context/types';
 import { loadLibc } from '../../src/native/libc';
 import type { Libc } from '../../src/native/libc';
@@ -106,6 +106,39 @@ describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () =
     // The peer is gone; pretend its pid now names a live process (this one).
     const p = readPeerProcess({ pid: process.pid, uid: a.uid }, { pidfd: a.pidfd! });
     assert.deepEqual(p, bareProcessInfo({ pid: process.pid, uid: a.uid }));
+  });
+
+  it('read on first use when a pidfd pins the peer: the live peer is described, a gone one is not', async () => {
+    const live = await connectChild();
+    assert.notEqual(live.a.pidfd, undefined);
+    const source = peerProcessSource({ pid: live.a.pid, uid: live.a.uid }, { pidfd: live.a.pidfd! });
+    const first = source.read();
+    assert.equal(first.exe?.endsWith('/ssh-add'), true);
+    assert.equal(source.read(), first, 'read once, the same facts after');
+    live.a.sock.end(EMPTY_LIST);
+    await live.exited;
+
+    const gone = await connectChild();
+    const late = peerProcessSource({ pid: gone.a.pid, uid: gone.a.uid }, { pidfd: gone.a.pidfd! });
+    gone.a.sock.end(EMPTY_LIST);
+    await gone.exited;
+    // Asked only after the peer exited: the pidfd says so, nothing is guessed.
+    assert.deepEqual(late.read(), bareProcessInfo({ pid: gone.a.pid, uid: gone.a.uid }));
+  });
+
+  it('without a pidfd the source reads at once, and release() closes an unread pidfd', async () => {
+    const { a, exited } = await connectChild();
+    const eager = peerProcessSource({ pid: a.pid, uid: a.uid });
+    a.sock.end(EMPTY_LIST);
+    await exited;
+    assert.equal(eager.read().exe?.endsWith('/ssh-add'), true, 'read before the peer went away');
+
+    const next = await connectChild();
+    const pidfd = next.a.pidfd!;
+    peerProcessSource({ pid: next.a.pid, uid: next.a.uid }, { pidfd }).release();
+    assert.throws(() => readFileSync(`/proc/self/fdinfo/${pidfd}`), /ENOENT/, 'the pidfd is closed');
+    next.a.sock.end(EMPTY_LIST);
+    await next.exited;
   });
 
   it('other platforms: only the kernel pid and uid', async () => {

@@ -77,20 +77,20 @@ hosts = ["*.corp.example"]
 test('unbound connections see every key, unchanged', () => {
   const p = policyFor(KEYS);
   const all = [PLAIN, GH, WORK];
-  assert.equal(p.selectForList(all, null, null), all);
+  assert.equal(p.selectForList(all, null), all);
 });
 
 test('bound connections: hosts filter, matching-first order, max-offered', () => {
   const p = policyFor(`[agent]\nmax-offered = 2\n${KEYS}`);
   const all = [PLAIN, ASKED, WORK, GH];
-  assert.deepEqual(p.selectForList(all, null, dest(['github.com'])), [GH, PLAIN]);
-  assert.deepEqual(p.selectForList(all, null, dest(['api.github.com'])), [GH, PLAIN]);
-  assert.deepEqual(p.selectForList(all, null, dest(['db.corp.example'])), [WORK, PLAIN]);
-  assert.deepEqual(p.selectForList(all, null, dest([])), [PLAIN, ASKED]);
+  assert.deepEqual(p.selectForList(all, dest(['github.com'])), [GH, PLAIN]);
+  assert.deepEqual(p.selectForList(all, dest(['api.github.com'])), [GH, PLAIN]);
+  assert.deepEqual(p.selectForList(all, dest(['db.corp.example'])), [WORK, PLAIN]);
+  assert.deepEqual(p.selectForList(all, dest([])), [PLAIN, ASKED]);
   const unlimited = policyFor(KEYS);
-  assert.deepEqual(unlimited.selectForList(all, null, dest(['github.com'])), [GH, PLAIN, ASKED]);
+  assert.deepEqual(unlimited.selectForList(all, dest(['github.com'])), [GH, PLAIN, ASKED]);
   const openssh = policyFor(`[agent]\noffer = "all"\n${KEYS}`);
-  assert.deepEqual(openssh.selectForList(all, null, dest(['github.com'])), [PLAIN, ASKED, GH]);
+  assert.deepEqual(openssh.selectForList(all, dest(['github.com'])), [PLAIN, ASKED, GH]);
 });
 
 test('a key with hosts signs a login only for a matching destination; SSHSIG is left to rules', () => {
@@ -199,11 +199,11 @@ test('literal host names are proven by a known_hosts line carrying the bound hos
   const p = policyFor(`${KEYS}[[rule]]\nhosts = ["[git.example]:2222"]\naction = "confirm"\n`, oracle);
   // The destination proves no names (hashed file, no candidates): the literal pattern asks the oracle.
   const bound = dest([], { hostKey: hostKey.fingerprint });
-  assert.deepEqual(p.selectForList([PLAIN, GH], null, bound), [GH, PLAIN]);
+  assert.deepEqual(p.selectForList([PLAIN, GH], bound), [GH, PLAIN]);
   // Its hosts match; then rule 1 matches too, since the same key serves [git.example]:2222.
   assert.deepEqual(p.decideSign(q(GH, 'login', bound)), { action: 'confirm', reason: 'rule 1' });
   const impostor = dest([], { hostKey: other.fingerprint });
-  assert.deepEqual(p.selectForList([PLAIN, GH], null, impostor), [PLAIN]);
+  assert.deepEqual(p.selectForList([PLAIN, GH], impostor), [PLAIN]);
   assert.deepEqual(p.decideSign(q(GH, 'login', impostor)), { action: 'deny', reason: 'hosts' });
   // The port-specific literal: proven for the bound key, not for the other one.
   assert.deepEqual(p.decideSign(q(PLAIN, 'login', bound)), { action: 'confirm', reason: 'rule 1' });
