@@ -14,7 +14,6 @@
  * shared constants, so the hot path allocates nothing and computes no request context.
  */
 import { signPurpose } from '../context/purpose';
-import type { Destination, ProcessInfo } from '../context/types';
 import { AgentFailureError, AgentLockedError, ConfirmDeniedError, KeyNotFoundError } from '../errors';
 import type { AgentError } from '../errors';
 import { fingerprint } from '../keys/fingerprint';
@@ -116,8 +115,31 @@ export function auditDecisionOf(r: Refusal): AuditDecision {
   return r.kind === 'locked' || r.kind === 'unknown-key' || r.kind === 'expired' ? 'fail' : 'deny';
 }
 
+/**
+ * The fingerprints a list offered, one array per offered array: the keyring hands out the
+ * same array until it changes, and the audit writer caches the JSON of this one.
+ */
+const listedArrays = new WeakMap<readonly KeyView[], readonly string[]>();
+
+function listedFingerprints(shown: readonly KeyView[]): readonly string[] {
+  let fps = listedArrays.get(shown);
+  if (fps === undefined) {
+    fps = Object.freeze(shown.map((v) => v.fingerprint));
+    listedArrays.set(shown, fps);
+  }
+  return fps;
+}
+
+/** One per key view: the audit writer caches a record part's JSON by its object. */
+const keyRecords = new WeakMap<KeyView, NonNullable<AuditRecord['key']>>();
+
 function keyRecord(v: KeyView): NonNullable<AuditRecord['key']> {
-  return { fingerprint: v.fingerprint, comment: v.comment, name: v.name, type: v.type };
+  let r = keyRecords.get(v);
+  if (r === undefined) {
+    r = { fingerprint: v.fingerprint, comment: v.comment, name: v.name, type: v.type };
+    keyRecords.set(v, r);
+  }
+  return r;
 }
 
 export class Gate {
@@ -247,41 +269,48 @@ export class Gate {
     question: SignQuestion | undefined,
     startedAt: number,
   ): void {
-    if (this.audit === undefined) return;
+    if (this.audit === undefined || this.audit.accepts?.('sign') === false) return;
     const q = question ?? (view === undefined ? undefined : this.question(view, session, data));
-    const base = this.recordBase('sign', decision, reason, session, q?.destination ?? session.destination());
-    this.audit.record({
-      ...base,
-      ...(view === undefined ? {} : { key: keyRecord(view) }),
+    // One object literal per record, no spreads: this runs for every signature.
+    const record: AuditRecord = {
+      time: new Date().toISOString(),
+      event: 'sign',
+      decision,
+      reason,
+      key: view === undefined ? undefined : keyRecord(view),
+      process: session.process,
+      destination: q?.destination ?? session.destination(),
       purpose: q?.purpose ?? signPurpose(data).purpose,
       ms: performance.now() - startedAt,
-    });
+    };
+    this.audit.record(record);
   }
 
   /** Records an add, remove, remove-all, lock or unlock (when auditing). */
   recordChange(event: AuditEventName, decision: AuditDecision, reason: string, session: AgentSession, view?: KeyView): void {
-    if (this.audit === undefined) return;
-    const base = this.recordBase(event, decision, reason, session, session.destination());
-    this.audit.record(view === undefined ? base : { ...base, key: keyRecord(view) });
-  }
-
-  private recordList(session: AgentSession, shown: readonly KeyView[], decision: AuditDecision, reason: string): void {
-    if (this.audit === undefined) return;
+    if (this.audit === undefined || this.audit.accepts?.(event) === false) return;
     this.audit.record({
-      ...this.recordBase('list', decision, reason, session, session.destination()),
-      keys: shown.map((v) => v.fingerprint),
+      time: new Date().toISOString(),
+      event,
+      decision,
+      reason,
+      key: view === undefined ? undefined : keyRecord(view),
+      process: session.process,
+      destination: session.destination(),
     });
   }
 
-  private recordBase(
-    event: AuditEventName,
-    decision: AuditDecision,
-    reason: string,
-    session: AgentSession,
-    destination: Destination | null,
-  ): AuditRecord {
-    const process: ProcessInfo | null = session.process;
-    return { time: new Date().toISOString(), event, decision, reason, process, destination };
+  private recordList(session: AgentSession, shown: readonly KeyView[], decision: AuditDecision, reason: string): void {
+    if (this.audit === undefined || this.audit.accepts?.('list') === false) return;
+    this.audit.record({
+      time: new Date().toISOString(),
+      event: 'list',
+      decision,
+      reason,
+      keys: listedFingerprints(shown),
+      process: session.process,
+      destination: session.destination(),
+    });
   }
 
   /** The request context of one sign (POLICY.md §1): the bound destination plus this login's user. */

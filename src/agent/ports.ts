@@ -91,8 +91,18 @@ export interface AuditSink {
   /** Queues a record (cheap, synchronous, never throws). */
   record(r: AuditRecord): void;
   /**
-   * Writes every queued record now. The server calls it before a reply to a sign request
-   * leaves (POLICY.md §6: sign decisions are on disk before the reply), once per batch.
+   * Whether records of `event` are kept now (`[audit] enabled`, `list`); false spares the
+   * gate building them, and reading /proc for them. Default: all are.
    */
+  accepts?(event: AuditEventName): boolean;
+  /** Writes every queued record now. */
   flush(): void;
+  /**
+   * Calls `then` once every record queued so far is written, with the records that other
+   * connections queue in the same event-loop turn: the server holds a sign reply on it
+   * (POLICY.md §6: sign decisions are on disk before the reply), so concurrent signatures
+   * share one write. Returns false, without calling `then`, when nothing is queued.
+   * Without it the server calls flush().
+   */
+  afterWrite?(then: () => void): boolean;
 }

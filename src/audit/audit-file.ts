@@ -2,9 +2,10 @@
  * The audit log writer (POLICY.md §6): an AuditSink that queues records synchronously and
  * writes each batch with one write(2) to an O_APPEND file (0600, directory 0700, created if
  * missing), rotating by size to FILE.1 … FILE.5. The file is opened on the first write, so
- * an agent that records nothing never touches it. The server calls flush() before a sign
- * reply leaves; without that call a batch is written at the end of the current tick (a
- * microtask), so records queued by one burst of requests still share one write(2).
+ * an agent that records nothing never touches it. A batch is written once per event-loop
+ * turn (setImmediate: after the I/O callbacks of the turn, so the requests of every
+ * connection that was readable share one write(2)); the server holds each sign reply until
+ * its batch is written (afterWrite), and flush() writes at once.
  *
  * The log never takes the agent down: a removed file is re-created, a replaced one
  * reopened, and a failure to write is reported once (until writing works again) and the
@@ -57,6 +58,8 @@ export class AuditFileSink implements AuditSink {
   private readonly rotations: number;
   private readonly warn: (message: string) => void;
   private queue: AuditRecord[] = [];
+  /** Replies waiting for the queued records to be written. */
+  private waiting: Array<() => void> = [];
   private fd: number | undefined;
   private ino = -1;
   private checkedAt = 0;
@@ -79,14 +82,30 @@ export class AuditFileSink implements AuditSink {
     this.queue.push(r);
     if (!this.scheduled) {
       this.scheduled = true;
-      queueMicrotask(() => {
-        this.scheduled = false;
-        this.flush();
-      });
+      setImmediate(this.writeBatch);
     }
   }
 
+  afterWrite(then: () => void): boolean {
+    if (this.queue.length === 0) return false;
+    this.waiting.push(then);
+    return true;
+  }
+
+  private readonly writeBatch = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+
   flush(): void {
+    this.writeQueued();
+    if (this.waiting.length === 0) return;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const then of waiting) then();
+  }
+
+  private writeQueued(): void {
     if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];

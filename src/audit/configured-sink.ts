@@ -39,8 +39,16 @@ export class ConfiguredAuditSink implements AuditSink {
     this.file.record(r);
   }
 
+  accepts(event: AuditRecord['event']): boolean {
+    return this.file !== undefined && (event !== 'list' || this.settings.list);
+  }
+
   flush(): void {
     this.file?.flush();
+  }
+
+  afterWrite(then: () => void): boolean {
+    return this.file?.afterWrite(then) ?? false;
   }
 
   /** Takes new settings (reload); records queued so far go to the old file. */

@@ -115,15 +115,41 @@ function keyFields(k: KeyFields): object {
   return { fingerprint: str(k.fingerprint), comment: str(k.comment), name: str(k.name), type: str(k.type) };
 }
 
+/**
+ * The checked JSON of the short strings every record repeats (event, decision, reason,
+ * purpose): a handful of distinct values, so each is made once. Bounded, since a reason can
+ * name a rule or an error.
+ */
+const texts = new Map<string, string>();
+const TEXTS_LIMIT = 512;
+
+function fingerprintList(keys: readonly unknown[]): object {
+  return strings(keys) ?? [];
+}
+
 function text(v: unknown): string {
-  return typeof v === 'string' ? redactSecrets(JSON.stringify(v)) : 'null';
+  if (typeof v !== 'string') return 'null';
+  let t = texts.get(v);
+  if (t === undefined) {
+    t = redactSecrets(JSON.stringify(v));
+    if (texts.size >= TEXTS_LIMIT) texts.clear();
+    texts.set(v, t);
+  }
+  return t;
+}
+
+/** The agent's own timestamp (Date#toISOString); anything else goes through text(). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+function time(v: unknown): string {
+  return typeof v === 'string' && ISO_TIME.test(v) ? `"${v}"` : text(v);
 }
 
 /** The record's JSON line, newline-terminated. */
 export function serializeRecord(r: AuditRecord): string {
-  let line = `{"time":${text(r.time)},"event":${text(r.event)},"decision":${text(r.decision)},"reason":${text(r.reason)}`;
+  let line = `{"time":${time(r.time)},"event":${text(r.event)},"decision":${text(r.decision)},"reason":${text(r.reason)}`;
   if (r.key !== undefined && r.key !== null) line += `,"key":${fragment(r.key, keyFields)}`;
-  if (r.keys !== undefined) line += `,"keys":${redactSecrets(JSON.stringify(strings(r.keys) ?? []))}`;
+  if (r.keys !== undefined) line += `,"keys":${fragment(r.keys, fingerprintList)}`;
   line += `,"process":${fragment(r.process, processFields)},"destination":${fragment(r.destination, destinationFields)}`;
   if (r.purpose !== undefined) line += `,"purpose":${text(r.purpose)}`;
   if (r.ms !== undefined) {

@@ -34,7 +34,7 @@ export interface AgentServerOptions {
    */
   readonly describePeer?: (peer: PeerCredentials | null, sock: Socket) => ProcessSource | undefined;
   /** The audit log, flushed before a sign reply leaves (POLICY.md §6). */
-  readonly audit?: Pick<AuditSink, 'flush'>;
+  readonly audit?: Pick<AuditSink, 'flush' | 'afterWrite'>;
 }
 
 export class AgentServer {

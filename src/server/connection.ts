@@ -19,6 +19,7 @@ import { FrameDecoder, MAX_MESSAGE_LENGTH } from '../protocol/frame';
 import { FAILURE, MSG } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
 import { OrderedReplies } from '../stream/ordered-replies';
+import type { ReplySlot } from '../stream/ordered-replies';
 
 /** Request types whose body carries a secret (private key fields, a smartcard PIN, a lock passphrase). */
 const SECRET_BODIES: ReadonlySet<number> = new Set([
@@ -36,7 +37,7 @@ export interface ServeOptions {
   /** The connection's session (agent/session.ts), made when it was accepted. */
   readonly session: AgentSession;
   /** The audit log: its sign records are written before the reply leaves (POLICY.md §6). */
-  readonly audit?: Pick<AuditSink, 'flush'>;
+  readonly audit?: Pick<AuditSink, 'flush' | 'afterWrite'>;
 }
 
 /**
@@ -104,6 +105,17 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
   };
   const replies = new OrderedReplies(stream, pump);
 
+  /**
+   * A sign decision is on disk before its reply leaves (POLICY.md §6): the reply waits in
+   * `slot` for the audit batch it belongs to, and goes at once when nothing is queued (the
+   * log is off, or the decision was not recorded).
+   */
+  const settleAfterAudit = (slot: ReplySlot, frame: Buffer): void => {
+    if (audit?.afterWrite?.(() => replies.settle(slot, frame)) === true) return;
+    audit?.flush();
+    replies.settle(slot, frame);
+  };
+
   const handle = (body: Buffer): void => {
     let req: Request | undefined;
     try {
@@ -118,9 +130,8 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
       const resp = agent.answerSync(req, context);
       if (resp !== undefined) {
         if (SECRET_BODIES.has(body[0])) body.fill(0);
-        // A sign decision is on disk before its reply leaves (one write for the queued batch).
-        if (req.type === 'sign') audit?.flush();
-        replies.send(encodeReply(resp));
+        if (req.type === 'sign' && audit !== undefined) settleAfterAudit(replies.reserve(), encodeReply(resp));
+        else replies.send(encodeReply(resp));
         return;
       }
     }
@@ -131,8 +142,8 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
       // ADD bodies hold private key fields or a PIN, LOCK/UNLOCK the passphrase; they have
       // been used by now, so wipe them.
       if (SECRET_BODIES.has(body[0])) body.fill(0);
-      if (req?.type === 'sign') audit?.flush();
-      replies.settle(slot, encodeReply(resp));
+      if (req?.type === 'sign' && audit !== undefined) settleAfterAudit(slot, encodeReply(resp));
+      else replies.settle(slot, encodeReply(resp));
     };
     pending.then(settle, () => settle(FAILURE));
   };

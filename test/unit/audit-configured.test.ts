@@ -1,7 +1,7 @@
 /**
  * The daemon's audit sink as `[audit]` configures it (POLICY.md §2, §6): no file until the
  * first record, `list = false`, `enabled = false`, reload swapping file and settings, the
- * batch written at the end of the tick without a flush, and `config` records.
+ * batch written at the end of the event-loop turn without a flush, and `config` records.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ const lines = (path: string): Array<{ event: string; reason: string }> =>
     .split('\n')
     .map((l) => JSON.parse(l) as { event: string; reason: string });
 
-test('configured audit sink: lazy file, list filter, disable, swap, end-of-tick batch', async (t) => {
+test('configured audit sink: lazy file, list filter, disable, swap, end-of-turn batch', async (t) => {
   const dir = await tempDir('tsagent-auditcfg-');
   t.after(() => removeDir(dir));
   const first = join(dir, 'a', 'audit.jsonl');
@@ -28,8 +28,7 @@ test('configured audit sink: lazy file, list filter, disable, swap, end-of-tick 
   sink.record(configRecord('allow', 'loaded x'));
   sink.record(sampleRecord(new Date().toISOString(), { event: 'list', keys: [] }));
   sink.record(sampleRecord(new Date().toISOString()));
-  await new Promise<void>((resolve) => queueMicrotask(resolve));
-  await Promise.resolve();
+  await new Promise<void>((resolve) => setImmediate(resolve));
   assert.deepEqual(
     lines(first).map((r) => r.event),
     ['config', 'sign'],

@@ -105,6 +105,29 @@ describe('audit log file', () => {
     sink.close();
   });
 
+  it('afterWrite: replies wait for their batch, which is one write for every record of the turn', async () => {
+    const path = join(dir, 'held', 'audit.jsonl');
+    const sink = new AuditFileSink({ path });
+    assert.equal(
+      sink.afterWrite(() => assert.fail('nothing queued: not held')),
+      false,
+    );
+    const seen: number[] = [];
+    const written = (): number => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').length - 1 : 0);
+    sink.record(rec(1));
+    assert.equal(
+      sink.afterWrite(() => seen.push(written())),
+      true,
+    );
+    // A second connection's record in the same turn joins the batch.
+    sink.record(rec(2));
+    sink.afterWrite(() => seen.push(written()));
+    assert.deepEqual(seen, [], 'held until the batch is written');
+    await waitFor(() => seen.length === 2, { timeoutMs: 5000 });
+    assert.deepEqual(seen, [2, 2], 'both records on disk before either reply goes');
+    sink.close();
+  });
+
   it('rotates by size to .1 … .5 and reads back newest last', () => {
     const path = join(dir, 'rot', 'audit.jsonl');
     const lineSize = serializeRecord(rec(0)).length;

@@ -579,6 +579,47 @@ describe('the gate and its ports', () => {
     keyring.clear();
   });
 
+  it('the peer process is read only when a record or a port needs it, and once per session', async () => {
+    let reads = 0;
+    const info: ProcessInfo = { pid: 4242, uid: 1000, exe: '/usr/bin/ssh', argv: ['ssh'], unit: null, parents: null };
+    const session = (): AgentSession =>
+      new AgentSession({
+        connectionId: 1,
+        peer: { pid: 4242, uid: 1000 },
+        processSource: {
+          read: () => {
+            reads++;
+            return info;
+          },
+          release: () => undefined,
+        },
+      });
+    // An audit log that keeps nothing (`enabled = false`, or `list = false` for lists).
+    const audit = { ...memoryAudit(), accepts: () => false };
+    const quiet = new Keyring({
+      audit,
+      policy: { selectForList: (keys) => keys, decideSign: () => ({ action: 'allow', reason: 'r' }) },
+    });
+    const s1 = session();
+    await quiet.add({ key: ed().body, comment: 'a' }, s1);
+    await quiet.list(s1);
+    assert.equal(reads, 0, 'a list with no record kept reads nothing');
+    assert.equal(audit.records.length, 0);
+    assert.ok(verifySignature(ed().blob, DATA, await quiet.sign(ed().blob, DATA, 0, s1)));
+    assert.equal(reads, 1, 'a sign the policy judges reads it');
+    await quiet.sign(ed().blob, DATA, 0, s1);
+    assert.equal(reads, 1, 'once per session');
+    quiet.clear();
+
+    const kept = memoryAudit();
+    const recording = new Keyring({ audit: kept });
+    const s2 = session();
+    await recording.list(s2);
+    assert.equal(reads, 2);
+    assert.equal(kept.records[0].process, info);
+    recording.clear();
+  });
+
   it('over a socket: each connection gets its session on accept, with the peer from SO_PEERCRED', async (t) => {
     const loaded = loadLibc();
     if (!('libc' in loaded) || typeof process.getuid !== 'function') {
