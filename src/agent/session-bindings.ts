@@ -10,6 +10,7 @@ import { certificateSignatureValid } from '../keys/certificate';
 import { keysEqual, parsedKey } from '../keys/key-equality';
 import type { ParsedKey } from '../keys/key-equality';
 import { verifySignature } from '../keys/verify';
+import type { PublicKeyCache } from '../keys/verify';
 import { decodeSessionBind } from '../protocol/session-bind';
 
 /** ssh-agent.c AGENT_MAX_SESSION_IDS: a path longer than this is refused. */
@@ -44,8 +45,9 @@ export class SessionBindings {
    * Records a binding from a session-bind request's contents, after checking the host key's
    * signature over the session id. Throws ExtensionFailureError (reply 28) on any failure;
    * a failed attempt still marks the connection, so restricted keys stay unusable on it.
+   * `hostKeys` keeps imported host keys across connections.
    */
-  bind(contents: Buffer): void {
+  bind(contents: Buffer, hostKeys?: PublicKeyCache): void {
     this.attempted = true;
     let req;
     let hostKey: ParsedKey;
@@ -60,7 +62,7 @@ export class SessionBindings {
     if (hostKey.key.kind === 'certificate' && !certificateSignatureValid(hostKey.key)) {
       throw new ExtensionFailureError('host certificate signature invalid');
     }
-    if (!verifySignature(hostKey.blob, req.sessionId, req.signature)) {
+    if (!verifySignature(hostKey.blob, req.sessionId, req.signature, undefined, hostKeys)) {
       throw new ExtensionFailureError('host key signature over the session id does not verify');
     }
     for (const b of this.list) {

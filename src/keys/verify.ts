@@ -37,15 +37,41 @@ export function publicKeyObject(k: PlainPublicKey): KeyObject {
 }
 
 /**
+ * KeyObjects for key blobs seen again and again (the host keys every `ssh` connection binds
+ * with session-bind): importing one costs more than verifying with it. Bounded, least
+ * recently used out first; public keys only, so nothing here needs wiping.
+ */
+export class PublicKeyCache {
+  private readonly objects = new Map<string, KeyObject>();
+
+  constructor(private readonly limit = 64) {}
+
+  objectFor(blob: Buffer, key: PlainPublicKey): KeyObject {
+    const id = blob.toString('latin1');
+    let obj = this.objects.get(id);
+    if (obj !== undefined) {
+      this.objects.delete(id);
+    } else {
+      obj = publicKeyObject(key);
+      if (this.objects.size >= this.limit) this.objects.delete(this.objects.keys().next().value!);
+    }
+    this.objects.set(id, obj);
+    return obj;
+  }
+}
+
+/**
  * True when `signature` (an SSH signature blob) is a valid signature of `data` by the key
  * in `keyBlob` (a plain key or a certificate, whose certified key is used).
- * `allowedAlgorithms` optionally restricts the signature algorithm name.
+ * `allowedAlgorithms` optionally restricts the signature algorithm name; `cache` keeps the
+ * imported key for the next call.
  */
 export function verifySignature(
   keyBlob: Buffer,
   data: Buffer,
   signature: Buffer,
   allowedAlgorithms?: readonly string[],
+  cache?: PublicKeyCache,
 ): boolean {
   try {
     const key = plainKeyOf(parsePublicKeyBlob(keyBlob));
@@ -58,7 +84,7 @@ export function verifySignature(
     // The signature algorithm must be one of this key's rows (RSA has three, others one).
     const found = signatureAlgorithm(alg);
     if (found === undefined || found.algorithm.name !== key.type) return false;
-    const pub = publicKeyObject(key);
+    const pub = cache === undefined ? publicKeyObject(key) : cache.objectFor(keyBlob, key);
     const { hash } = found.signature;
     const c = found.algorithm.curve;
     if (c === undefined) return cryptoVerify(hash, data, pub, bytes);

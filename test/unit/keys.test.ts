@@ -11,7 +11,7 @@ import { importPrivateKey } from '../../src/keys/import-private';
 import { parsePrivateKeyFile } from '../../src/keys/key-file';
 import { plainAlgorithm } from '../../src/protocol/algorithms';
 import { Signer, signatureFor } from '../../src/keys/sign';
-import { verifySignature } from '../../src/keys/verify';
+import { PublicKeyCache, verifySignature } from '../../src/keys/verify';
 import { findPeerOrFail } from '../helpers/peers';
 import { certifiedKey, testKey } from '../helpers/keys';
 
@@ -55,6 +55,22 @@ describe('keys', () => {
         const sig = await new Signer().sign(held, DATA, flags);
         assert.ok(verifySignature(held.publicBlob, DATA, sig), `${t} flags ${flags}`);
         assert.ok(!verifySignature(held.publicBlob, Buffer.from('payloaD'), sig));
+      }
+    }
+  });
+
+  it('a PublicKeyCache verifies as a fresh import does, per key, within its bound', async () => {
+    const cache = new PublicKeyCache(2);
+    const types = ['ed25519', 'ecdsa-256', 'rsa-2048'] as const;
+    for (let round = 0; round < 3; round++) {
+      for (const t of types) {
+        const held = importPrivateKey(testKey(t).body);
+        const sig = await new Signer().sign(held, DATA, 0);
+        assert.ok(verifySignature(held.publicBlob, DATA, sig, undefined, cache), `${t} round ${round}`);
+        assert.ok(!verifySignature(held.publicBlob, Buffer.from('payloaD'), sig, undefined, cache));
+        // Another key's blob with this signature: the cache never answers for the wrong key.
+        const other = importPrivateKey(testKey(t === 'ed25519' ? 'ecdsa-256' : 'ed25519').body);
+        assert.ok(!verifySignature(other.publicBlob, DATA, sig, undefined, cache));
       }
     }
   });
