@@ -11,7 +11,7 @@ import type { FingerprintHash } from '../keys/fingerprint';
 import type { HeldKey, KeyInfo } from '../keys/held-key';
 import { importPrivateKey } from '../keys/import-private';
 import { Signer } from '../keys/sign';
-import { PublicKeyCache } from '../keys/verify';
+import { SignatureVerifier } from '../keys/verify';
 import type { Constraint } from '../protocol/constraints';
 import { FAILURE, SUCCESS } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
@@ -160,8 +160,11 @@ export class Keyring implements Agent, SyncAnswering {
   private readonly gate: Gate;
   private readonly hash: FingerprintHash;
   private readonly signer = new Signer();
-  /** Host keys of session-bind, imported once: a user binds to the same few hosts. */
-  private readonly hostKeys = new PublicKeyCache();
+  /**
+   * Host keys of session-bind imported once (a user binds to the same few hosts), and binds
+   * verified once (`ssh -A` binds each forwarded channel with the same signature).
+   */
+  private readonly bindVerifier = new SignatureVerifier();
   /** Has OpenSSL free (and wipe) the keys this keyring drops (README "What is in memory"). */
   private readonly keyRelease: KeyRelease;
   /** Every key's view in insertion order, and the list reply built from it: cached until the keyring changes. */
@@ -568,7 +571,7 @@ export class Keyring implements Agent, SyncAnswering {
     // Session binds are accepted while locked (OpenSSH >= 10.x), so forwarded channels
     // opened meanwhile are bound once the agent is unlocked.
     if (name === SESSION_BIND) {
-      session.bindings.bind(contents, this.hostKeys);
+      session.bindings.bind(contents, this.bindVerifier);
       return SUCCESS;
     }
     if (this.locked) throw new AgentLockedError('agent is locked');

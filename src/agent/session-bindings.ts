@@ -10,7 +10,7 @@ import { certificateSignatureValid } from '../keys/certificate';
 import { keysEqual, parsedKey } from '../keys/key-equality';
 import type { ParsedKey } from '../keys/key-equality';
 import { verifySignature } from '../keys/verify';
-import type { PublicKeyCache } from '../keys/verify';
+import type { SignatureVerifier } from '../keys/verify';
 import { decodeSessionBind } from '../protocol/session-bind';
 
 /** ssh-agent.c AGENT_MAX_SESSION_IDS: a path longer than this is refused. */
@@ -45,9 +45,9 @@ export class SessionBindings {
    * Records a binding from a session-bind request's contents, after checking the host key's
    * signature over the session id. Throws ExtensionFailureError (reply 28) on any failure;
    * a failed attempt still marks the connection, so restricted keys stay unusable on it.
-   * `hostKeys` keeps imported host keys across connections.
+   * `verifier` remembers host keys and verified binds across connections.
    */
-  bind(contents: Buffer, hostKeys?: PublicKeyCache): void {
+  bind(contents: Buffer, verifier?: SignatureVerifier): void {
     this.attempted = true;
     let req;
     let hostKey: ParsedKey;
@@ -62,7 +62,11 @@ export class SessionBindings {
     if (hostKey.key.kind === 'certificate' && !certificateSignatureValid(hostKey.key)) {
       throw new ExtensionFailureError('host certificate signature invalid');
     }
-    if (!verifySignature(hostKey.blob, req.sessionId, req.signature, undefined, hostKeys)) {
+    const verified =
+      verifier === undefined
+        ? verifySignature(hostKey.blob, req.sessionId, req.signature)
+        : verifier.verify(hostKey.blob, req.sessionId, req.signature);
+    if (!verified) {
       throw new ExtensionFailureError('host key signature over the session id does not verify');
     }
     for (const b of this.list) {

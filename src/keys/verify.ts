@@ -61,6 +61,36 @@ export class PublicKeyCache {
 }
 
 /**
+ * verifySignature for the session-bind signatures of an agent's life. `ssh -A` binds every
+ * forwarded agent channel with the same host key, session id and signature, so a signature
+ * that verified is remembered by its exact bytes (a different byte anywhere is a miss and is
+ * verified in full; the answer for the same bytes cannot change). A new ssh session has a
+ * new session id and always pays one verification. Bounded like PublicKeyCache; failures
+ * are not remembered.
+ */
+export class SignatureVerifier {
+  private readonly keys: PublicKeyCache;
+  private readonly verified = new Set<string>();
+
+  constructor(private readonly limit = 64) {
+    this.keys = new PublicKeyCache(limit);
+  }
+
+  verify(keyBlob: Buffer, data: Buffer, signature: Buffer): boolean {
+    const id = `${keyBlob.toString('latin1')}\0${data.toString('latin1')}\0${signature.toString('latin1')}`;
+    if (this.verified.has(id)) {
+      this.verified.delete(id);
+      this.verified.add(id);
+      return true;
+    }
+    if (!verifySignature(keyBlob, data, signature, undefined, this.keys)) return false;
+    if (this.verified.size >= this.limit) this.verified.delete(this.verified.values().next().value!);
+    this.verified.add(id);
+    return true;
+  }
+}
+
+/**
  * True when `signature` (an SSH signature blob) is a valid signature of `data` by the key
  * in `keyBlob` (a plain key or a certificate, whose certified key is used).
  * `allowedAlgorithms` optionally restricts the signature algorithm name; `cache` keeps the

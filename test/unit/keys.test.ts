@@ -11,7 +11,7 @@ import { importPrivateKey } from '../../src/keys/import-private';
 import { parsePrivateKeyFile } from '../../src/keys/key-file';
 import { plainAlgorithm } from '../../src/protocol/algorithms';
 import { Signer, signatureFor } from '../../src/keys/sign';
-import { PublicKeyCache, verifySignature } from '../../src/keys/verify';
+import { PublicKeyCache, SignatureVerifier, verifySignature } from '../../src/keys/verify';
 import { findPeerOrFail } from '../helpers/peers';
 import { certifiedKey, testKey } from '../helpers/keys';
 
@@ -73,6 +73,22 @@ describe('keys', () => {
         assert.ok(!verifySignature(other.publicBlob, DATA, sig, undefined, cache));
       }
     }
+  });
+
+  it('a SignatureVerifier remembers only what verified, by every byte', async () => {
+    const v = new SignatureVerifier(2);
+    const held = importPrivateKey(testKey('ed25519').body);
+    const sig = await new Signer().sign(held, DATA, 0);
+    for (let i = 0; i < 3; i++) assert.ok(v.verify(held.publicBlob, DATA, sig));
+    for (let i = 0; i < sig.length; i++) {
+      const bad = Buffer.from(sig);
+      bad[i] ^= 1;
+      assert.ok(!v.verify(held.publicBlob, DATA, bad), `flipped byte ${i}`);
+    }
+    assert.ok(!v.verify(held.publicBlob, Buffer.from('payloaD'), sig));
+    const other = importPrivateKey(testKey('ecdsa-256').body);
+    assert.ok(!v.verify(other.publicBlob, DATA, sig));
+    assert.ok(v.verify(held.publicBlob, DATA, sig), 'still verifies after the misses');
   });
 
   it('RSA flag selection follows RFC 9987: 256 wins when both are set', () => {
