@@ -150,6 +150,8 @@ export class Gate {
   private readonly hash: FingerprintHash;
   /** Some port wants the request context (process, destination, purpose) of a sign. */
   private readonly wantsFacts: boolean;
+  private lastMs = -1;
+  private lastTime = '';
 
   constructor(options: GateOptions) {
     this.policy = options.policy;
@@ -158,6 +160,16 @@ export class Gate {
     this.confirmer = options.confirmer;
     this.hash = options.fingerprintHash;
     this.wantsFacts = this.policy !== undefined || this.approvals !== undefined || this.audit !== undefined;
+  }
+
+  /** A record's time: one string per millisecond, however many records share it. */
+  private now(): string {
+    const ms = Date.now();
+    if (ms !== this.lastMs) {
+      this.lastMs = ms;
+      this.lastTime = new Date(ms).toISOString();
+    }
+    return this.lastTime;
   }
 
   /** Whether decisions are recorded (callers time requests only then). */
@@ -273,7 +285,7 @@ export class Gate {
     const q = question ?? (view === undefined ? undefined : this.question(view, session, data));
     // One object literal per record, no spreads: this runs for every signature.
     const record: AuditRecord = {
-      time: new Date().toISOString(),
+      time: this.now(),
       event: 'sign',
       decision,
       reason,
@@ -290,7 +302,7 @@ export class Gate {
   recordChange(event: AuditEventName, decision: AuditDecision, reason: string, session: AgentSession, view?: KeyView): void {
     if (this.audit === undefined || this.audit.accepts?.(event) === false) return;
     this.audit.record({
-      time: new Date().toISOString(),
+      time: this.now(),
       event,
       decision,
       reason,
@@ -303,7 +315,7 @@ export class Gate {
   private recordList(session: AgentSession, shown: readonly KeyView[], decision: AuditDecision, reason: string): void {
     if (this.audit === undefined || this.audit.accepts?.('list') === false) return;
     this.audit.record({
-      time: new Date().toISOString(),
+      time: this.now(),
       event: 'list',
       decision,
       reason,

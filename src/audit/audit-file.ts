@@ -2,10 +2,11 @@
  * The audit log writer (POLICY.md §6): an AuditSink that queues records synchronously and
  * writes each batch with one write(2) to an O_APPEND file (0600, directory 0700, created if
  * missing), rotating by size to FILE.1 … FILE.5. The file is opened on the first write, so
- * an agent that records nothing never touches it. A batch is written once per event-loop
- * turn (setImmediate: after the I/O callbacks of the turn, so the requests of every
- * connection that was readable share one write(2)); the server holds each sign reply until
- * its batch is written (afterWrite), and flush() writes at once.
+ * an agent that records nothing never touches it. A batch with a sign record is written at
+ * the end of the event-loop turn (setImmediate: after the I/O callbacks of the turn, so the
+ * signs of every connection that was readable share one write(2)), and the server holds
+ * each sign reply until its batch is written (afterWrite); other records wait up to
+ * BATCH_MS for company; flush() writes at once.
  *
  * The log never takes the agent down: a removed file is re-created, a replaced one
  * reopened, and a failure to write is reported once (until writing works again) and the
@@ -21,12 +22,12 @@ import {
   openSync,
   renameSync,
   statSync,
-  writeSync,
+  writevSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AuditRecord, AuditSink } from '../agent/ports';
 import { AUDIT_ROTATIONS, DEFAULT_AUDIT_MAX_SIZE } from './paths';
-import { serializeRecord } from './serialize';
+import { EncodedBatch } from './serialize';
 
 export interface AuditFileOptions {
   readonly path: string;
@@ -39,6 +40,15 @@ export interface AuditFileOptions {
   /** Told once per failure streak; never given record contents. */
   readonly warn?: (message: string) => void;
 }
+
+/**
+ * Records no reply waits for (list, add, lock, …) are gathered for up to this long, or
+ * MAX_BATCH records, and written together: a client listing in a loop costs one write per
+ * batch, not one per list. Sign records are written at the end of the turn they were made
+ * in, before their replies leave.
+ */
+const BATCH_MS = 5;
+const MAX_BATCH = 256;
 
 const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
 /**
@@ -65,7 +75,10 @@ export class AuditFileSink implements AuditSink {
   private checkedAt = 0;
   private readonly pathCheckMs: number;
   private size = 0;
-  private scheduled = false;
+  /** A write at the end of this event-loop turn is scheduled. */
+  private soon = false;
+  /** A write within BATCH_MS is scheduled. */
+  private later: NodeJS.Timeout | undefined;
   private failing = false;
   private closed = false;
 
@@ -80,24 +93,40 @@ export class AuditFileSink implements AuditSink {
   record(r: AuditRecord): void {
     if (this.closed) return;
     this.queue.push(r);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.writeBatch);
-    }
+    if (r.event === 'sign' || this.queue.length >= MAX_BATCH) this.writeSoon();
+    else this.writeLater();
   }
 
   afterWrite(then: () => void): boolean {
     if (this.queue.length === 0) return false;
     this.waiting.push(then);
+    this.writeSoon();
     return true;
   }
 
+  private writeSoon(): void {
+    if (this.soon) return;
+    this.soon = true;
+    setImmediate(this.writeBatch);
+  }
+
+  private writeLater(): void {
+    if (this.soon || this.later !== undefined) return;
+    this.later = setTimeout(this.writeBatch, BATCH_MS);
+    // close() writes what is queued: a pending batch need not keep a process alive.
+    this.later.unref();
+  }
+
   private readonly writeBatch = (): void => {
-    this.scheduled = false;
+    this.soon = false;
     this.flush();
   };
 
   flush(): void {
+    if (this.later !== undefined) {
+      clearTimeout(this.later);
+      this.later = undefined;
+    }
     this.writeQueued();
     if (this.waiting.length === 0) return;
     const waiting = this.waiting;
@@ -107,18 +136,13 @@ export class AuditFileSink implements AuditSink {
 
   private writeQueued(): void {
     if (this.queue.length === 0) return;
-    const batch = this.queue;
+    const queued = this.queue;
     this.queue = [];
-    let text = '';
-    for (const r of batch) {
-      try {
-        text += serializeRecord(r);
-      } catch {
-        /* a record that cannot be serialised is dropped, never thrown to the gate */
-      }
-    }
-    if (text === '') return;
-    this.write(Buffer.from(text, 'utf8'));
+    // A record that cannot be serialised is dropped there, never thrown to the gate.
+    const batch = new EncodedBatch();
+    for (const r of queued) batch.add(r);
+    if (batch.finish().length === 0) return;
+    this.write(batch);
   }
 
   /** Flushes and closes the file; later records are ignored. */
@@ -128,16 +152,15 @@ export class AuditFileSink implements AuditSink {
     this.closeFd();
   }
 
-  private write(data: Buffer): void {
+  private write(batch: EncodedBatch): void {
     try {
       this.ensureOpen();
-      if (this.size > 0 && this.size + data.length > this.maxSize) {
+      if (this.size > 0 && this.size + batch.length > this.maxSize) {
         this.rotate();
         this.ensureOpen();
       }
-      let off = 0;
-      while (off < data.length) off += writeSync(this.fd!, data, off, data.length - off);
-      this.size += data.length;
+      writeAll(this.fd!, batch.buffers);
+      this.size += batch.length;
       this.failing = false;
     } catch (err) {
       this.closeFd();
@@ -188,6 +211,38 @@ export class AuditFileSink implements AuditSink {
       /* already closed */
     }
     this.fd = undefined;
+  }
+}
+
+/** At most this many buffers per writev (Linux's IOV_MAX is 1024). */
+const MAX_IOV = 512;
+
+/** Writes every byte of `buffers` in order, with as few writev calls as the kernel allows. */
+function writeAll(fd: number, buffers: readonly Buffer[]): void {
+  let i = 0;
+  /** Bytes of buffers[i] already written. */
+  let offset = 0;
+  for (;;) {
+    while (i < buffers.length && buffers[i].length === offset) {
+      i++;
+      offset = 0;
+    }
+    if (i === buffers.length) return;
+    const chunk = buffers.slice(i, i + MAX_IOV);
+    if (offset > 0) chunk[0] = chunk[0].subarray(offset);
+    let written = writevSync(fd, chunk);
+    // A short write (rare on regular files): carry on from the byte where it stopped.
+    while (written > 0) {
+      const left = buffers[i].length - offset;
+      if (written < left) {
+        offset += written;
+        written = 0;
+      } else {
+        written -= left;
+        offset = 0;
+        i++;
+      }
+    }
   }
 }
 

@@ -145,16 +145,98 @@ function time(v: unknown): string {
   return typeof v === 'string' && ISO_TIME.test(v) ? `"${v}"` : text(v);
 }
 
-/** The record's JSON line, newline-terminated. */
-export function serializeRecord(r: AuditRecord): string {
+/**
+ * A list's fingerprints are the one part of a record that can be large (50 KB for 1000
+ * keys) and they repeat on every list: past this size the part is kept encoded, once per
+ * offered array, and a batch hands it to writev as it is instead of copying it into a
+ * string and encoding it again.
+ */
+const LARGE_PART = 1024;
+const partBytes = new WeakMap<object, Buffer>();
+
+/** One record's line; a large part, when it has one, sits between `head` and `tail`. */
+interface RecordLine {
+  readonly head: string;
+  readonly large: { readonly text: string; readonly bytes: Buffer } | undefined;
+  readonly tail: string;
+}
+
+function recordLine(r: AuditRecord): RecordLine {
   let line = `{"time":${time(r.time)},"event":${text(r.event)},"decision":${text(r.decision)},"reason":${text(r.reason)}`;
   if (r.key !== undefined && r.key !== null) line += `,"key":${fragment(r.key, keyFields)}`;
-  if (r.keys !== undefined) line += `,"keys":${fragment(r.keys, fingerprintList)}`;
+  let head = '';
+  let large: RecordLine['large'];
+  if (r.keys !== undefined) {
+    const keys = fragment(r.keys, fingerprintList);
+    if (keys.length < LARGE_PART) {
+      line += `,"keys":${keys}`;
+    } else {
+      head = `${line},"keys":`;
+      line = '';
+      let bytes = partBytes.get(r.keys);
+      if (bytes === undefined) {
+        bytes = Buffer.from(keys, 'utf8');
+        partBytes.set(r.keys, bytes);
+      }
+      large = { text: keys, bytes };
+    }
+  }
   line += `,"process":${fragment(r.process, processFields)},"destination":${fragment(r.destination, destinationFields)}`;
   if (r.purpose !== undefined) line += `,"purpose":${text(r.purpose)}`;
   if (r.ms !== undefined) {
     const ms = num(r.ms);
     line += `,"ms":${ms === null ? 'null' : String(Math.round(ms * 1000) / 1000)}`;
   }
-  return `${line}}\n`;
+  return large === undefined ? { head: `${line}}\n`, large, tail: '' } : { head, large, tail: `${line}}\n` };
+}
+
+/** The record's JSON line, newline-terminated. */
+export function serializeRecord(r: AuditRecord): string {
+  const l = recordLine(r);
+  return l.large === undefined ? l.head : l.head + l.large.text + l.tail;
+}
+
+/**
+ * Records as the buffers of one writev: short text gathered and encoded together, large
+ * parts as their cached encodings.
+ */
+export class EncodedBatch {
+  readonly buffers: Buffer[] = [];
+  /** Total bytes in `buffers` once finish() has run. */
+  length = 0;
+  private pending = '';
+
+  /** Appends one record; a record that cannot be serialised is left out, never thrown. */
+  add(r: AuditRecord): void {
+    let l: RecordLine;
+    try {
+      l = recordLine(r);
+    } catch {
+      return;
+    }
+    if (l.large === undefined) {
+      this.pending += l.head;
+      return;
+    }
+    this.pending += l.head;
+    this.cut();
+    this.push(l.large.bytes);
+    this.pending = l.tail;
+  }
+
+  finish(): this {
+    this.cut();
+    return this;
+  }
+
+  private cut(): void {
+    if (this.pending === '') return;
+    this.push(Buffer.from(this.pending, 'utf8'));
+    this.pending = '';
+  }
+
+  private push(b: Buffer): void {
+    this.buffers.push(b);
+    this.length += b.length;
+  }
 }

@@ -75,8 +75,16 @@ export function literalHostNames(config: Pick<Config, 'keys' | 'rules'>): string
   return [...out];
 }
 
+function sameKeys(a: readonly KeyView[], b: readonly KeyView[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class RulePolicy implements PolicyPort {
   private readonly decisions: readonly PolicyDecision[];
+  /** The last selection made from each offered array (see stable()). */
+  private readonly lastSelection = new WeakMap<readonly KeyView[], readonly KeyView[]>();
   /** No key has `hosts` and no cap: every list is shown as it is (the keyring keeps its cached reply). */
   private readonly listAsIs: boolean;
 
@@ -107,6 +115,20 @@ export class RulePolicy implements PolicyPort {
     }
     const ordered = plain === matching ? matching : matching.concat(plain);
     if (maxOffered !== null && ordered.length > maxOffered) ordered.length = maxOffered;
+    return this.stable(keys, ordered);
+  }
+
+  /**
+   * `ordered` as an array already handed out when one holds the same keys: the offered array
+   * itself, or the last selection made from it. The encoded reply and the audit record's
+   * fingerprints are cached by array identity, so a fresh but equal array would encode 1000
+   * identities again on every list of every bound connection.
+   */
+  private stable(keys: readonly KeyView[], ordered: KeyView[]): readonly KeyView[] {
+    if (sameKeys(ordered, keys)) return keys;
+    const last = this.lastSelection.get(keys);
+    if (last !== undefined && sameKeys(ordered, last)) return last;
+    this.lastSelection.set(keys, ordered);
     return ordered;
   }
 

@@ -128,6 +128,29 @@ describe('audit log file', () => {
     sink.close();
   });
 
+  it('large list records (1000 fingerprints) interleaved with small ones: every line whole, in order', () => {
+    const path = join(dir, 'large', 'audit.jsonl');
+    const sink = new AuditFileSink({ path });
+    const many = Array.from({ length: 1000 }, (_, i) => `SHA256:${String(i).padStart(43, 'x')}`);
+    const few = ['SHA256:one', 'SHA256:two'];
+    const expected: AuditRecord[] = [];
+    for (let i = 0; i < 40; i++) {
+      const r = rec(i, i % 3 === 0 ? { event: 'list', keys: i % 2 === 0 ? many : few, key: undefined } : {});
+      expected.push(r);
+      sink.record(r);
+      if (i % 7 === 6) sink.flush();
+    }
+    sink.close();
+    const text = readFileSync(path, 'utf8');
+    assert.equal(text, expected.map((r) => serializeRecord(r)).join(''));
+    const parsed = text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditRecord);
+    assert.deepEqual(parsed[0].keys, many);
+    assert.deepEqual(parsed[3].keys, few);
+  });
+
   it('rotates by size to .1 … .5 and reads back newest last', () => {
     const path = join(dir, 'rot', 'audit.jsonl');
     const lineSize = serializeRecord(rec(0)).length;

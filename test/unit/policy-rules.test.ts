@@ -93,6 +93,19 @@ test('bound connections: hosts filter, matching-first order, max-offered', () =>
   assert.deepEqual(openssh.selectForList(all, dest(['github.com'])), [PLAIN, ASKED, GH]);
 });
 
+test('an equal selection is the same array again (cached replies stay valid), a different one is new', () => {
+  const p = policyFor(KEYS);
+  const all = [PLAIN, ASKED, WORK, GH];
+  const first = p.selectForList(all, dest(['github.com']));
+  assert.equal(p.selectForList(all, dest(['github.com'])), first, 'another connection to the same host');
+  const work = p.selectForList(all, dest(['db.corp.example']));
+  assert.notEqual(work, first);
+  assert.deepEqual(work, [WORK, PLAIN, ASKED]);
+  assert.deepEqual(p.selectForList(all, dest(['github.com'])), [GH, PLAIN, ASKED]);
+  const plainOnly = [PLAIN, ASKED];
+  assert.equal(p.selectForList(plainOnly, dest(['github.com'])), plainOnly, 'nothing reordered: the offered array itself');
+});
+
 test('a key with hosts signs a login only for a matching destination; SSHSIG is left to rules', () => {
   const p = policyFor(KEYS);
   assert.deepEqual(p.decideSign(q(GH, 'login', dest(['github.com']))), { action: 'allow', reason: 'default' });
