@@ -3,9 +3,11 @@
  *
  * Why a facade: requiring pino costs ~30 ms of a ~100 ms start (issue 16), and a daemon at
  * the default level logs one line ("listening") before it can serve. Calls below the level
- * are no-ops that never load pino; enabled calls are queued and handed to pino on the next
- * turn of the event loop (setImmediate), after the socket is listening. `error` and `fatal`
- * load pino at once and write synchronously, so a line written just before exit is not lost.
+ * are no-ops that never load pino; enabled calls are queued and handed to pino DRAIN_DELAY_MS
+ * later, once the socket is listening and the request that started a socket-activated agent
+ * (or the first `ssh-add` after `tsagent start -D`) has been served: loading pino blocks the
+ * event loop, and nothing is waiting for the "listening" line. `error` and `fatal` load pino
+ * at once and write synchronously, so a line written just before exit is not lost.
  *
  * Redaction is a second fence: no code path logs key material, but should a field with one of
  * these names ever slip into a log object, pino replaces its value.
@@ -58,6 +60,9 @@ const REDACT = [
   '*.data',
 ];
 
+/** How long queued lines wait before pino is loaded for them (see the header). */
+export const DRAIN_DELAY_MS = 50;
+
 /** One pino instance per createLogger, built on first use; children are made from it then. */
 class LazyPino {
   private pino: PinoLogger | undefined;
@@ -92,7 +97,7 @@ class LazyPino {
     this.queue.push(() => write(this.get()));
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.drain()).unref();
+      setTimeout(() => this.drain(), DRAIN_DELAY_MS).unref();
     }
   }
 

@@ -5,11 +5,14 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createLogger, silentLogger } from '../../src/log';
+import { DRAIN_DELAY_MS, createLogger, silentLogger } from '../../src/log';
 import type { LogLevel } from '../../src/log';
 
-/** Lines below `error` reach pino on the next turn of the event loop (src/log.ts): wait for it. */
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/**
+ * Lines below `error` reach pino DRAIN_DELAY_MS after they are logged (src/log.ts): a timer
+ * set later for longer fires after that one (Node runs timers in expiry order).
+ */
+const afterDrain = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, DRAIN_DELAY_MS + 1));
 
 function capture(level: LogLevel): { logger: ReturnType<typeof createLogger>; lines: () => Record<string, unknown>[] } {
   const out = new PassThrough();
@@ -30,7 +33,7 @@ describe('log', () => {
     const { logger, lines } = capture('info');
     logger.info({ socket: '/x', control: undefined }, 'listening');
     logger.warn('plain');
-    await nextTurn();
+    await afterDrain();
     const [a, b] = lines();
     assert.deepEqual(Object.keys(a), ['level', 'time', 'pid', 'socket', 'msg']);
     assert.equal(a.level, 30);
@@ -45,7 +48,7 @@ describe('log', () => {
     logger.debug({ conn: 1 }, 'hidden');
     assert.equal(logger.isLevelEnabled('debug'), false);
     assert.equal(logger.isLevelEnabled('error'), true);
-    await nextTurn();
+    await afterDrain();
     assert.deepEqual(lines(), []);
     const s = silentLogger();
     s.error('nothing');
@@ -55,7 +58,7 @@ describe('log', () => {
   it('censors secret-named fields, top level and one level down', async () => {
     const { logger, lines } = capture('debug');
     logger.debug({ key: 'k', d: 1, data: Buffer.from('x'), nested: { passphrase: 'p', data: 'z', ok: 2 }, reason: 'r' }, 'm');
-    await nextTurn();
+    await afterDrain();
     const [l] = lines();
     assert.equal(l.key, '[redacted]');
     assert.equal(l.d, '[redacted]');
