@@ -6,8 +6,9 @@
  * are no-ops that never load pino; enabled calls are queued and handed to pino DRAIN_DELAY_MS
  * later, once the socket is listening and the request that started a socket-activated agent
  * (or the first `ssh-add` after `tsagent start -D`) has been served: loading pino blocks the
- * event loop, and nothing is waiting for the "listening" line. `error` and `fatal` load pino
- * at once and write synchronously, so a line written just before exit is not lost.
+ * event loop, and nothing is waiting for the "listening" line. Lines still queued when the
+ * process exits are written then. `error` and `fatal` load pino at once and write
+ * synchronously.
  *
  * Redaction is a second fence: no code path logs key material, but should a field with one of
  * these names ever slip into a log object, pino replaces its value.
@@ -68,6 +69,7 @@ class LazyPino {
   private pino: PinoLogger | undefined;
   private readonly queue: Array<() => void> = [];
   private scheduled = false;
+  private drainsAtExit = false;
 
   constructor(
     private readonly level: LogLevel,
@@ -98,6 +100,11 @@ class LazyPino {
     if (!this.scheduled) {
       this.scheduled = true;
       setTimeout(() => this.drain(), DRAIN_DELAY_MS).unref();
+      // A process that exits sooner (SIGTERM right after start) still writes its lines.
+      if (!this.drainsAtExit) {
+        this.drainsAtExit = true;
+        process.once('exit', () => this.drain());
+      }
     }
   }
 
