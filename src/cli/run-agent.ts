@@ -166,7 +166,7 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   const ctl = opts.control;
   if (ctl !== undefined && opts.policy !== undefined && !(ctl.kind === 'path' && isWindowsPipe(ctl.path))) {
     controlServer = new ControlServer(peerCheck === undefined ? { logger } : { logger, peerCheck });
-    const at = (t: ListenTarget): string => (t.kind === 'fd' ? `fd ${t.fd}` : t.path);
+    const at = (t: ListenTarget): string => (t.kind === 'path' ? t.path : (t.boundAt?.path ?? `fd ${t.fd}`));
     commands = new DaemonControl({
       keyring,
       socket: at(opts.target),
@@ -240,7 +240,7 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
     ],
   ];
   for (const [sig, fn] of handlers) process.on(sig, fn);
-  const where = (t: ListenTarget): string => (t.kind === 'fd' ? `fd ${t.fd}` : t.path);
+  const where = (t: ListenTarget): string => (t.kind === 'path' ? t.path : (t.boundAt?.path ?? `fd ${t.fd}`));
   logger.info({ socket: where(opts.target), control: opts.control === undefined ? undefined : where(opts.control) }, 'listening');
   return { keyring, audit, approvals, server, stop, warnings: protections.warnings, control: opts.control, commands };
 }

@@ -4,7 +4,10 @@
  * (-D/-d), and command mode (run a command with the agent's variables set, stop with it).
  */
 import { spawn } from 'node:child_process';
-import { rmdirSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { rmdirSync, unlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { Server } from 'node:net';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { SocketError, UsageError } from '../errors';
@@ -13,7 +16,7 @@ import { createLogger, silentLogger } from '../log';
 import type { Logger } from '../log';
 import type { ListenTarget } from '../server/agent-server';
 import { ACTIVATION_VARIABLES, activatedSockets, controlSocketPath } from '../server/activation';
-import { defaultSocketLocation } from '../stream/socket-path';
+import { claimSocketPath, defaultSocketLocation, ensurePrivateDir, isWindowsPipe, listenPrivate } from '../stream/socket-path';
 import type { SocketLocation } from '../stream/socket-path';
 import { expandPath } from '../policy/config';
 import { loadPolicyState } from './daemon-control';
@@ -44,6 +47,8 @@ export interface StartFlags {
   readonly ownedDir?: string;
   /** Internal: the parent created `ownedDir` (mkdtemp), so it is removed at exit. */
   readonly dirCreated?: boolean;
+  /** Internal: the parent bound the sockets at -a and its .ctl; they are fds 3 and 4. */
+  readonly inheritedSockets?: boolean;
 }
 
 export interface Io {
@@ -214,15 +219,43 @@ async function runCommand(flags: StartFlags, settings: Settings, command: readon
   });
 }
 
-/** The detached child: serve, tell the parent over IPC that the socket is ready, go quiet. */
+/** The sockets a background start's parent bound and handed down as fds 3 and 4. */
+const INHERITED_AGENT_FD = 3;
+const INHERITED_CONTROL_FD = 4;
+
+function inheritedTargets(loc: SocketLocation): Targets {
+  return {
+    target: { kind: 'fd', fd: INHERITED_AGENT_FD, boundAt: loc },
+    control: { kind: 'fd', fd: INHERITED_CONTROL_FD, boundAt: { path: controlSocketPath(loc.path) } },
+  };
+}
+
+/**
+ * The detached child. With inherited sockets (Unix) it serves them and nobody waits for it;
+ * otherwise (Windows pipes) it binds, tells the parent over IPC that the socket is ready,
+ * and goes quiet.
+ */
 async function runDaemonChild(flags: StartFlags, settings: Settings, io: Io): Promise<void> {
   const loc = location(flags, io.env);
   process.chdir('/');
   const logger = flags.d ? createLogger('debug') : silentLogger();
   let agent;
   try {
-    agent = await serve(pathTargets(loc), undefined, settings, logger, false, io);
+    agent = await serve(
+      flags.inheritedSockets ? inheritedTargets(loc) : pathTargets(loc),
+      undefined,
+      settings,
+      logger,
+      false,
+      io,
+    );
   } catch (err) {
+    if (flags.inheritedSockets) {
+      // Nobody is listening for an answer: take the sockets away, so clients see no agent.
+      unlinkQuietly(controlSocketPath(loc.path));
+      unlinkQuietly(loc.path);
+      cleanupDir(loc);
+    }
     process.send?.({ error: err instanceof Error ? err.message : String(err) });
     process.disconnect?.();
     io.exit(1);
@@ -232,10 +265,8 @@ async function runDaemonChild(flags: StartFlags, settings: Settings, io: Io): Pr
   process.send?.({ ready: true, pid: process.pid, warnings: agent.warnings }, () => process.disconnect?.());
 }
 
-async function runBackground(flags: StartFlags, settings: Settings, io: Io): Promise<void> {
-  const loc = location(flags, io.env);
-  // The child chdirs to / (so it holds no mount busy): give it absolute paths. The printed
-  // path stays as the user wrote it, as ssh-agent prints it.
+/** The child's command line: the settings of this start, with absolute paths. */
+function daemonChildArgs(flags: StartFlags, settings: Settings, loc: SocketLocation, io: Io): string[] {
   const args = [io.script, 'start', '--daemon-child', '-a', resolve(loc.path), '-E', settings.hash];
   if (loc.ownedDir !== undefined) args.push('--owned-dir', resolve(loc.ownedDir));
   if (loc.dirCreated === true) args.push('--dir-created');
@@ -243,6 +274,78 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   if (settings.allowedProviders !== undefined) args.push('-P', settings.allowedProviders);
   if (settings.allowRemotePkcs11) args.push('-O', 'allow-remote-pkcs11');
   if (flags.config !== undefined) args.push('--config', expandPath(flags.config, io.env, process.cwd()));
+  return args;
+}
+
+/**
+ * `eval "$(tsagent start)"`, as ssh-agent does it: the sockets are bound here, before the
+ * agent runs, and the detached child inherits them (fds 3 and 4). When this command exits,
+ * SSH_AUTH_SOCK already accepts connections; the first request is answered once the child is
+ * up. The login pays one Node start instead of two in a row. The config was validated
+ * before (start()), so an invalid file still fails this command.
+ */
+async function runBackground(flags: StartFlags, settings: Settings, io: Io): Promise<void> {
+  const loc = location(flags, io.env);
+  if (isWindowsPipe(loc.path)) return runBackgroundWaiting(flags, settings, loc, io);
+  let dirCreated = loc.dirCreated === true;
+  if (loc.ownedDir !== undefined && ensurePrivateDir(loc.ownedDir)) dirCreated = true;
+  const owned: SocketLocation = { ...loc, dirCreated };
+  const control = createServer();
+  const agent = createServer();
+  let child: ChildProcess;
+  try {
+    // The control socket first, as the agent itself does (run-agent).
+    await claimSocketPath(controlSocketPath(loc.path));
+    await listenPrivate(control, controlSocketPath(loc.path));
+    await claimSocketPath(loc.path);
+    await listenPrivate(agent, loc.path);
+    const args = daemonChildArgs(flags, settings, owned, io);
+    args.push('--inherited-sockets');
+    child = spawn(process.execPath, args, {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'ignore', listenerFd(agent), listenerFd(control)],
+      env: io.env,
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+  } catch (err) {
+    // Closing a bound listener removes its socket file (libuv).
+    agent.close();
+    control.close();
+    cleanupDir(owned);
+    if (err instanceof SocketError) throw err;
+    throw new SocketError(`cannot start the agent: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      cause: err,
+    });
+  }
+  child.unref();
+  io.out(startLines(settings.shell, loc.path, child.pid!, false));
+  // Exit without closing the listeners: closing would remove the socket files the child
+  // now serves.
+  io.exit(0);
+}
+
+function listenerFd(server: Server): number {
+  const fd = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new SocketError('no descriptor for the listening socket');
+  return fd;
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* gone */
+  }
+}
+
+/** Windows: the child binds the pipe itself and reports over IPC; this process waits for it. */
+async function runBackgroundWaiting(flags: StartFlags, settings: Settings, loc: SocketLocation, io: Io): Promise<void> {
+  // The child chdirs to / (so it holds no mount busy): give it absolute paths. The printed
+  // path stays as the user wrote it, as ssh-agent prints it.
+  const args = daemonChildArgs(flags, settings, loc, io);
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: io.env });
   const outcome = await new Promise<{ pid: number; warnings: readonly string[] } | { error: string }>((resolve) => {
     const timer = setTimeout(() => resolve({ error: 'agent did not start in time' }), CHILD_READY_TIMEOUT_MS);

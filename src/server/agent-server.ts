@@ -19,7 +19,18 @@ import { claimSocketPath, ensurePrivateDir, isWindowsPipe, listenPrivate } from 
 import type { SocketLocation } from '../stream/socket-path';
 import { dirname } from 'node:path';
 
-export type ListenTarget = ({ readonly kind: 'path' } & SocketLocation) | { readonly kind: 'fd'; readonly fd: number };
+export type ListenTarget =
+  | ({ readonly kind: 'path' } & SocketLocation)
+  | {
+      readonly kind: 'fd';
+      readonly fd: number;
+      /**
+       * Where the parent of a background start bound this socket for us (as ssh-agent binds
+       * before it forks): removed at close, with its directory, like a path of our own.
+       * Absent for systemd's sockets, which are systemd's to remove.
+       */
+      readonly boundAt?: SocketLocation;
+    };
 
 export interface AgentServerOptions {
   readonly agent: Agent;
@@ -91,6 +102,8 @@ export class AgentServer {
   async listen(target: ListenTarget): Promise<void> {
     if (target.kind === 'fd') {
       await this.bind({ fd: target.fd });
+      const at = target.boundAt;
+      if (at?.ownedDir !== undefined && at.dirCreated === true && dirname(at.path) === at.ownedDir) this.createdDir = at.ownedDir;
     } else if (isWindowsPipe(target.path)) {
       await this.bind({ path: target.path });
     } else {
@@ -131,9 +144,10 @@ export class AgentServer {
     await closed;
     const t = this.target;
     this.target = undefined;
-    if (t?.kind === 'path' && !isWindowsPipe(t.path)) {
+    const path = t?.kind === 'path' ? t.path : t?.boundAt?.path;
+    if (path !== undefined && !isWindowsPipe(path)) {
       try {
-        unlinkSync(t.path);
+        unlinkSync(path);
       } catch {
         /* already gone */
       }

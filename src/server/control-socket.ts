@@ -35,7 +35,10 @@ export interface ControlTarget {
   unlockKey(name: string, passphrase: Buffer): Promise<void>;
 }
 
-export type ControlListenTarget = { readonly kind: 'path'; readonly path: string } | { readonly kind: 'fd'; readonly fd: number };
+export type ControlListenTarget =
+  | { readonly kind: 'path'; readonly path: string }
+  /** `boundAt`: the path a background start's parent bound it at, removed at close. */
+  | { readonly kind: 'fd'; readonly fd: number; readonly boundAt?: { readonly path: string } };
 
 export interface ControlServerOptions {
   readonly logger?: Logger;
@@ -78,6 +81,7 @@ export class ControlServer {
       }).catch((err: NodeJS.ErrnoException) => {
         throw new SocketError(`cannot listen on the control socket: ${err.code ?? err.message}`, { cause: err });
       });
+      this.path = target.boundAt?.path;
       return;
     }
     await claimSocketPath(target.path);
