@@ -364,6 +364,8 @@ describe('the installed ExecStart= for real', () => {
       assert.match(empty.stdout, /The agent has no identities/);
       // The first connection made the activator exec tsagent in the same process (LISTEN_PID).
       assert.equal(exeOf(d.pid), NODE);
+      // The "listening" line is written once the first request has been served (src/log.ts).
+      await waitFor(() => /"socket":"fd 3"/.test(d.stderr()) || !d.alive(), { timeoutMs: 10_000, what: 'the listening line' });
       assert.match(d.stderr(), /"socket":"fd 3"/);
 
       const add = await run(peers['ssh-add'], [key.privatePath], { env, timeoutMs: 30_000 });
