@@ -27,7 +27,7 @@ import {
 import { dirname } from 'node:path';
 import type { AuditRecord, AuditSink } from '../agent/ports';
 import { AUDIT_ROTATIONS, DEFAULT_AUDIT_MAX_SIZE } from './paths';
-import { EncodedBatch } from './serialize';
+import { RecordEncoder } from './serialize';
 
 export interface AuditFileOptions {
   readonly path: string;
@@ -67,7 +67,8 @@ export class AuditFileSink implements AuditSink {
   private readonly maxSize: number;
   private readonly rotations: number;
   private readonly warn: (message: string) => void;
-  private queue: AuditRecord[] = [];
+  /** The records not yet written, already encoded. */
+  private readonly queue = new RecordEncoder();
   /** Replies waiting for the queued records to be written. */
   private waiting: Array<() => void> = [];
   private fd: number | undefined;
@@ -92,8 +93,8 @@ export class AuditFileSink implements AuditSink {
 
   record(r: AuditRecord): void {
     if (this.closed) return;
-    this.queue.push(r);
-    if (r.event === 'sign' || this.queue.length >= MAX_BATCH) this.writeSoon();
+    this.queue.add(r);
+    if (r.event === 'sign' || this.queue.count >= MAX_BATCH) this.writeSoon();
     else this.writeLater();
   }
 
@@ -136,13 +137,12 @@ export class AuditFileSink implements AuditSink {
 
   private writeQueued(): void {
     if (this.queue.length === 0) return;
-    const queued = this.queue;
-    this.queue = [];
-    // A record that cannot be serialised is dropped there, never thrown to the gate.
-    const batch = new EncodedBatch();
-    for (const r of queued) batch.add(r);
-    if (batch.finish().length === 0) return;
-    this.write(batch);
+    const length = this.queue.length;
+    try {
+      this.write(this.queue.take(), length);
+    } finally {
+      this.queue.release();
+    }
   }
 
   /** Flushes and closes the file; later records are ignored. */
@@ -152,15 +152,15 @@ export class AuditFileSink implements AuditSink {
     this.closeFd();
   }
 
-  private write(batch: EncodedBatch): void {
+  private write(buffers: readonly Buffer[], length: number): void {
     try {
       this.ensureOpen();
-      if (this.size > 0 && this.size + batch.length > this.maxSize) {
+      if (this.size > 0 && this.size + length > this.maxSize) {
         this.rotate();
         this.ensureOpen();
       }
-      writeAll(this.fd!, batch.buffers);
-      this.size += batch.length;
+      writeAll(this.fd!, buffers);
+      this.size += length;
       this.failing = false;
     } catch (err) {
       this.closeFd();

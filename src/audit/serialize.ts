@@ -197,16 +197,32 @@ export function serializeRecord(r: AuditRecord): string {
 }
 
 /**
- * Records as the buffers of one writev: short text gathered and encoded together, large
- * parts as their cached encodings.
+ * Records encoded the moment they are made, into one reused chunk, so nothing of a record
+ * outlives the call that made it (records held for a batch would survive scavenges and be
+ * copied, the garbage collector's most expensive case). Parts over LARGE_PART are referenced
+ * as they are. take() hands out the buffers for one writev; release() gives the chunk back
+ * once they are written.
  */
-export class EncodedBatch {
-  readonly buffers: Buffer[] = [];
-  /** Total bytes in `buffers` once finish() has run. */
-  length = 0;
-  private pending = '';
+export class RecordEncoder {
+  private chunk: Buffer;
+  /** Where the text not yet cut into `parts` begins in `chunk`. */
+  private start = 0;
+  private used = 0;
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  /** Records added since the last take(). */
+  count = 0;
 
-  /** Appends one record; a record that cannot be serialised is left out, never thrown. */
+  constructor(private readonly chunkSize = 64 * 1024) {
+    this.chunk = Buffer.allocUnsafe(chunkSize);
+  }
+
+  /** Bytes added since the last take(). */
+  get length(): number {
+    return this.partBytes + this.used - this.start;
+  }
+
+  /** Encodes one record; one that cannot be serialised is left out, never thrown. */
   add(r: AuditRecord): void {
     let l: RecordLine;
     try {
@@ -214,29 +230,51 @@ export class EncodedBatch {
     } catch {
       return;
     }
-    if (l.large === undefined) {
-      this.pending += l.head;
-      return;
+    this.text(l.head);
+    if (l.large !== undefined) {
+      this.cut();
+      this.push(l.large.bytes);
+      this.text(l.tail);
     }
-    this.pending += l.head;
-    this.cut();
-    this.push(l.large.bytes);
-    this.pending = l.tail;
+    this.count++;
   }
 
-  finish(): this {
+  /** The encoded records, in order; write them before the next add(), then release(). */
+  take(): Buffer[] {
     this.cut();
-    return this;
+    const parts = this.parts;
+    this.parts = [];
+    this.partBytes = 0;
+    this.count = 0;
+    return parts;
+  }
+
+  /** The buffers from take() are written (or dropped): the chunk is free again. */
+  release(): void {
+    this.start = 0;
+    this.used = 0;
+  }
+
+  private text(s: string): void {
+    if (s === '') return;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    if (this.used + s.length * 3 > this.chunk.length) {
+      this.cut();
+      this.chunk = Buffer.allocUnsafe(Math.max(this.chunkSize, s.length * 3));
+      this.start = 0;
+      this.used = 0;
+    }
+    this.used += this.chunk.write(s, this.used, 'utf8');
   }
 
   private cut(): void {
-    if (this.pending === '') return;
-    this.push(Buffer.from(this.pending, 'utf8'));
-    this.pending = '';
+    if (this.used === this.start) return;
+    this.push(this.chunk.subarray(this.start, this.used));
+    this.start = this.used;
   }
 
   private push(b: Buffer): void {
-    this.buffers.push(b);
-    this.length += b.length;
+    this.parts.push(b);
+    this.partBytes += b.length;
   }
 }
