@@ -29,6 +29,7 @@ import type {
   AuditRecord,
   AuditSink,
   KeyView,
+  PolicyDecision,
   PolicyPort,
   SignQuestion,
 } from './ports';
@@ -225,7 +226,7 @@ export class Gate {
     let action: 'allow' | 'confirm' = 'allow';
     let reason = 'default';
     if (this.policy !== undefined) {
-      const d = this.policy.decideSign(question);
+      const d = this.policyDecision(this.policy, session, question);
       if (d.action === 'deny') return refusal('policy', d.reason);
       action = d.action;
       reason = d.reason;
@@ -323,6 +324,22 @@ export class Gate {
       process: session.process,
       destination: session.destination(),
     });
+  }
+
+  /**
+   * The policy's decision, reused on this connection for the same key, destination object
+   * (a new binding or remote user is a new object) and purpose while the configuration is
+   * the same: the process is the connection's, so nothing the rules read has changed.
+   */
+  private policyDecision(policy: PolicyPort, session: AgentSession, q: SignQuestion): PolicyDecision {
+    const generation = policy.generation;
+    if (generation === undefined) return policy.decideSign(q);
+    const last = session.policyDecisions.get(q.key);
+    if (last !== undefined && last.generation === generation && last.destination === q.destination && last.purpose === q.purpose)
+      return last.decision;
+    const decision = policy.decideSign(q);
+    session.policyDecisions.set(q.key, { generation, destination: q.destination, purpose: q.purpose, decision });
+    return decision;
   }
 
   /** The request context of one sign (POLICY.md §1): the bound destination plus this login's user. */

@@ -44,6 +44,13 @@ export interface PolicyPort {
   selectForList(keys: readonly KeyView[], destination: Destination | null): readonly KeyView[];
   /** First matching rule, key `hosts`, key confirm (POLICY.md §2). */
   decideSign(q: SignQuestion): PolicyDecision;
+  /**
+   * Changes whenever the configuration in force does (`tsagent reload`). A port that has it
+   * promises decideSign is a function of the question and the configuration, so the gate
+   * may reuse a decision for the same connection, key, destination and purpose while the
+   * generation stays; without it every sign is decided afresh.
+   */
+  readonly generation?: number;
 }
 
 export interface ApprovalAnswer {

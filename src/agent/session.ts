@@ -6,6 +6,7 @@
  */
 import type { Destination, DestinationNamer, HostNames, ProcessInfo } from '../context/types';
 import type { ProcessSource } from '../context/process';
+import type { KeyView, PolicyDecision } from './ports';
 import { buildDestination, withUser } from '../context/destination';
 import { SessionBindings } from './session-bindings';
 
@@ -37,11 +38,23 @@ function processFromPeer(peer: PeerCredentials | null): ProcessInfo | null {
   return { pid: peer.pid, uid: peer.uid, exe: null, argv: null, unit: null, parents: null };
 }
 
+export interface RememberedDecision {
+  readonly generation: number;
+  readonly destination: Destination | null;
+  readonly purpose: string;
+  readonly decision: PolicyDecision;
+}
+
 export class AgentSession {
   readonly connectionId: number;
   readonly peer: PeerCredentials | null;
   private knownProcess: ProcessInfo | null | undefined;
   private processSource: ProcessSource | undefined;
+  /**
+   * The gate's last policy decision for each key used on this connection, reused while the
+   * configuration, the destination object and the purpose are the same (Gate.decideSign).
+   */
+  readonly policyDecisions = new Map<KeyView, RememberedDecision>();
   /** session-bind@openssh.com bindings, hop by hop (destination constraints read these). */
   readonly bindings = new SessionBindings();
   private readonly namer: DestinationNamer;

@@ -83,6 +83,8 @@ function sameKeys(a: readonly KeyView[], b: readonly KeyView[]): boolean {
 
 export class RulePolicy implements PolicyPort {
   private readonly decisions: readonly PolicyDecision[];
+  /** The last selection for each destination, by the offered array it was made from. */
+  private readonly selectionFor = new WeakMap<Destination, { keys: readonly KeyView[]; shown: readonly KeyView[] }>();
   /** The last selection made from each offered array (see stable()). */
   private readonly lastSelection = new WeakMap<readonly KeyView[], readonly KeyView[]>();
   /** No key has `hosts` and no cap: every list is shown as it is (the keyring keeps its cached reply). */
@@ -105,6 +107,16 @@ export class RulePolicy implements PolicyPort {
   /** POLICY.md §2: hosts filter, `offer` order and `max-offered` on bound connections; everything when unbound. */
   selectForList(keys: readonly KeyView[], destination: Destination | null): readonly KeyView[] {
     if (destination === null || this.listAsIs) return keys;
+    // A connection lists again and again with one destination object (a new binding is a new
+    // object): the same keys get the same selection.
+    const last = this.selectionFor.get(destination);
+    if (last?.keys === keys) return last.shown;
+    const shown = this.select(keys, destination);
+    this.selectionFor.set(destination, { keys, shown });
+    return shown;
+  }
+
+  private select(keys: readonly KeyView[], destination: Destination): readonly KeyView[] {
     const { offer, maxOffered } = this.options.agent;
     const matching: KeyView[] = [];
     const plain: KeyView[] = offer === 'all' ? matching : [];

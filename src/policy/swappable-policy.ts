@@ -7,10 +7,18 @@ import type { KeyView, PolicyDecision, PolicyPort, SignQuestion } from '../agent
 import type { Destination } from '../context/types';
 
 export class SwappablePolicy implements PolicyPort {
+  private swaps = 0;
+
   constructor(private current: PolicyPort) {}
+
+  /** RulePolicy decides from the question and its configuration alone (see PolicyPort). */
+  get generation(): number {
+    return this.swaps;
+  }
 
   swap(next: PolicyPort): void {
     this.current = next;
+    this.swaps++;
   }
 
   selectForList(keys: readonly KeyView[], destination: Destination | null): readonly KeyView[] {

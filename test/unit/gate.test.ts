@@ -6,6 +6,8 @@
  * (agent/ports.ts) are consulted as their contract says.
  */
 import assert from 'node:assert/strict';
+import { SwappablePolicy } from '../../src/policy/swappable-policy';
+import { sshsigSignedData } from '../helpers/sshsig';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -577,6 +579,39 @@ describe('the gate and its ports', () => {
     const text = JSON.stringify(audit.records);
     assert.ok(!/passphrase-17/.test(text), 'no passphrase in a record');
     keyring.clear();
+  });
+
+  it('a policy decision is reused per connection, key, destination and purpose until the configuration changes', async () => {
+    let asked = 0;
+    const counting: PolicyPort = {
+      selectForList: (keys) => keys,
+      decideSign: () => {
+        asked++;
+        return { action: 'allow', reason: 'rule 1' };
+      },
+    };
+    const policy = new SwappablePolicy(counting);
+    const keyring = new Keyring({ policy });
+    const session = AgentSession.inProcess();
+    await keyring.add({ key: ed().body, comment: 'k' }, session);
+    await keyring.sign(ed().blob, DATA, 0, session);
+    keyring.answerSync(signRequest(ed()), session);
+    assert.equal(asked, 1, 'the same question on the same connection');
+    await keyring.sign(ed().blob, sshsigSignedData('git', Buffer.from('commit')), 0, session);
+    assert.equal(asked, 2, 'another purpose');
+    await keyring.sign(ed().blob, DATA, 0, AgentSession.inProcess());
+    assert.equal(asked, 3, 'another connection');
+    policy.swap(counting);
+    await keyring.sign(ed().blob, DATA, 0, session);
+    assert.equal(asked, 4, 'after a reload');
+    // A port without a generation promises nothing: asked every time.
+    const plain = new Keyring({ policy: counting });
+    await plain.add({ key: ed().body, comment: 'k' }, session);
+    await plain.sign(ed().blob, DATA, 0, session);
+    await plain.sign(ed().blob, DATA, 0, session);
+    assert.equal(asked, 6);
+    keyring.clear();
+    plain.clear();
   });
 
   it('the peer process is read only when a record or a port needs it, and once per session', async () => {
