@@ -3,8 +3,7 @@
  * background (default: fork a detached child, print the eval-able lines, return), foreground
  * (-D/-d), and command mode (run a command with the agent's variables set, stop with it).
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { rmdirSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
@@ -58,6 +57,11 @@ export interface Io {
   readonly exit: (code: number) => void;
   /** argv[1]: the script to re-run for the background child. */
   readonly script: string;
+}
+
+/** node:child_process, loaded when a start spawns something (not on the `-D` start path). */
+function spawn(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  return (require('node:child_process') as typeof import('node:child_process')).spawn(command, args, options);
 }
 
 /** How long the parent waits for the background child to report its socket is ready. */

@@ -15,18 +15,28 @@
 import { basename } from 'node:path';
 import { KeyFileError, UnsupportedKeyError } from '../errors';
 import type { KeyView } from '../agent/ports';
-import { KeyRelease } from '../agent/key-release';
+import type { KeyRelease } from '../agent/key-release';
 import type { AddedKeySettings, PassphraseAsker, RegisteredKeySource } from '../agent/registered';
-import { fingerprint as fingerprintOf } from '../keys/fingerprint';
 import type { HeldKey } from '../keys/held-key';
-import { importPrivateKey } from '../keys/import-private';
-import { parsePrivateKeyFile } from '../keys/key-file';
 import type { PrivateKeyBody } from '../protocol/private-key';
 import { parsePublicKeyBlob } from '../protocol/public-key';
 import { describeProblem, readBounded } from './bounded-read';
 import type { KeySpec } from './config-types';
-import { parsePrivateKeyInWorker } from './decrypt';
 import { openSshKeyHeader, parsePublicLine } from './key-file-public';
+
+/*
+ * Loaded on first use, not with this module: the config is loaded by every start, also the
+ * parent of a background start, and an agent with no key files needs none of node:crypto,
+ * sshpk or the decryption worker to begin serving (issue 16).
+ */
+const fingerprintOf = (blob: Buffer): string =>
+  (require('../keys/fingerprint') as typeof import('../keys/fingerprint')).fingerprint(blob);
+const importPrivateKey = (body: PrivateKeyBody): HeldKey =>
+  (require('../keys/import-private') as typeof import('../keys/import-private')).importPrivateKey(body);
+const parsePrivateKeyFile = (data: Buffer): ReturnType<typeof import('../keys/key-file').parsePrivateKeyFile> =>
+  (require('../keys/key-file') as typeof import('../keys/key-file')).parsePrivateKeyFile(data);
+const parsePrivateKeyInWorker: typeof import('./decrypt').parsePrivateKeyInWorker = (...args) =>
+  (require('./decrypt') as typeof import('./decrypt')).parsePrivateKeyInWorker(...args);
 
 /** Key files are a few KiB (an RSA-16384 PEM is under 13 KiB). */
 const KEY_FILE_MAX_BYTES = 64 * 1024;
@@ -77,7 +87,12 @@ export class RegisteredKeys implements RegisteredKeySource {
   /** Bumped by dropAll, so a decryption that finishes after a lock is not kept. */
   private generation = 0;
   /** Has OpenSSL free the decrypted halves dropped here (expiry, lock, reload), like the keyring's. */
-  private readonly keyRelease = new KeyRelease();
+  private keyReleaseCache: KeyRelease | undefined;
+
+  private keyRelease(): KeyRelease {
+    this.keyReleaseCache ??= new (require('../agent/key-release') as typeof import('../agent/key-release')).KeyRelease();
+    return this.keyReleaseCache;
+  }
 
   /** `[[key]] fingerprint=` settings, for keys added later with ssh-add. */
   private readonly addedSettings = new Map<string, AddedKeySettings>();
@@ -258,7 +273,7 @@ export class RegisteredKeys implements RegisteredKeySource {
     if (u === undefined) return;
     if (u.timer !== undefined) clearTimeout(u.timer);
     this.unlocked.delete(name);
-    this.keyRelease.released();
+    this.keyRelease().released();
   }
 
   /**
