@@ -30,7 +30,7 @@
  * pid (GetNamedPipeClientProcessId) and nothing here reads it: every field but the given
  * pid/uid is null.
  */
-import { closeSync, openSync, readSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, readlinkSync, statfsSync } from 'node:fs';
 import type { ProcessInfo } from './types';
 import { parseCgroupUnit, parseCmdline, parsePidfdInfoPid, parseProcStat } from './proc-files';
 import type { ProcStat } from './proc-files';
@@ -188,9 +188,63 @@ function remember(key: string, entry: CachedProcess): void {
 /** Drops the remembered facts (tests measure a first read with it). */
 export function clearProcessCache(): void {
   cache.clear();
+  byProcess.clear();
+}
+
+/**
+ * pidfs (Linux 6.9+) gives every process its own pidfd inode, never reused, so a pidfd's
+ * inode number names one process for good. A peer whose pidfd names a process already
+ * described is recognised without opening a /proc file by pid (the stat, the fdinfo check):
+ * one fstat on the pidfd and the exe link (which catches an execve). On older kernels pidfds
+ * share one anonymous inode and this path is off.
+ */
+const PIDFS_MAGIC = 0x50494446;
+let pidfsChecked: boolean | undefined;
+
+function onPidfs(pidfd: number): boolean {
+  if (pidfsChecked === undefined) {
+    try {
+      pidfsChecked = statfsSync(`/proc/self/fd/${pidfd}`).type === PIDFS_MAGIC;
+    } catch {
+      pidfsChecked = false;
+    }
+  }
+  return pidfsChecked;
+}
+
+/** Facts by pidfs inode, with the exe they were read with. */
+const byProcess = new Map<string, { readonly exe: string | undefined; readonly info: ProcessInfo }>();
+
+function processId(pidfd: number): string | undefined {
+  try {
+    const st = fstatSync(pidfd, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
 }
 
 function readFacts(peer: PeerIdentity, proc: string, pidfd: number | undefined): ProcessInfo {
+  const id = pidfd !== undefined && proc === '/proc' && onPidfs(pidfd) ? processId(pidfd) : undefined;
+  if (id !== undefined) {
+    const known = byProcess.get(id);
+    if (known !== undefined && known.info.pid === peer.pid && known.info.uid === peer.uid) {
+      if (link(`${proc}/${peer.pid}/exe`) === known.exe) return known.info;
+    }
+  }
+  const info = readFactsByPid(peer, proc, pidfd);
+  if (id !== undefined && info.exe !== null) {
+    byProcess.delete(id);
+    if (byProcess.size >= CACHE_LIMIT) {
+      const oldest = byProcess.keys().next();
+      if (oldest.done !== true) byProcess.delete(oldest.value);
+    }
+    byProcess.set(id, { exe: info.exe, info });
+  }
+  return info;
+}
+
+function readFactsByPid(peer: PeerIdentity, proc: string, pidfd: number | undefined): ProcessInfo {
   const dir = `${proc}/${peer.pid}`;
   const st = stat(proc, peer.pid);
   if (st === undefined) return bareProcessInfo(peer);

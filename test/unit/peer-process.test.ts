@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -65,6 +65,15 @@ describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () =
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     await waitFor(() => accepted.length > before, { timeoutMs: 10_000 });
     return { a: accepted[before], exited };
+  }
+
+  /** A connection from this process itself, as accepted. */
+  async function selfConnection(): Promise<Accepted> {
+    const before = accepted.length;
+    const client = createConnection(join(dir, 's.sock'));
+    client.on('error', () => undefined);
+    await waitFor(() => accepted.length > before, { timeoutMs: 10_000 });
+    return accepted[before];
   }
 
   it('a real ssh-add child: exe, argv, parents (sh, then this node), unit, uid — pinned by a pidfd', async () => {
@@ -139,6 +148,30 @@ describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () =
     assert.throws(() => readFileSync(`/proc/self/fdinfo/${pidfd}`), /ENOENT/, 'the pidfd is closed');
     next.a.sock.end(EMPTY_LIST);
     await next.exited;
+  });
+
+  it('the same process connecting again is recognised by its pidfd (pidfs), a new process is read afresh', async () => {
+    const first = await connectChild();
+    const second = await connectChild();
+    try {
+      clearProcessCache();
+      const a = readPeerProcess({ pid: first.a.pid, uid: first.a.uid }, { pidfd: first.a.pidfd! });
+      const b = readPeerProcess({ pid: second.a.pid, uid: second.a.uid }, { pidfd: second.a.pidfd! });
+      assert.notEqual(a.pid, b.pid);
+      assert.equal(a.exe?.endsWith('/ssh-add'), true);
+      assert.equal(b.exe?.endsWith('/ssh-add'), true);
+      // This test process, over two connections: the second read is the first's facts.
+      const self1 = await selfConnection();
+      const self2 = await selfConnection();
+      const s1 = readPeerProcess({ pid: self1.pid, uid: self1.uid }, { pidfd: self1.pidfd! });
+      const s2 = readPeerProcess({ pid: self2.pid, uid: self2.uid }, { pidfd: self2.pidfd! });
+      assert.equal(s1.pid, process.pid);
+      assert.equal(s2, s1);
+    } finally {
+      first.a.sock.end(EMPTY_LIST);
+      second.a.sock.end(EMPTY_LIST);
+      await Promise.all([first.exited, second.exited]);
+    }
   });
 
   it('other platforms: only the kernel pid and uid', async () => {
