@@ -54,7 +54,7 @@ export class AgentSession {
    * The gate's last policy decision for each key used on this connection, reused while the
    * configuration, the destination object and the purpose are the same (Gate.decideSign).
    */
-  readonly policyDecisions = new Map<KeyView, RememberedDecision>();
+  private decisions: Map<KeyView, RememberedDecision> | undefined;
   /** session-bind@openssh.com bindings, hop by hop (destination constraints read these). */
   readonly bindings = new SessionBindings();
   private readonly namer: DestinationNamer;
@@ -81,6 +81,12 @@ export class AgentSession {
   /** A session for in-process use (tests, embedding): no peer, unbound, no names. */
   static inProcess(options: Partial<AgentSessionOptions> = {}): AgentSession {
     return new AgentSession({ connectionId: 0, ...options });
+  }
+
+  /** Made on first use: a connection that only lists never has one. */
+  get policyDecisions(): Map<KeyView, RememberedDecision> {
+    this.decisions ??= new Map();
+    return this.decisions;
   }
 
   /** The peer process (POLICY.md §1), read from its source on first use. */
