@@ -298,7 +298,9 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
   const agent = createServer();
   let child: ChildProcess;
   try {
-    // The control socket first, as the agent itself does (run-agent).
+    // The agent's path is checked first, so a live agent or a file there is what the error
+    // names; then the control socket is bound before the agent socket, as run-agent does.
+    await claimSocketPath(loc.path);
     await claimSocketPath(controlSocketPath(loc.path));
     await listenPrivate(control, controlSocketPath(loc.path));
     await claimSocketPath(loc.path);
