@@ -77,7 +77,8 @@ export class SignatureVerifier {
   }
 
   verify(keyBlob: Buffer, data: Buffer, signature: Buffer): boolean {
-    const id = `${keyBlob.toString('latin1')}\0${data.toString('latin1')}\0${signature.toString('latin1')}`;
+    // The lengths first, so no two different triples give the same id (the parts are binary).
+    const id = `${keyBlob.length},${data.length},${signature.length}:${keyBlob.toString('latin1')}${data.toString('latin1')}${signature.toString('latin1')}`;
     if (this.verified.has(id)) {
       this.verified.delete(id);
       this.verified.add(id);

@@ -89,6 +89,9 @@ describe('keys', () => {
     const other = importPrivateKey(testKey('ecdsa-256').body);
     assert.ok(!v.verify(other.publicBlob, DATA, sig));
     assert.ok(v.verify(held.publicBlob, DATA, sig), 'still verifies after the misses');
+    // Moving a byte from the signature to the data: the same concatenation, never the same bind.
+    assert.equal(sig[0], 0);
+    assert.ok(!v.verify(held.publicBlob, Buffer.concat([DATA, Buffer.from([0])]), sig.subarray(1)));
   });
 
   it('RSA flag selection follows RFC 9987: 256 wins when both are set', () => {
