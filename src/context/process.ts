@@ -53,6 +53,12 @@ export interface ReadProcessOptions {
   readonly platform?: NodeJS.Platform;
   /** Default '/proc' (tests point it elsewhere). */
   readonly procRoot?: string;
+  /**
+   * The exe link read when the connection was accepted (peerProcessSource). Facts read later
+   * must show the same exe: a peer that connected, handed the socket to a child and then
+   * exec'd another program is not described as that program.
+   */
+  readonly exeAtAccept?: string | null;
 }
 
 /** What the platform gives without /proc: the kernel's pid and uid, nothing guessed. */
@@ -213,7 +219,7 @@ function onPidfs(pidfd: number): boolean {
 }
 
 /** Facts by pidfs inode, with the exe they were read with. */
-const byProcess = new Map<string, { readonly exe: string | undefined; readonly info: ProcessInfo }>();
+const byProcess = new Map<string, { readonly exe: string | null; readonly info: ProcessInfo }>();
 
 function processId(pidfd: number): string | undefined {
   try {
@@ -224,15 +230,24 @@ function processId(pidfd: number): string | undefined {
   }
 }
 
-function readFacts(peer: PeerIdentity, proc: string, pidfd: number | undefined): ProcessInfo {
+function readFacts(
+  peer: PeerIdentity,
+  proc: string,
+  pidfd: number | undefined,
+  atAccept: string | null | undefined,
+): ProcessInfo {
   const id = pidfd !== undefined && proc === '/proc' && onPidfs(pidfd) ? processId(pidfd) : undefined;
   if (id !== undefined) {
     const known = byProcess.get(id);
     if (known !== undefined && known.info.pid === peer.pid && known.info.uid === peer.uid) {
-      if (link(`${proc}/${peer.pid}/exe`) === known.exe) return known.info;
+      // The same process as before, running what it ran then (at accept, when given).
+      const exe = atAccept !== undefined ? atAccept : (link(`${proc}/${peer.pid}/exe`) ?? null);
+      if (exe === known.exe) return known.info;
     }
   }
   const info = readFactsByPid(peer, proc, pidfd);
+  // It exec'd since it connected: what it runs now is not who connected.
+  if (atAccept !== undefined && info.exe !== atAccept) return bareProcessInfo(peer);
   if (id !== undefined && info.exe !== null) {
     byProcess.delete(id);
     if (byProcess.size >= CACHE_LIMIT) {
@@ -295,7 +310,7 @@ function readFactsByPid(peer: PeerIdentity, proc: string, pidfd: number | undefi
 export function readPeerProcess(peer: PeerIdentity, opts: ReadProcessOptions = {}): ProcessInfo {
   try {
     if ((opts.platform ?? process.platform) !== 'linux' || peer.pid <= 0) return bareProcessInfo(peer);
-    return readFacts(peer, opts.procRoot ?? '/proc', opts.pidfd);
+    return readFacts(peer, opts.procRoot ?? '/proc', opts.pidfd, opts.exeAtAccept);
   } catch {
     return bareProcessInfo(peer);
   } finally {
@@ -315,22 +330,26 @@ export interface ProcessSource {
  * The peer's facts for a connection just accepted. Pinned by a pidfd, the read waits for the
  * first request that needs them (a connection that only lists keys, with no audit log and no
  * rules, never reads /proc): the pidfd proves the pid still names the peer whenever the read
- * happens. Without one, only the start time guards the pid, so the read happens now, while
- * the window for a recycle is smallest.
+ * happens, and the exe link read now proves it still runs what it ran when it connected
+ * (else the facts are bare). Without a pidfd, only the start time guards the pid, so the
+ * read happens now, while the window for a recycle is smallest.
  */
 export function peerProcessSource(peer: PeerIdentity, opts: ReadProcessOptions = {}): ProcessSource {
-  if (opts.pidfd === undefined) {
+  if (opts.pidfd === undefined || (opts.platform ?? process.platform) !== 'linux') {
     const info = readPeerProcess(peer, opts);
     return { read: () => info, release: () => undefined };
   }
   let info: ProcessInfo | undefined;
-  let pending: ReadProcessOptions | undefined = opts;
+  // One readlink now, so an exec between connect() and the read is seen (readFacts).
+  let pending: ReadProcessOptions | undefined = {
+    ...opts,
+    exeAtAccept: link(`${opts.procRoot ?? '/proc'}/${peer.pid}/exe`) ?? null,
+  };
   return {
     read() {
-      if (info === undefined) {
-        info = readPeerProcess(peer, pending);
-        pending = undefined;
-      }
+      // Released (the connection closed) without a read: nothing pins the peer any more.
+      info ??= pending === undefined ? bareProcessInfo(peer) : readPeerProcess(peer, pending);
+      pending = undefined;
       return info;
     },
     release() {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
@@ -172,6 +172,41 @@ describe('peer process from /proc', { skip: !linux && 'Linux /proc only' }, () =
       second.a.sock.end(EMPTY_LIST);
       await Promise.all([first.exited, second.exited]);
     }
+  });
+
+  it("a peer that exec'd another program after connecting is not described as that program", async () => {
+    const python = findPeerOrFail('python3');
+    const before = accepted.length;
+    // Connects, keeps the socket across exec, then becomes `sleep` (a stand-in for a program
+    // a rule would trust): asked only afterwards, the facts must not say `sleep`.
+    const script = [
+      'import socket, os, time',
+      's = socket.socket(socket.AF_UNIX)',
+      `s.connect(${JSON.stringify(join(dir, 's.sock'))})`,
+      'os.set_inheritable(s.fileno(), True)',
+      'time.sleep(0.5)',
+      "os.execv('/bin/sleep', ['sleep', '10'])",
+    ].join('\n');
+    const child = spawn(python, ['-c', script], { stdio: 'ignore' });
+    try {
+      await waitFor(() => accepted.length > before, { timeoutMs: 10_000 });
+      const a = accepted[before];
+      assert.notEqual(a.pidfd, undefined);
+      const source = peerProcessSource({ pid: a.pid, uid: a.uid }, { pidfd: a.pidfd! });
+      await waitFor(() => readlinkSync(`/proc/${a.pid}/exe`).endsWith('/sleep'), { timeoutMs: 10_000 });
+      assert.deepEqual(source.read(), bareProcessInfo({ pid: a.pid, uid: a.uid }));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('read() after release() describes nothing: the pin is gone', async () => {
+    const { a, exited } = await connectChild();
+    const source = peerProcessSource({ pid: a.pid, uid: a.uid }, { pidfd: a.pidfd! });
+    source.release();
+    assert.deepEqual(source.read(), bareProcessInfo({ pid: a.pid, uid: a.uid }));
+    a.sock.end(EMPTY_LIST);
+    await exited;
   });
 
   it('other platforms: only the kernel pid and uid', async () => {
