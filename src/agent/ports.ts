@@ -46,9 +46,11 @@ export interface PolicyPort {
   decideSign(q: SignQuestion): PolicyDecision;
   /**
    * Changes whenever the configuration in force does (`tsagent reload`). A port that has it
-   * promises decideSign is a function of the question and the configuration, so the gate
-   * may reuse a decision for the same connection, key, destination and purpose while the
-   * generation stays; without it every sign is decided afresh.
+   * lets the gate reuse a decision for the same connection, key, destination and purpose
+   * while the generation stays; without it every sign is decided afresh. The one other input
+   * of RulePolicy, known_hosts (re-read when it changes), is thus read once per connection
+   * and key: an edit reaches the next connection, as the destination's names (computed at
+   * session-bind) already do.
    */
   readonly generation?: number;
 }

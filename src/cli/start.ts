@@ -307,15 +307,16 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
     await listenPrivate(agent, loc.path);
     const args = daemonChildArgs(flags, settings, owned, io);
     args.push('--inherited-sockets');
+    // From the listen above to the exit below this process never returns to its event loop,
+    // so it accepts no connection itself: they wait in the backlog for the agent. A spawn
+    // that failed has no pid (the error event would only come on a later turn).
     child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', 'ignore', 'ignore', listenerFd(agent), listenerFd(control)],
       env: io.env,
     });
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', reject);
-    });
+    if (child.pid === undefined) throw new SocketError('cannot start the agent process');
+    child.on('error', () => undefined);
   } catch (err) {
     // Closing a bound listener removes its socket file (libuv).
     agent.close();
@@ -327,7 +328,7 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
     });
   }
   child.unref();
-  io.out(startLines(settings.shell, loc.path, child.pid!, false));
+  io.out(startLines(settings.shell, loc.path, child.pid, false));
   // Exit without closing the listeners: closing would remove the socket files the child
   // now serves.
   io.exit(0);

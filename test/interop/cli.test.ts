@@ -548,7 +548,9 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
             `ssh-add -l should list the key: ${list.stdout}`,
           );
 
-          // stderr is JSON lines (pino), including the "listening" line.
+          // stderr is JSON lines (pino), including the "listening" line, written once the first
+          // requests have been served (src/log.ts): waited for, bounded.
+          await waitFor(() => logLines(agent.stderr).length > 0, 10_000);
           const lines = logLines(agent.stderr);
           assert.ok(lines.length > 0, '-D should log to stderr');
           for (const l of lines)
