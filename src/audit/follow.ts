@@ -15,7 +15,7 @@ export interface FollowOptions {
   readonly signal?: AbortSignal;
 }
 
-class Tail {
+export class Tail {
   private fd: number | undefined;
   private ino = -1;
   private offset = 0;
@@ -27,6 +27,21 @@ class Tail {
   /** Starts at the current end of the file (records already there were shown by the caller). */
   openAtEnd(): void {
     this.open(true);
+  }
+
+  /**
+   * Opens the file at its start and returns its complete lines as they are now; following
+   * then continues from exactly there, so a record appended meanwhile is neither lost nor
+   * shown twice. Undefined when the file cannot be opened (following opens it when it appears).
+   */
+  openAndReadExisting(): string | undefined {
+    this.open(false);
+    if (this.fd === undefined) return undefined;
+    let text = '';
+    this.drainLines((line) => {
+      text += `${line}\n`;
+    });
+    return text;
   }
 
   private open(atEnd: boolean): void {
@@ -49,6 +64,13 @@ class Tail {
   }
 
   private drain(emit: (r: AuditRecord) => void): void {
+    this.drainLines((line) => {
+      const r = parseRecordLine(line);
+      if (r !== undefined) emit(r);
+    });
+  }
+
+  private drainLines(emit: (line: string) => void): void {
     if (this.fd === undefined) return;
     const st = fstatSync(this.fd);
     if (st.size < this.offset) {
@@ -65,10 +87,7 @@ class Tail {
       const text = this.pending + this.decoder.write(buf.subarray(0, n));
       const lines = text.split('\n');
       this.pending = lines.pop() ?? '';
-      for (const line of lines) {
-        const r = parseRecordLine(line);
-        if (r !== undefined) emit(r);
-      }
+      for (const line of lines) emit(line);
     }
   }
 
@@ -91,10 +110,13 @@ class Tail {
   }
 }
 
-/** Calls `emit` for every record appended after the call; resolves when `signal` aborts. */
-export function followAudit(path: string, emit: (r: AuditRecord) => void, opts: FollowOptions = {}): Promise<void> {
-  const tail = new Tail(path);
-  tail.openAtEnd();
+/**
+ * Calls `emit` for every record appended after the call (or, with `from`, after what that
+ * tail has read); resolves when `signal` aborts.
+ */
+export function followAudit(path: string, emit: (r: AuditRecord) => void, opts: FollowOptions = {}, from?: Tail): Promise<void> {
+  const tail = from ?? new Tail(path);
+  if (from === undefined) tail.openAtEnd();
   return new Promise((resolve) => {
     const timer = setInterval(() => tail.poll(emit), opts.intervalMs ?? 250);
     const stop = (): void => {

@@ -48,12 +48,13 @@ export function parseRecords(text: string): AuditRecord[] {
   return out;
 }
 
-export function readAuditRecords(path: string): AuditRecord[] {
+export function readAuditRecords(path: string, current?: string): AuditRecord[] {
   const out: AuditRecord[] = [];
   for (const file of auditFilesOldestFirst(path)) {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      // `current`: the current file's text as a follower already read it (runLog -f).
+      text = file === path && current !== undefined ? current : readFileSync(file, 'utf8');
     } catch {
       continue;
     }

@@ -6,7 +6,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { AuditRecord } from '../agent/ports';
-import { followAudit } from '../audit/follow';
+import { Tail, followAudit } from '../audit/follow';
 import { matchesFilter, parseSince, readAuditRecords } from '../audit/query';
 import type { AuditFilter } from '../audit/query';
 import { loadConfig } from '../policy/config';
@@ -46,7 +46,10 @@ function filterOf(flags: LogFlags): AuditFilter {
 export async function runLog(flags: LogFlags, io: Io, run: LogRun = {}): Promise<void> {
   const path = flags.file ?? (run.auditPath ?? ((env) => configuredAuditPath(flags.config, env)))(io.env);
   const filter = filterOf(flags);
-  const records = readAuditRecords(path).filter((r) => matchesFilter(r, filter));
+  // With -f the current file is read through the follower, so what it shows next starts
+  // exactly where the table ends.
+  const tail = flags.follow === true ? new Tail(path) : undefined;
+  const records = readAuditRecords(path, tail?.openAndReadExisting()).filter((r) => matchesFilter(r, filter));
   const line = (r: AuditRecord): string => `${JSON.stringify(r)}\n`;
   if (flags.json === true) io.out(records.map(line).join(''));
   else io.out(formatTable(records));
@@ -63,6 +66,7 @@ export async function runLog(flags: LogFlags, io: Io, run: LogRun = {}): Promise
       ...(interval !== undefined && Number.isFinite(interval) && interval > 0 ? { intervalMs: interval } : {}),
       ...(run.signal !== undefined ? { signal: run.signal } : {}),
     },
+    tail,
   );
 }
 
