@@ -31,6 +31,7 @@
  * pid/uid is null.
  */
 import { closeSync, fstatSync, openSync, readSync, readlinkSync, statfsSync } from 'node:fs';
+import { rememberBounded } from '../bounded-map';
 import type { ProcessInfo } from './types';
 import { parseCgroupUnit, parseCmdline, parsePidfdInfoPid, parseProcStat } from './proc-files';
 import type { ProcStat } from './proc-files';
@@ -182,15 +183,6 @@ interface CachedProcess {
 const CACHE_LIMIT = 256;
 const cache = new Map<string, CachedProcess>();
 
-function remember(key: string, entry: CachedProcess): void {
-  cache.delete(key);
-  if (cache.size >= CACHE_LIMIT) {
-    const oldest = cache.keys().next();
-    if (oldest.done !== true) cache.delete(oldest.value);
-  }
-  cache.set(key, entry);
-}
-
 /** Drops the remembered facts (tests measure a first read with it). */
 export function clearProcessCache(): void {
   cache.clear();
@@ -248,14 +240,7 @@ function readFacts(
   const info = readFactsByPid(peer, proc, pidfd);
   // It exec'd since it connected: what it runs now is not who connected.
   if (atAccept !== undefined && info.exe !== atAccept) return bareProcessInfo(peer);
-  if (id !== undefined && info.exe !== null) {
-    byProcess.delete(id);
-    if (byProcess.size >= CACHE_LIMIT) {
-      const oldest = byProcess.keys().next();
-      if (oldest.done !== true) byProcess.delete(oldest.value);
-    }
-    byProcess.set(id, { exe: info.exe, info });
-  }
+  if (id !== undefined && info.exe !== null) rememberBounded(byProcess, id, { exe: info.exe, info }, CACHE_LIMIT);
   return info;
 }
 
@@ -297,7 +282,7 @@ function readFactsByPid(peer: PeerIdentity, proc: string, pidfd: number | undefi
     const again = stat(proc, peer.pid);
     if (again !== undefined && again.startTime !== st.startTime) return bareProcessInfo(peer);
   }
-  if (info !== hit?.info) remember(key, { startTime: st.startTime, ppid: st.ppid, exe, info });
+  if (info !== hit?.info) rememberBounded(cache, key, { startTime: st.startTime, ppid: st.ppid, exe, info }, CACHE_LIMIT);
   return info;
 }
 

@@ -8,6 +8,7 @@ import { plainAlgorithm, signatureAlgorithm } from '../protocol/algorithms';
 import { parsePublicKeyBlob, plainKeyOf } from '../protocol/public-key';
 import type { PlainPublicKey } from '../protocol/public-key';
 import { SshReader, mpintToUnsigned } from '../protocol/wire';
+import { rememberBounded } from '../bounded-map';
 
 const b64u = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('base64url');
 
@@ -48,14 +49,8 @@ export class PublicKeyCache {
 
   objectFor(blob: Buffer, key: PlainPublicKey): KeyObject {
     const id = blob.toString('latin1');
-    let obj = this.objects.get(id);
-    if (obj !== undefined) {
-      this.objects.delete(id);
-    } else {
-      obj = publicKeyObject(key);
-      if (this.objects.size >= this.limit) this.objects.delete(this.objects.keys().next().value!);
-    }
-    this.objects.set(id, obj);
+    const obj = this.objects.get(id) ?? publicKeyObject(key);
+    rememberBounded(this.objects, id, obj, this.limit);
     return obj;
   }
 }
@@ -70,7 +65,7 @@ export class PublicKeyCache {
  */
 export class SignatureVerifier {
   private readonly keys: PublicKeyCache;
-  private readonly verified = new Set<string>();
+  private readonly verified = new Map<string, true>();
 
   constructor(private readonly limit = 64) {
     this.keys = new PublicKeyCache(limit);
@@ -79,14 +74,8 @@ export class SignatureVerifier {
   verify(keyBlob: Buffer, data: Buffer, signature: Buffer): boolean {
     // The lengths first, so no two different triples give the same id (the parts are binary).
     const id = `${keyBlob.length},${data.length},${signature.length}:${keyBlob.toString('latin1')}${data.toString('latin1')}${signature.toString('latin1')}`;
-    if (this.verified.has(id)) {
-      this.verified.delete(id);
-      this.verified.add(id);
-      return true;
-    }
-    if (!verifySignature(keyBlob, data, signature, undefined, this.keys)) return false;
-    if (this.verified.size >= this.limit) this.verified.delete(this.verified.values().next().value!);
-    this.verified.add(id);
+    if (!this.verified.has(id) && !verifySignature(keyBlob, data, signature, undefined, this.keys)) return false;
+    rememberBounded(this.verified, id, true, this.limit);
     return true;
   }
 }

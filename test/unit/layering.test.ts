@@ -15,6 +15,7 @@ const RANK: Record<string, number> = {
   'errors.ts': 0,
   'match.ts': 0,
   'log.ts': 0,
+  'bounded-map.ts': 0,
   native: 0,
   protocol: 1,
   keys: 2,
