@@ -15,6 +15,7 @@ import { createLogger, silentLogger } from '../log';
 import type { Logger } from '../log';
 import type { ListenTarget } from '../server/agent-server';
 import { ACTIVATION_VARIABLES, activatedSockets, controlSocketPath } from '../server/activation';
+import { socketFd } from '../server/peer-check';
 import { claimSocketPath, defaultSocketLocation, ensurePrivateDir, isWindowsPipe, listenPrivate } from '../stream/socket-path';
 import type { SocketLocation } from '../stream/socket-path';
 import { expandPath } from '../policy/config';
@@ -335,8 +336,8 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
 }
 
 function listenerFd(server: Server): number {
-  const fd = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new SocketError('no descriptor for the listening socket');
+  const fd = socketFd(server);
+  if (fd === undefined) throw new SocketError('no descriptor for the listening socket');
   return fd;
 }
 

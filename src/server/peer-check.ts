@@ -4,7 +4,7 @@
  * socket's file mode is the first fence, this is the second. When the credentials cannot be
  * read the connection is refused (fail closed).
  */
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Libc, PeerCredentials } from '../native/libc';
 
 export type PeerVerdict =
@@ -13,8 +13,11 @@ export type PeerVerdict =
 
 export type PeerCheck = (sock: Socket) => PeerVerdict;
 
-/** The OS descriptor behind a net.Socket (Node exposes it only on its internal handle). */
-export function socketFd(sock: Socket): number | undefined {
+/**
+ * The OS descriptor behind a net.Socket or a listening net.Server (Node exposes it only on
+ * its internal handle).
+ */
+export function socketFd(sock: Socket | Server): number | undefined {
   const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
