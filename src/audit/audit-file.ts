@@ -1,10 +1,10 @@
 /**
  * The audit log writer (POLICY.md §6): an AuditSink that queues records synchronously and
- * writes each batch with one write(2) to an O_APPEND file (0600, directory 0700, created if
+ * writes each batch with one writev(2) to an O_APPEND file (0600, directory 0700, created if
  * missing), rotating by size to FILE.1 … FILE.5. The file is opened on the first write, so
  * an agent that records nothing never touches it. A batch with a sign record is written at
  * the end of the event-loop turn (setImmediate: after the I/O callbacks of the turn, so the
- * signs of every connection that was readable share one write(2)), and the server holds
+ * signs of every connection that was readable share one writev(2)), and the server holds
  * each sign reply until its batch is written (afterWrite); other records wait up to
  * BATCH_MS for company; flush() writes at once.
  *
@@ -136,13 +136,7 @@ export class AuditFileSink implements AuditSink {
   }
 
   private writeQueued(): void {
-    if (this.queue.length === 0) return;
-    const length = this.queue.length;
-    try {
-      this.write(this.queue.take(), length);
-    } finally {
-      this.queue.release();
-    }
+    if (this.queue.length > 0) this.queue.writeTo((buffers, length) => this.write(buffers, length));
   }
 
   /** Flushes and closes the file; later records are ignored. */

@@ -200,8 +200,7 @@ export function serializeRecord(r: AuditRecord): string {
  * Records encoded the moment they are made, into one reused chunk, so nothing of a record
  * outlives the call that made it (records held for a batch would survive scavenges and be
  * copied, the garbage collector's most expensive case). Parts over LARGE_PART are referenced
- * as they are. take() hands out the buffers for one writev; release() gives the chunk back
- * once they are written.
+ * as they are. writeTo() hands the buffers to one synchronous writev and empties the encoder.
  */
 export class RecordEncoder {
   private chunk: Buffer;
@@ -210,14 +209,14 @@ export class RecordEncoder {
   private used = 0;
   private parts: Buffer[] = [];
   private partBytes = 0;
-  /** Records added since the last take(). */
+  /** Records added since the last writeTo(). */
   count = 0;
 
   constructor(private readonly chunkSize = 64 * 1024) {
     this.chunk = Buffer.allocUnsafe(chunkSize);
   }
 
-  /** Bytes added since the last take(). */
+  /** Bytes added since the last writeTo(). */
   get length(): number {
     return this.partBytes + this.used - this.start;
   }
@@ -239,20 +238,23 @@ export class RecordEncoder {
     this.count++;
   }
 
-  /** The encoded records, in order; write them before the next add(), then release(). */
-  take(): Buffer[] {
+  /**
+   * Hands the encoded records, in order, to `write` (which must be done with them when it
+   * returns: the chunk is reused next) and empties the encoder, whatever `write` does.
+   */
+  writeTo(write: (buffers: readonly Buffer[], length: number) => void): void {
     this.cut();
     const parts = this.parts;
+    const length = this.partBytes;
     this.parts = [];
     this.partBytes = 0;
     this.count = 0;
-    return parts;
-  }
-
-  /** The buffers from take() are written (or dropped): the chunk is free again. */
-  release(): void {
-    this.start = 0;
-    this.used = 0;
+    try {
+      write(parts, length);
+    } finally {
+      this.start = 0;
+      this.used = 0;
+    }
   }
 
   private text(s: string): void {
