@@ -10,7 +10,8 @@
  *
  * The log never takes the agent down: a removed file is re-created, a replaced one
  * reopened, and a failure to write is reported once (until writing works again) and the
- * batch dropped.
+ * batch dropped. A file is opened to append on a fresh line: a write cut short (a full
+ * disk, an agent killed mid-write) leaves one damaged line, never two records run together.
  */
 import {
   chmodSync,
@@ -20,8 +21,10 @@ import {
   fstatSync,
   mkdirSync,
   openSync,
+  readSync,
   renameSync,
   statSync,
+  writeSync,
   writevSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
@@ -50,7 +53,8 @@ export interface AuditFileOptions {
 const BATCH_MS = 5;
 const MAX_BATCH = 256;
 
-const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
+/** Read too, for the last byte of an existing file (see startOnFreshLine). */
+const OPEN_FLAGS = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT;
 /**
  * How often the path is checked for a removed or replaced file: a stat per write would be
  * a third of a record's cost, and records written in the window after a user removes the
@@ -182,7 +186,7 @@ export class AuditFileSink implements AuditSink {
       const st = fstatSync(fd);
       if ((st.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600);
       this.ino = st.ino;
-      this.size = st.size;
+      this.size = st.size + startOnFreshLine(fd, st.size);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -206,6 +210,17 @@ export class AuditFileSink implements AuditSink {
     }
     this.fd = undefined;
   }
+}
+
+/**
+ * Ends a damaged last line, left by a write that was cut short, with a newline so the next
+ * record starts a line of its own (readers skip the damaged one). Returns the bytes written.
+ */
+function startOnFreshLine(fd: number, size: number): number {
+  if (size === 0) return 0;
+  const last = Buffer.alloc(1);
+  if (readSync(fd, last, 0, 1, size - 1) === 1 && last[0] === 0x0a) return 0;
+  return writeSync(fd, '\n');
 }
 
 /** At most this many buffers per writev (Linux's IOV_MAX is 1024). */

@@ -211,6 +211,31 @@ describe('audit log file', () => {
     assert.equal(readAuditRecords(path).length, 1, 'a closed sink ignores records');
   });
 
+  it('a damaged last line (a write cut short) is ended before the next record', () => {
+    const path = join(dir, 'torn.jsonl');
+    const torn = serializeRecord(rec(2)).slice(0, 30);
+    writeFileSync(path, serializeRecord(rec(1)) + torn, { mode: 0o600 });
+    const sink = new AuditFileSink({ path });
+    sink.record(rec(3));
+    sink.flush();
+    sink.record(rec(4));
+    sink.close();
+    assert.equal(
+      readFileSync(path, 'utf8'),
+      serializeRecord(rec(1)) + `${torn}\n` + serializeRecord(rec(3)) + serializeRecord(rec(4)),
+    );
+    assert.deepEqual(
+      readAuditRecords(path).map((r) => r.time),
+      [rec(1).time, rec(3).time, rec(4).time],
+    );
+    // A whole last line is left as it is.
+    const again = new AuditFileSink({ path });
+    again.record(rec(5));
+    again.close();
+    assert.equal(readAuditRecords(path).length, 4);
+    assert.doesNotMatch(readFileSync(path, 'utf8'), /\n\n/);
+  });
+
   it('a file moved away (logrotate) is followed by a new file at the path', () => {
     const path = join(dir, 'moved', 'audit.jsonl');
     const sink = new AuditFileSink({ path, pathCheckMs: 0 });
