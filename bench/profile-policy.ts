@@ -5,9 +5,11 @@
  * the profile) and prints the profile's path and the load result as one JSON line.
  *
  *   node dist/bench/profile-policy.js --mode on|audit|off --scenario list|churn|sign-ed25519|… [--c 16]
- *        [--duration-ms 5000] --out DIR
+ *        [--duration-ms 5000] --out DIR [--bin FILE] [--no-profile]
  *
- * Then `node dist/bench/cpuprofile-summary.js DIR/*.cpuprofile --top 25`.
+ * Then `node dist/bench/cpuprofile-summary.js DIR/*.cpuprofile --top 25`. `--bin` runs another
+ * tsagent launcher (a build to compare); `--no-profile` only measures (agent CPU per request
+ * is the steady figure to compare builds by, run in turns).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync } from 'node:fs';
@@ -27,9 +29,11 @@ interface Options {
   readonly concurrency: number;
   readonly durationMs: number;
   readonly out: string;
+  readonly bin: string | undefined;
+  readonly profile: boolean;
 }
 
-const USAGE = `usage: node dist/bench/profile-policy.js --mode on|audit|off --scenario NAME [--c N] [--duration-ms N] --out DIR
+const USAGE = `usage: node dist/bench/profile-policy.js --mode on|audit|off --scenario NAME [--c N] [--duration-ms N] --out DIR [--bin FILE] [--no-profile]
   scenarios: list, churn, ${KEY_KINDS.map((k) => `sign-${k}`).join(', ')}
 `;
 
@@ -48,7 +52,8 @@ function parse(argv: readonly string[]): Options {
   if (!Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(durationMs) || durationMs < 1) {
     throw new Error('--c and --duration-ms need positive integers');
   }
-  return { mode, scenario, concurrency, durationMs, out: resolve(out) };
+  const bin = get('bin');
+  return { mode, scenario, concurrency, durationMs, out: resolve(out), bin, profile: !argv.includes('--no-profile') };
 }
 
 async function main(o: Options): Promise<number> {
@@ -58,7 +63,8 @@ async function main(o: Options): Promise<number> {
   const blobs = [...keys, ...manyEd25519(CONFIG_KEYS - keys.length)].map((k) => publicBlobOfBody(k.body));
   const binding = makeBinding();
   const agent = await startAgent('tsagent', '', {
-    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${o.out}`],
+    nodeArgs: o.profile ? ['--cpu-prof', `--cpu-prof-dir=${o.out}`] : [],
+    ...(o.bin === undefined ? {} : { bin: resolve(o.bin) }),
     prepare: (dir) => preparePolicy(o.mode, dir, blobs, binding),
   });
   try {
