@@ -3,6 +3,7 @@
  * (session-bind@openssh.com, PROTOCOL.agent §1): the last binding is the host the signatures
  * go to, earlier ones the hops the connection was forwarded through.
  */
+import { rememberBounded } from '../bounded-map';
 import { fingerprint } from '../keys/fingerprint';
 import { encodePlainPublicKey, parsePublicKeyBlob, plainKeyOf } from '../protocol/public-key';
 import type { ProvenNames } from './known-hosts';
@@ -17,8 +18,29 @@ export interface BoundHop {
   readonly forwarded: boolean;
 }
 
+/**
+ * Every connection `ssh` makes to a host binds the same host key and, names being proven the
+ * same way, builds an equal destination. Equal destinations are one object (interned), and
+ * host key fingerprints are remembered by blob: what is cached by destination object (the
+ * audit record's JSON, the rules' list selection, a connection's decisions) then holds from
+ * one connection to the next, instead of being made again for each new connection.
+ */
+const CACHE_LIMIT = 256;
+const fingerprints = new Map<string, string>();
+const interned = new Map<string, Destination>();
+
 /** SHA256 fingerprint of a host key; a certificate is named by its plain key, as ssh-keygen -l does. */
 export function hostKeyFingerprint(blob: Buffer): string {
+  const id = blob.toString('latin1');
+  let fp = fingerprints.get(id);
+  if (fp === undefined) {
+    fp = fingerprintOfHostKey(blob);
+    rememberBounded(fingerprints, id, fp, CACHE_LIMIT);
+  }
+  return fp;
+}
+
+function fingerprintOfHostKey(blob: Buffer): string {
   try {
     const plain = plainKeyOf(parsePublicKeyBlob(blob));
     if (plain !== undefined) return fingerprint(encodePlainPublicKey(plain));
@@ -26,6 +48,17 @@ export function hostKeyFingerprint(blob: Buffer): string {
     /* not a key we interpret: fingerprint the blob itself */
   }
   return fingerprint(blob);
+}
+
+/** The one object for destinations equal to `d` in every field (strings length-prefixed). */
+function intern(d: Destination): Destination {
+  let id = `${d.hostKey} ${d.port ?? '-'} ${d.forwarded ? 1 : 0} ${d.user === null ? '-' : `${d.user.length}:${d.user}`} ${d.names.length}`;
+  for (const n of d.names) id += ` ${n.length}:${n}`;
+  for (const v of d.via) id += ` ${v.length}:${v}`;
+  const known = interned.get(id);
+  if (known !== undefined) return known;
+  rememberBounded(interned, id, d, CACHE_LIMIT);
+  return d;
 }
 
 /**
@@ -46,7 +79,7 @@ export function buildDestination(
     const blob = bindings[i].hostKey.blob;
     via.push(nameOf(blob).names[0] ?? hostKeyFingerprint(blob));
   }
-  return {
+  return intern({
     hostKey: hostKeyFingerprint(last.hostKey.blob),
     names,
     host: names[0] ?? null,
@@ -54,10 +87,10 @@ export function buildDestination(
     user,
     forwarded: bindings.some((b) => b.forwarded),
     via,
-  };
+  });
 }
 
 /** The connection's destination with the remote user of the request being signed. */
 export function withUser(d: Destination | null, user: string | null): Destination | null {
-  return d === null || d.user === user ? d : { ...d, user };
+  return d === null || d.user === user ? d : intern({ ...d, user });
 }

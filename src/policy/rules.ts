@@ -107,8 +107,10 @@ export class RulePolicy implements PolicyPort {
   /** POLICY.md §2: hosts filter, `offer` order and `max-offered` on bound connections; everything when unbound. */
   selectForList(keys: readonly KeyView[], destination: Destination | null): readonly KeyView[] {
     if (destination === null || this.listAsIs) return keys;
-    // A connection lists again and again with one destination object (a new binding is a new
-    // object): the same keys get the same selection.
+    // A connection lists again and again with one destination object, and equal destinations
+    // are one object (context/destination.ts): the same keys get the same selection. The
+    // destination's names come from known_hosts as it is at the bind; a change that alters
+    // them makes another destination.
     const last = this.selectionFor.get(destination);
     if (last?.keys === keys) return last.shown;
     const shown = this.select(keys, destination);

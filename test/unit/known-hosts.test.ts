@@ -257,6 +257,20 @@ describe('known_hosts resolver (real ssh-keygen files)', () => {
     });
     assert.equal(withUser(direct, 'git')?.user, 'git');
     assert.equal(withUser(null, 'git'), null);
+    // Equal destinations are one object, so caches by destination hold across connections.
+    const again = buildDestination([{ hostKey: { blob: beta.blob }, forwarded: false }], (b) => r.namesFor(b));
+    assert.equal(again, direct);
+    assert.equal(withUser(again, 'git'), withUser(direct, 'git'));
+    assert.notEqual(withUser(direct, 'git'), withUser(direct, 'gi'));
+    assert.notEqual(
+      buildDestination([{ hostKey: { blob: beta.blob }, forwarded: true }], (b) => r.namesFor(b)),
+      direct,
+    );
+    // A known_hosts change that alters the names gives another destination.
+    writeFileSync(file, `bastion.example ${keyField(alpha)}\n[inner.example]:2200,other.example ${keyField(beta)}\n`);
+    const renamed = buildDestination([{ hostKey: { blob: beta.blob }, forwarded: false }], (b) => r.namesFor(b));
+    assert.notEqual(renamed, direct);
+    assert.deepEqual(renamed?.names, ['inner.example', 'other.example']);
   });
 
   it('a host certificate is fingerprinted by its plain key, as ssh-keygen -l does', async () => {
