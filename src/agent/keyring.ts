@@ -5,7 +5,14 @@
  * process_add_identity). No sockets here: the server and tests call it directly.
  */
 import type { Logger } from '../log';
-import { AgentError, AgentFailureError, AgentLockedError, ConstraintError, KeyNotFoundError } from '../errors';
+import {
+  AgentError,
+  AgentFailureError,
+  AgentLockedError,
+  ConstraintError,
+  ExtensionFailureError,
+  KeyNotFoundError,
+} from '../errors';
 import { fingerprint } from '../keys/fingerprint';
 import type { FingerprintHash } from '../keys/fingerprint';
 import type { HeldKey, KeyInfo } from '../keys/held-key';
@@ -234,11 +241,31 @@ export class Keyring implements Agent, SyncAnswering {
   answerSync(req: Request, session: AgentSession): Response | undefined {
     try {
       if (req.type === 'request-identities') return { type: 'identities', identities: this.listFor(session) };
+      if (req.type === 'extension' && req.name === SESSION_BIND) return this.bindSync(req.contents, session);
       return req.type === 'sign' ? this.signSync(req, session) : undefined;
     } catch {
       // A signing error, or a port that throws (a bug): the asynchronous path meets it again
       // and reports it.
       return undefined;
+    }
+  }
+
+  /**
+   * session-bind answered at once: its one signature check is synchronous (keys/verify.ts),
+   * and the list `ssh` sends next is then answered in the same turn (connection.ts writes
+   * both replies together when they came together). Same replies as extension().
+   */
+  private bindSync(contents: Buffer, session: AgentSession): Response {
+    try {
+      session.bindings.bind(contents, this.bindVerifier);
+      return SUCCESS;
+    } catch (err) {
+      if (!(err instanceof ExtensionFailureError)) throw err;
+      this.options.logger?.debug(
+        { conn: session.connectionId, request: 'extension', error: err.name, reason: err.message },
+        'request failed',
+      );
+      return { type: 'extension-failure' };
     }
   }
 

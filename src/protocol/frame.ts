@@ -67,6 +67,11 @@ export class FrameDecoder {
     }
   }
 
+  /** Whether a complete message body is waiting (next() would return one). */
+  get hasComplete(): boolean {
+    return this.buf.length - this.start >= 4 && this.start + 4 + this.buf.readUInt32BE(this.start) <= this.buf.length;
+  }
+
   /** The next complete message body (a view, not a copy), or undefined until more arrives. */
   next(): Buffer | undefined {
     if (this.buf.length - this.start < 4) return undefined;

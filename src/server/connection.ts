@@ -86,14 +86,23 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
   const pump = (): void => {
     if (closed) return;
     let more = true;
+    let corked = false;
     while (replies.accepting) {
       const body = frames.next();
       if (body === undefined) {
         more = false;
         break;
       }
+      // Requests that came together (a bind and a list in one write) get the replies made
+      // now in one write, as OpenSSH's agent answers its whole input buffer with one write
+      // per poll round. A lone request is not corked.
+      if (!corked && frames.hasComplete) {
+        stream.cork();
+        corked = true;
+      }
       handle(body);
     }
+    if (corked) stream.uncork();
     if (ended) {
       // Half-closed: answer what was asked, then close our side (a partial frame is dropped).
       if (!more && replies.idle && !stream.writableEnded) stream.end();

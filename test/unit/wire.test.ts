@@ -94,4 +94,18 @@ describe('FrameDecoder', () => {
     max.writeUInt32BE(MAX_MESSAGE_LENGTH);
     assert.deepEqual(new FrameDecoder().push(max), [], 'exactly 256 KiB is allowed (waits for the body)');
   });
+
+  it('hasComplete says whether next() has a body to give', () => {
+    const d = new FrameDecoder();
+    assert.equal(d.hasComplete, false);
+    const two = Buffer.concat([frame(Buffer.from([11])), frame(Buffer.from([13, 1]))]);
+    d.append(two.subarray(0, 7));
+    assert.equal(d.hasComplete, true, 'the first frame is whole');
+    assert.deepEqual([...d.next()!], [11]);
+    assert.equal(d.hasComplete, false, 'the second is cut short');
+    d.append(two.subarray(7));
+    assert.equal(d.hasComplete, true);
+    assert.deepEqual([...d.next()!], [13, 1]);
+    assert.equal(d.hasComplete, false);
+  });
 });
