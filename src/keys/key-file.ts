@@ -3,11 +3,9 @@
  * turned into the ADD_IDENTITY key body; and certificates attached to them. This is what
  * `ssh-add` does on its side of the wire, for the client and for tests.
  */
-import { createPrivateKey } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
 import sshpk from 'sshpk';
 import { InvalidKeyError, UnsupportedKeyError } from '../errors';
-import { KEY_ALGORITHMS, certifiedType, ecdsaAlgorithmByCurve } from '../protocol/algorithms';
+import { certifiedType, ecdsaAlgorithmByCurve } from '../protocol/algorithms';
 import type { CertKeyType, EcdsaType } from '../protocol/algorithms';
 import type { PrivateKeyBody } from '../protocol/private-key';
 import { parsePublicKeyBlob } from '../protocol/public-key';
@@ -83,41 +81,8 @@ export function parsePrivateKeyFile(
   }
 }
 
-/** The key body for a node:crypto private KeyObject (ed25519, RSA, ECDSA P-256/384/521). */
-export function privateKeyBodyFromKeyObject(keyObject: KeyObject): PrivateKeyBody {
-  if (keyObject.type !== 'private') throw new InvalidKeyError('not a private key');
-  // Node 20: exporting a key made by generateKeyPairSync straight to JWK can deadlock with a
-  // garbage collection that runs during the export (seen with gdb in the test suite); the
-  // same key re-imported from its DER export does not. The DER copy is wiped at once.
-  const der = keyObject.export({ format: 'der', type: 'pkcs8' });
-  const jwk = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'jwk' });
-  der.fill(0);
-  const b = (s: string | undefined): Buffer => {
-    if (s === undefined) throw new InvalidKeyError('private key lacks a JWK field');
-    return Buffer.from(s, 'base64url');
-  };
-  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') {
-    const publicKey = b(jwk.x);
-    return { kind: 'ed25519', type: 'ssh-ed25519', publicKey, secret: Buffer.concat([b(jwk.d), publicKey]) };
-  }
-  if (jwk.kty === 'RSA') {
-    const m = (s: string | undefined): Buffer => mpintFromUnsigned(b(s));
-    return { kind: 'rsa', type: 'ssh-rsa', n: m(jwk.n), e: m(jwk.e), d: m(jwk.d), iqmp: m(jwk.qi), p: m(jwk.p), q: m(jwk.q) };
-  }
-  if (jwk.kty === 'EC') {
-    const algorithm = KEY_ALGORITHMS.find((a) => a.curve?.jwk === jwk.crv);
-    if (algorithm === undefined) throw new UnsupportedKeyError(`unsupported curve ${String(jwk.crv)}`);
-    const point = Buffer.concat([Buffer.from([4]), b(jwk.x), b(jwk.y)]);
-    return {
-      kind: 'ecdsa',
-      type: algorithm.name as EcdsaType,
-      curve: algorithm.curve!.sshName,
-      point,
-      d: mpintFromUnsigned(b(jwk.d)),
-    };
-  }
-  throw new UnsupportedKeyError(`unsupported key type ${String(jwk.kty)}`);
-}
+/** The key body for a node:crypto private KeyObject (read from its PKCS#8 export, never via JWK strings). */
+export { privateKeyBodyFromKeyObject } from './pkcs8-fields';
 
 /** Parses the blob of a `-cert.pub` line (`type base64 comment`). */
 export function certificateBlobFromLine(line: string): Buffer {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import { InvalidKeyError, UnsupportedKeyError } from '../../src/errors';
 import { fingerprint } from '../../src/keys/fingerprint';
 import { importPrivateKey } from '../../src/keys/import-private';
-import { parsePrivateKeyFile } from '../../src/keys/key-file';
+import { parsePrivateKeyFile, privateKeyBodyFromKeyObject } from '../../src/keys/key-file';
 import { plainAlgorithm } from '../../src/protocol/algorithms';
 import { Signer, signatureFor } from '../../src/keys/sign';
 import { PublicKeyCache, SignatureVerifier, verifySignature } from '../../src/keys/verify';
@@ -103,6 +103,60 @@ describe('keys', () => {
     assert.equal(rsaSignatureFor(6).name, 'rsa-sha2-256');
     // Keys with one algorithm ignore the flags, as OpenSSH does.
     assert.equal(signatureFor(plainAlgorithm('ssh-ed25519')!, 6).name, 'ssh-ed25519');
+  });
+
+  it('a KeyObject becomes a key body read from its PKCS#8 export: the fields JWK gives, and it signs as the original', () => {
+    const made = [
+      generateKeyPairSync('ed25519'),
+      generateKeyPairSync('ec', { namedCurve: 'P-256' }),
+      generateKeyPairSync('ec', { namedCurve: 'P-384' }),
+      generateKeyPairSync('ec', { namedCurve: 'P-521' }),
+      generateKeyPairSync('rsa', { modulusLength: 2048 }),
+    ];
+    const b64 = (s: string | undefined): Buffer => Buffer.from(s ?? '', 'base64url');
+    const mpint = (s: string | undefined): string => {
+      const m = b64(s);
+      let i = 0;
+      while (i < m.length - 1 && m[i] === 0) i++;
+      const t = m.subarray(i);
+      return ((t[0] & 0x80) !== 0 ? Buffer.concat([Buffer.from([0]), t]) : t).toString('hex');
+    };
+    for (const pair of made) {
+      // Re-imported from DER, as test/helpers/keys.ts explains.
+      const priv = createPrivateKey({
+        key: pair.privateKey.export({ format: 'der', type: 'pkcs8' }),
+        format: 'der',
+        type: 'pkcs8',
+      });
+      const body = privateKeyBodyFromKeyObject(priv);
+      const jwk = priv.export({ format: 'jwk' });
+      if (body.kind === 'ed25519') {
+        assert.equal(body.publicKey.toString('hex'), b64(jwk.x).toString('hex'));
+        assert.equal(body.secret.toString('hex'), Buffer.concat([b64(jwk.d), b64(jwk.x)]).toString('hex'));
+      } else if (body.kind === 'ecdsa') {
+        assert.equal(body.point.toString('hex'), Buffer.concat([Buffer.from([4]), b64(jwk.x), b64(jwk.y)]).toString('hex'));
+        assert.equal(body.d.toString('hex'), mpint(jwk.d));
+        assert.equal(body.curve, `nistp${jwk.crv?.slice(2)}`);
+      } else if (body.kind === 'rsa') {
+        for (const [f, j] of [
+          ['n', 'n'],
+          ['e', 'e'],
+          ['d', 'd'],
+          ['p', 'p'],
+          ['q', 'q'],
+          ['iqmp', 'qi'],
+        ] as const) {
+          assert.equal(body[f].toString('hex'), mpint(jwk[j]), f);
+        }
+      } else {
+        assert.fail(`unexpected body ${body.kind}`);
+      }
+      const held = importPrivateKey(body);
+      const hash = body.kind === 'ed25519' ? null : 'sha256';
+      assert.ok(verify(hash, DATA, createPublicKey(priv), sign(hash, DATA, held.privateKey)));
+    }
+    assert.throws(() => privateKeyBodyFromKeyObject(made[0].publicKey), InvalidKeyError);
+    assert.throws(() => privateKeyBodyFromKeyObject(generateKeyPairSync('x25519').privateKey), UnsupportedKeyError);
   });
 
   it('refuses small RSA keys as unsupported and inconsistent keys as invalid', () => {
