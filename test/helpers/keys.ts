@@ -98,8 +98,8 @@ export async function readPublicLine(path: string): Promise<string> {
 /**
  * Fresh key pairs come out of generateKeyPairSync as DER and are re-imported, never used as
  * the KeyObjects it returns: on Node 20 a garbage collection that finalizes the generation
- * job while that same key is being exported (JWK, as privateKeyBodyFromKeyObject does)
- * deadlocks the process on the key's mutex (agent-key.test.js hung in some runs, at random).
+ * job while that same key is being exported (to JWK, as privateKeyBodyFromKeyObject once
+ * did) deadlocked the process on the key's mutex (agent-key.test.js hung in some runs).
  */
 const SPKI_DER = { type: 'spki', format: 'der' } as const;
 const PKCS8_DER = { type: 'pkcs8', format: 'der' } as const;
