@@ -26,17 +26,23 @@ export interface BoundHop {
  * one connection to the next, instead of being made again for each new connection.
  */
 const CACHE_LIMIT = 256;
+/**
+ * Longer host key blobs and destination keys are not kept: a local client chooses the remote
+ * user (from the userauth request it asks to sign) and can bind a large certificate, and the
+ * cache must not hold 256 of those for the agent's lifetime.
+ */
+const MAX_CACHED_LENGTH = 4096;
 const fingerprints = new Map<string, string>();
 const interned = new Map<string, Destination>();
 
 /** SHA256 fingerprint of a host key; a certificate is named by its plain key, as ssh-keygen -l does. */
 export function hostKeyFingerprint(blob: Buffer): string {
+  // A host certificate can be large (up to a frame): only blobs of a usual size are kept.
+  if (blob.length > MAX_CACHED_LENGTH) return fingerprintOfHostKey(blob);
   const id = blob.toString('latin1');
   let fp = fingerprints.get(id);
-  if (fp === undefined) {
-    fp = fingerprintOfHostKey(blob);
-    rememberBounded(fingerprints, id, fp, CACHE_LIMIT);
-  }
+  if (fp === undefined) fp = fingerprintOfHostKey(blob);
+  rememberBounded(fingerprints, id, fp, CACHE_LIMIT);
   return fp;
 }
 
@@ -55,10 +61,10 @@ function intern(d: Destination): Destination {
   let id = `${d.hostKey} ${d.port ?? '-'} ${d.forwarded ? 1 : 0} ${d.user === null ? '-' : `${d.user.length}:${d.user}`} ${d.names.length}`;
   for (const n of d.names) id += ` ${n.length}:${n}`;
   for (const v of d.via) id += ` ${v.length}:${v}`;
-  const known = interned.get(id);
-  if (known !== undefined) return known;
-  rememberBounded(interned, id, d, CACHE_LIMIT);
-  return d;
+  if (id.length > MAX_CACHED_LENGTH) return d;
+  const known = interned.get(id) ?? d;
+  rememberBounded(interned, id, known, CACHE_LIMIT);
+  return known;
 }
 
 /**

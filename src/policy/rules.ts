@@ -110,7 +110,9 @@ export class RulePolicy implements PolicyPort {
     // A connection lists again and again with one destination object, and equal destinations
     // are one object (context/destination.ts): the same keys get the same selection. The
     // destination's names come from known_hosts as it is at the bind; a change that alters
-    // them makes another destination.
+    // them makes another destination. A host key oracle answers from known_hosts as it is
+    // now, beyond the names: with one, every list is selected afresh.
+    if (this.options.hostKeys !== undefined) return this.select(keys, destination);
     const last = this.selectionFor.get(destination);
     if (last?.keys === keys) return last.shown;
     const shown = this.select(keys, destination);

@@ -266,6 +266,10 @@ describe('known_hosts resolver (real ssh-keygen files)', () => {
       buildDestination([{ hostKey: { blob: beta.blob }, forwarded: true }], (b) => r.namesFor(b)),
       direct,
     );
+    // A long user (the client chooses it) is not kept: equal, but not the same object.
+    const long = 'u'.repeat(5000);
+    assert.notEqual(withUser(direct, long), withUser(direct, long));
+    assert.deepEqual(withUser(direct, long), withUser(direct, long));
     // A known_hosts change that alters the names gives another destination.
     writeFileSync(file, `bastion.example ${keyField(alpha)}\n[inner.example]:2200,other.example ${keyField(beta)}\n`);
     const renamed = buildDestination([{ hostKey: { blob: beta.blob }, forwarded: false }], (b) => r.namesFor(b));
