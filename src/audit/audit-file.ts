@@ -10,8 +10,8 @@
  *
  * The log never takes the agent down: a removed file is re-created, a replaced one
  * reopened, and a failure to write is reported once (until writing works again) and the
- * batch dropped. A file is opened to append on a fresh line: a write cut short (a full
- * disk, an agent killed mid-write) leaves one damaged line, never two records run together.
+ * batch dropped. A regular file is opened to append on a fresh line: a write cut short (a
+ * full disk, an agent killed mid-write) leaves one damaged line, never two records run together.
  */
 import {
   chmodSync,
@@ -53,8 +53,11 @@ export interface AuditFileOptions {
 const BATCH_MS = 5;
 const MAX_BATCH = 256;
 
-/** Read too, for the last byte of an existing file (see startOnFreshLine). */
-const OPEN_FLAGS = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT;
+/**
+ * O_NONBLOCK changes nothing for a regular file; a FIFO put at the path fails to open when
+ * no one reads it, and fails to write when its reader stops, instead of blocking the agent.
+ */
+const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK;
 /**
  * How often the path is checked for a removed or replaced file: a stat per write would be
  * a third of a record's cost, and records written in the window after a user removes the
@@ -186,7 +189,7 @@ export class AuditFileSink implements AuditSink {
       const st = fstatSync(fd);
       if ((st.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600);
       this.ino = st.ino;
-      this.size = st.size + startOnFreshLine(fd, st.size);
+      this.size = st.size + (st.isFile() ? startOnFreshLine(this.path, fd, st.size) : 0);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -215,12 +218,22 @@ export class AuditFileSink implements AuditSink {
 /**
  * Ends a damaged last line, left by a write that was cut short, with a newline so the next
  * record starts a line of its own (readers skip the damaged one). Returns the bytes written.
+ * The last byte is read through a read-only descriptor of its own (the log's is write-only,
+ * and a file the user made write-only stays usable); when it cannot be read, nothing is added.
  */
-function startOnFreshLine(fd: number, size: number): number {
+function startOnFreshLine(path: string, fd: number, size: number): number {
   if (size === 0) return 0;
   const last = Buffer.alloc(1);
-  if (readSync(fd, last, 0, 1, size - 1) === 1 && last[0] === 0x0a) return 0;
-  return writeSync(fd, '\n');
+  let rfd: number | undefined;
+  try {
+    rfd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    if (readSync(rfd, last, 0, 1, size - 1) !== 1) return 0;
+  } catch {
+    return 0;
+  } finally {
+    if (rfd !== undefined) closeSync(rfd);
+  }
+  return last[0] !== 0x0a ? writeSync(fd, '\n') : 0;
 }
 
 /** At most this many buffers per writev (Linux's IOV_MAX is 1024). */

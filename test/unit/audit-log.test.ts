@@ -5,10 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
+  closeSync,
+  constants,
   existsSync,
   mkdirSync,
+  openSync,
   readFileSync,
   readdirSync,
   renameSync,
@@ -234,6 +238,28 @@ describe('audit log file', () => {
     again.close();
     assert.equal(readAuditRecords(path).length, 4);
     assert.doesNotMatch(readFileSync(path, 'utf8'), /\n\n/);
+  });
+
+  it('a FIFO at the path never blocks the agent: no reader, or a reader that stops reading', () => {
+    const path = join(dir, 'fifo.jsonl');
+    execFileSync('mkfifo', ['-m', '0600', path]);
+    const warnings: string[] = [];
+    const sink = new AuditFileSink({ path, warn: (m) => warnings.push(m), pathCheckMs: 0 });
+    sink.record(rec(1));
+    assert.doesNotThrow(() => sink.flush(), 'no reader: the open fails at once');
+    assert.equal(warnings.length, 1);
+    // A reader that never reads: the pipe fills, and writes fail instead of waiting.
+    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      for (let i = 0; i < 2000; i++) {
+        sink.record(rec(i));
+        sink.flush();
+      }
+    } finally {
+      closeSync(reader);
+    }
+    sink.close();
+    assert.ok(warnings.length >= 1);
   });
 
   it('a file moved away (logrotate) is followed by a new file at the path', () => {
