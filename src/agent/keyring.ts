@@ -260,6 +260,8 @@ export class Keyring implements Agent, SyncAnswering {
       session.bindings.bind(contents, this.bindVerifier);
       return SUCCESS;
     } catch (err) {
+      // Anything else is a bug: answerSync gives up and the dispatcher meets it again (one
+      // more bind attempt, which fails the same way) and logs it as an internal error.
       if (!(err instanceof ExtensionFailureError)) throw err;
       this.options.logger?.debug(
         { conn: session.connectionId, request: 'extension', error: err.name, reason: err.message },

@@ -87,22 +87,26 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
     if (closed) return;
     let more = true;
     let corked = false;
-    while (replies.accepting) {
-      const body = frames.next();
-      if (body === undefined) {
-        more = false;
-        break;
+    try {
+      while (replies.accepting) {
+        const body = frames.next();
+        if (body === undefined) {
+          more = false;
+          break;
+        }
+        // Requests that came together (a bind and a list in one write) get the replies made
+        // now in one write, as OpenSSH's agent answers its whole input buffer with one write
+        // per poll round. A lone request is not corked. Each pump uncorks what it corked
+        // (pump re-enters through replies.settle, balanced the same way).
+        if (!corked && frames.hasComplete) {
+          stream.cork();
+          corked = true;
+        }
+        handle(body);
       }
-      // Requests that came together (a bind and a list in one write) get the replies made
-      // now in one write, as OpenSSH's agent answers its whole input buffer with one write
-      // per poll round. A lone request is not corked.
-      if (!corked && frames.hasComplete) {
-        stream.cork();
-        corked = true;
-      }
-      handle(body);
+    } finally {
+      if (corked) stream.uncork();
     }
-    if (corked) stream.uncork();
     if (ended) {
       // Half-closed: answer what was asked, then close our side (a partial frame is dropped).
       if (!more && replies.idle && !stream.writableEnded) stream.end();
