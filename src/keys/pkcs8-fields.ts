@@ -109,10 +109,13 @@ export function privateKeyBodyFromKeyObject(keyObject: KeyObject): PrivateKeyBod
     const { key, params } = privateKeyOf(der);
     if (kind === 'rsa') {
       const f = childrenOf(der, expect(readTlv(der, key.start, key.end), SEQUENCE));
-      // RSAPrivateKey: version, n, e, d, p, q, dP, dQ, qInv — a DER INTEGER's content is
-      // an SSH mpint already (two's complement, minimal, RFC 4251 §5).
-      const int = (i: number): Buffer => secretCopyOf(der, expect(f[i], INTEGER));
-      return { kind: 'rsa', type: 'ssh-rsa', n: int(1), e: int(2), d: int(3), iqmp: int(8), p: int(4), q: int(5) };
+      // RSAPrivateKey: version (0: two primes), n, e, d, p, q, dP, dQ, qInv. Every field is
+      // checked before any is copied. A DER INTEGER's content is an SSH mpint already (two's
+      // complement, minimal, RFC 4251 §5).
+      const version = expect(f[0], INTEGER);
+      if (version.end - version.start !== 1 || der[version.start] !== 0) throw new UnsupportedKeyError('multi-prime RSA key');
+      const [n, e, d, p, q, iqmp] = [1, 2, 3, 4, 5, 8].map((i) => expect(f[i], INTEGER)).map((t) => secretCopyOf(der, t));
+      return { kind: 'rsa', type: 'ssh-rsa', n, e, d, iqmp, p, q };
     }
     const publicBits = publicBitsOf(createPublicKey(keyObject).export({ format: 'der', type: 'spki' }));
     if (kind === 'ed25519') {

@@ -68,6 +68,10 @@ test('npm pack + npm install -g: a working tsagent on PATH', { timeout: 400_000 
       'package/dist/src/index.js',
       'package/dist/src/cli/main.js',
       'package/dist/src/cli/service.js',
+      'package/dist/bundle/cli/tsagent.js',
+      'package/dist/bundle/cli/tsagent.js.cache',
+      'package/dist/bundle/cli/dep-sshpk.js',
+      'package/dist/bundle/cli/dep-dbus-native.js',
       'package/systemd/tsagent.socket',
       'package/systemd/tsagent-control.socket',
       'package/systemd/tsagent.service',
@@ -92,6 +96,17 @@ test('npm pack + npm install -g: a working tsagent on PATH', { timeout: 400_000 
 
   // Only the prefix's bin and node's own directory on PATH: the installed copy, not the repo.
   const env = { PATH: `${join(prefix, 'bin')}:${dirname(process.execPath)}:/usr/bin:/bin`, HOME: dir };
+
+  await t.test('the dependencies bundled apart load from the installed copy', async () => {
+    const cli = join(installed, 'dist', 'bundle', 'cli');
+    const probe =
+      `const s = require(${JSON.stringify(join(cli, 'dep-sshpk.js'))});` +
+      `const d = require(${JSON.stringify(join(cli, 'dep-dbus-native.js'))});` +
+      `process.stdout.write(typeof s.parsePrivateKey + ' ' + typeof d.sessionBus);`;
+    const r = await run(process.execPath, ['-e', probe], { env, timeoutMs: 20_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'function function');
+  });
 
   await t.test('tsagent --version runs from PATH', async () => {
     const r = await run('tsagent', ['--version'], { env, timeoutMs: 20_000 });
