@@ -156,6 +156,9 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   const server = new AgentServer({
     agent: keyring,
     logger,
+    // glibc keeps what a burst of requests freed (OpenSSL's decoders, read buffers) unless
+    // asked: given back once the agent has been quiet for a second (~2 ms for malloc_trim).
+    onQuiet: () => void protections.libc?.trimFreedMemory?.(),
     ...context,
     ...(peerCheck === undefined ? {} : { peerCheck }),
     ...(audit === undefined ? {} : { audit }),

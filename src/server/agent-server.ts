@@ -46,7 +46,15 @@ export interface AgentServerOptions {
   readonly describePeer?: (peer: PeerCredentials | null, sock: Socket) => ProcessSource | undefined;
   /** The audit log, flushed before a sign reply leaves (POLICY.md §6). */
   readonly audit?: Pick<AuditSink, 'flush' | 'afterWrite'>;
+  /**
+   * Runs once the agent has had no connection for QUIET_MS (once per quiet spell): the
+   * daemon hands the memory freed by the last burst of requests back to the system.
+   */
+  readonly onQuiet?: () => void;
 }
+
+/** How long the agent must have had no connection before onQuiet runs. */
+export const QUIET_MS = 1000;
 
 export class AgentServer {
   private readonly server: Server;
@@ -55,6 +63,8 @@ export class AgentServer {
   private target: ListenTarget | undefined;
   /** The socket directory to remove at close: only one the agent created. */
   private createdDir: string | undefined;
+  /** Pending onQuiet (armQuiet). */
+  private quiet: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: AgentServerOptions) {
     this.server = createServer({ pauseOnConnect: false }, (sock) => this.accept(sock));
@@ -95,8 +105,28 @@ export class AgentServer {
         session.close();
         this.connections.delete(sock);
         this.options.logger?.debug({ conn: connectionId }, 'connection closed');
+        if (this.connections.size === 0) this.armQuiet();
       },
     );
+  }
+
+  /**
+   * (Re)starts the quiet timer when the last connection closes. One timer, refreshed rather
+   * than made again (a client that connects in a loop refreshes it each time); unref'd, and
+   * it never wakes an agent that has been quiet since it last ran.
+   */
+  private armQuiet(): void {
+    const onQuiet = this.options.onQuiet;
+    if (onQuiet === undefined || this.target === undefined) return;
+    if (this.quiet !== undefined) {
+      this.quiet.refresh();
+      return;
+    }
+    this.quiet = setTimeout(() => {
+      this.quiet = undefined;
+      if (this.connections.size === 0 && this.target !== undefined) onQuiet();
+    }, QUIET_MS);
+    this.quiet.unref();
   }
 
   async listen(target: ListenTarget): Promise<void> {
@@ -139,6 +169,8 @@ export class AgentServer {
 
   /** Stops listening, drops every connection, removes the socket and the directory we made. */
   async close(): Promise<void> {
+    clearTimeout(this.quiet);
+    this.quiet = undefined;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const sock of this.connections) sock.destroy();
     await closed;
