@@ -89,6 +89,10 @@ export class AuditFileSink implements AuditSink {
   private later: NodeJS.Timeout | undefined;
   private failing = false;
   private closed = false;
+  /** A write failed part way: the next one starts with a newline. */
+  private torn = false;
+  /** The open file is a regular file: rotated by size, checked for a partial last line. */
+  private regular = true;
 
   constructor(opts: AuditFileOptions) {
     this.path = opts.path;
@@ -154,16 +158,20 @@ export class AuditFileSink implements AuditSink {
   }
 
   private write(buffers: readonly Buffer[], length: number): void {
+    const progress = { written: 0 };
     try {
       this.ensureOpen();
-      if (this.size > 0 && this.size + length > this.maxSize) {
+      if (this.regular && this.size > 0 && this.size + length > this.maxSize) {
         this.rotate();
         this.ensureOpen();
       }
-      writeAll(this.fd!, buffers);
-      this.size += length;
+      // A batch cut short before (a FIFO that filled) left a partial line: end it first.
+      writeAll(this.fd!, this.torn ? [NEWLINE, ...buffers] : buffers, progress);
+      this.size += progress.written;
+      this.torn = false;
       this.failing = false;
     } catch (err) {
+      if (progress.written > 0) this.torn = true;
       this.closeFd();
       if (!this.failing) this.warn(`audit log ${this.path} cannot be written (${errorCode(err)}); records are being dropped`);
       this.failing = true;
@@ -189,7 +197,8 @@ export class AuditFileSink implements AuditSink {
       const st = fstatSync(fd);
       if ((st.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600);
       this.ino = st.ino;
-      this.size = st.size + (st.isFile() ? startOnFreshLine(this.path, fd, st.size) : 0);
+      this.regular = st.isFile();
+      this.size = st.size + (this.regular ? startOnFreshLine(this.path, fd, st) : 0);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -221,13 +230,14 @@ export class AuditFileSink implements AuditSink {
  * The last byte is read through a read-only descriptor of its own (the log's is write-only,
  * and a file the user made write-only stays usable); when it cannot be read, nothing is added.
  */
-function startOnFreshLine(path: string, fd: number, size: number): number {
-  if (size === 0) return 0;
+function startOnFreshLine(path: string, fd: number, st: { readonly size: number; readonly ino: number }): number {
+  if (st.size === 0) return 0;
   const last = Buffer.alloc(1);
   let rfd: number | undefined;
   try {
     rfd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    if (readSync(rfd, last, 0, 1, size - 1) !== 1) return 0;
+    // The path may name another file by now: only the one being appended to counts.
+    if (fstatSync(rfd).ino !== st.ino || readSync(rfd, last, 0, 1, st.size - 1) !== 1) return 0;
   } catch {
     return 0;
   } finally {
@@ -239,8 +249,13 @@ function startOnFreshLine(path: string, fd: number, size: number): number {
 /** At most this many buffers per writev (Linux's IOV_MAX is 1024). */
 const MAX_IOV = 512;
 
-/** Writes every byte of `buffers` in order, with as few writev calls as the kernel allows. */
-function writeAll(fd: number, buffers: readonly Buffer[]): void {
+const NEWLINE = Buffer.from('\n');
+
+/**
+ * Writes every byte of `buffers` in order, with as few writev calls as the kernel allows;
+ * `progress.written` counts the bytes written, also when a later call throws.
+ */
+function writeAll(fd: number, buffers: readonly Buffer[], progress: { written: number }): void {
   let i = 0;
   /** Bytes of buffers[i] already written. */
   let offset = 0;
@@ -253,6 +268,8 @@ function writeAll(fd: number, buffers: readonly Buffer[]): void {
     const chunk = buffers.slice(i, i + MAX_IOV);
     if (offset > 0) chunk[0] = chunk[0].subarray(offset);
     let written = writevSync(fd, chunk);
+    if (written === 0) throw new Error('writev wrote nothing');
+    progress.written += written;
     // A short write (rare on regular files): carry on from the byte where it stopped.
     while (written > 0) {
       const left = buffers[i].length - offset;

@@ -58,10 +58,15 @@ function fingerprintOfHostKey(blob: Buffer): string {
 
 /** The one object for destinations equal to `d` in every field (strings length-prefixed). */
 function intern(d: Destination): Destination {
+  // Measured before the key is built: a long user would make a long key for nothing.
+  // (8: the length prefix and separator of each part, generously.)
+  let size = (d.user?.length ?? 0) + 8;
+  for (const n of d.names) size += n.length + 8;
+  for (const v of d.via) size += v.length + 8;
+  if (size > MAX_CACHED_LENGTH) return d;
   let id = `${d.hostKey} ${d.port ?? '-'} ${d.forwarded ? 1 : 0} ${d.user === null ? '-' : `${d.user.length}:${d.user}`} ${d.names.length}`;
   for (const n of d.names) id += ` ${n.length}:${n}`;
   for (const v of d.via) id += ` ${v.length}:${v}`;
-  if (id.length > MAX_CACHED_LENGTH) return d;
   const known = interned.get(id) ?? d;
   rememberBounded(interned, id, known, CACHE_LIMIT);
   return known;

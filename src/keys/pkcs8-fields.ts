@@ -113,8 +113,11 @@ export function privateKeyBodyFromKeyObject(keyObject: KeyObject): PrivateKeyBod
       // checked before any is copied. A DER INTEGER's content is an SSH mpint already (two's
       // complement, minimal, RFC 4251 §5).
       const version = expect(f[0], INTEGER);
-      if (version.end - version.start !== 1 || der[version.start] !== 0) throw new UnsupportedKeyError('multi-prime RSA key');
-      const [n, e, d, p, q, iqmp] = [1, 2, 3, 4, 5, 8].map((i) => expect(f[i], INTEGER)).map((t) => secretCopyOf(der, t));
+      if (version.end - version.start !== 1 || der[version.start] !== 0 || f.length !== 9) {
+        throw new UnsupportedKeyError('not a two-prime RSAPrivateKey (version 0, nine fields)');
+      }
+      const ints = f.map((t) => expect(t, INTEGER));
+      const [n, e, d, p, q, iqmp] = [1, 2, 3, 4, 5, 8].map((i) => secretCopyOf(der, ints[i]));
       return { kind: 'rsa', type: 'ssh-rsa', n, e, d, iqmp, p, q };
     }
     const publicBits = publicBitsOf(createPublicKey(keyObject).export({ format: 'der', type: 'spki' }));

@@ -51,6 +51,8 @@ export interface AgentServerOptions {
    * daemon hands the memory freed by the last burst of requests back to the system.
    */
   readonly onQuiet?: () => void;
+  /** How long "quiet" is, in ms; default QUIET_MS. */
+  readonly quietMs?: number;
 }
 
 /** How long the agent must have had no connection before onQuiet runs. */
@@ -65,6 +67,7 @@ export class AgentServer {
   private createdDir: string | undefined;
   /** Pending onQuiet (armQuiet). */
   private quiet: NodeJS.Timeout | undefined;
+  private closing = false;
 
   constructor(private readonly options: AgentServerOptions) {
     this.server = createServer({ pauseOnConnect: false }, (sock) => this.accept(sock));
@@ -117,15 +120,20 @@ export class AgentServer {
    */
   private armQuiet(): void {
     const onQuiet = this.options.onQuiet;
-    if (onQuiet === undefined || this.target === undefined) return;
+    if (onQuiet === undefined || this.target === undefined || this.closing) return;
     if (this.quiet !== undefined) {
       this.quiet.refresh();
       return;
     }
     this.quiet = setTimeout(() => {
       this.quiet = undefined;
-      if (this.connections.size === 0 && this.target !== undefined) onQuiet();
-    }, QUIET_MS);
+      if (this.connections.size > 0 || this.target === undefined || this.closing) return;
+      try {
+        onQuiet();
+      } catch (err) {
+        this.options.logger?.warn({ reason: err instanceof Error ? err.message : String(err) }, 'quiet-time task failed');
+      }
+    }, this.options.quietMs ?? QUIET_MS);
     this.quiet.unref();
   }
 
@@ -169,6 +177,7 @@ export class AgentServer {
 
   /** Stops listening, drops every connection, removes the socket and the directory we made. */
   async close(): Promise<void> {
+    this.closing = true;
     clearTimeout(this.quiet);
     this.quiet = undefined;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));

@@ -8,11 +8,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
-  closeSync,
-  constants,
   existsSync,
   mkdirSync,
-  openSync,
   readFileSync,
   readdirSync,
   renameSync,
@@ -27,7 +24,7 @@ import type { AuditRecord } from '../../src/agent/ports';
 import { AuditFileSink } from '../../src/audit/audit-file';
 import { followAudit } from '../../src/audit/follow';
 import { auditFilesOldestFirst, defaultAuditPath } from '../../src/audit/paths';
-import { matchesFilter, parseRecords, parseSince, readAuditRecords } from '../../src/audit/query';
+import { matchesFilter, parseRecordLine, parseRecords, parseSince, readAuditRecords } from '../../src/audit/query';
 import { serializeRecord } from '../../src/audit/serialize';
 import { escapeControls, formatTable } from '../../src/audit/table';
 import { sampleRecord } from '../helpers/audit-records';
@@ -240,26 +237,43 @@ describe('audit log file', () => {
     assert.doesNotMatch(readFileSync(path, 'utf8'), /\n\n/);
   });
 
-  it('a FIFO at the path never blocks the agent: no reader, or a reader that stops reading', () => {
+  it('a FIFO at the path never blocks the agent, and a batch cut short leaves one damaged line', () => {
     const path = join(dir, 'fifo.jsonl');
     execFileSync('mkfifo', ['-m', '0600', path]);
-    const warnings: string[] = [];
-    const sink = new AuditFileSink({ path, warn: (m) => warnings.push(m), pathCheckMs: 0 });
-    sink.record(rec(1));
-    assert.doesNotThrow(() => sink.flush(), 'no reader: the open fails at once');
-    assert.equal(warnings.length, 1);
-    // A reader that never reads: the pipe fills, and writes fail instead of waiting.
-    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      for (let i = 0; i < 2000; i++) {
-        sink.record(rec(i));
-        sink.flush();
-      }
-    } finally {
+    // In a child process with a time limit: a regression that blocks must fail, not hang.
+    const script = `
+      const { closeSync, constants, openSync, readSync } = require('node:fs');
+      const { AuditFileSink } = require(${JSON.stringify(join(__dirname, '../../src/audit/audit-file.js'))});
+      const path = ${JSON.stringify(path)};
+      const warnings = [];
+      const sink = new AuditFileSink({ path, warn: (m) => warnings.push(m), pathCheckMs: 0 });
+      const rec = (i) => ({ time: new Date().toISOString(), event: 'list', decision: 'allow', reason: 'r' + i,
+        keys: Array.from({ length: 16 }, (_, k) => 'SHA256:' + String(i * 100 + k).padStart(43, 'x')) });
+      sink.record(rec(0));
+      sink.flush(); // no reader: fails at once
+      const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      const buf = Buffer.alloc(1 << 20);
+      let text = '';
+      const drain = () => { for (;;) { let n = 0; try { n = readSync(reader, buf, 0, buf.length, null); } catch { n = 0; } if (n <= 0) return; text += buf.toString('utf8', 0, n); } };
+      // Batches of 8 records (~7 KB, over PIPE_BUF): the pipe fills part way through one.
+      for (let i = 1; i <= 160; i++) { sink.record(rec(i)); if (i % 8 === 0) sink.flush(); }
+      drain();
+      for (let i = 161; i <= 165; i++) { sink.record(rec(i)); sink.flush(); }
+      drain();
       closeSync(reader);
-    }
-    sink.close();
-    assert.ok(warnings.length >= 1);
+      sink.close();
+      process.stdout.write(JSON.stringify({ warnings: warnings.length, text }));
+    `;
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { timeout: 30_000, encoding: 'utf8' })) as {
+      warnings: number;
+      text: string;
+    };
+    assert.equal(out.warnings, 2, 'no reader, then a full pipe: one warning each');
+    const lines = out.text.split('\n').filter((l) => l !== '');
+    const damaged = lines.filter((l) => parseRecordLine(l) === undefined);
+    assert.ok(damaged.length <= 1, `at most the one cut line is damaged: ${damaged.length}`);
+    for (const l of lines) assert.ok(l.split('"time"').length <= 2, 'never two records on one line');
+    assert.match(lines[lines.length - 1], /"reason":"r165"/, 'writing resumed once the reader read');
   });
 
   it('a file moved away (logrotate) is followed by a new file at the path', () => {
