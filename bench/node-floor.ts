@@ -29,16 +29,7 @@ import type { BenchKey, KeyKind } from './keys';
 import { signWorkload, runLoad } from './load';
 import type { LoadResult } from './load';
 import { makeBinding, preparePolicy } from './policy';
-import {
-  findSshAgent,
-  installCleanupHandlers,
-  killEverything,
-  privateTempDir,
-  removeTempDir,
-  runScript,
-  sleep,
-  startAgent,
-} from './procs';
+import { benchSshAgent, killEverything, privateTempDir, removeTempDir, runScript, sleep, startAgent } from './procs';
 import type { AgentProc } from './procs';
 import { fmtRatio, table } from './report';
 import { socketAccepts } from '../test/helpers/proc';
@@ -188,12 +179,8 @@ async function startFloor(keys: readonly BenchKey[]): Promise<{ socketPath: stri
 type Who = 'OpenSSH' | 'tsagent' | 'floor';
 
 async function main(o: Options): Promise<number> {
-  installCleanupHandlers();
-  const sshAgent = findSshAgent();
-  if (sshAgent === undefined) {
-    process.stderr.write('bench: OpenSSH ssh-agent not found\n');
-    return 2;
-  }
+  const sshAgent = benchSshAgent('bench');
+  if (sshAgent === undefined) return 2;
   const all = await generateBenchKeys();
   const keys = all.filter((k) => KINDS.includes(k.kind));
   const agents: AgentProc[] = [];

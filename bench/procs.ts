@@ -72,6 +72,18 @@ export function findSshAgent(): string | undefined {
   return findPeer('ssh-agent');
 }
 
+/**
+ * The start of every bench script that drives OpenSSH's agent: cleanup handlers installed,
+ * then ssh-agent's path, or undefined after saying it is missing (the script then exits 2).
+ */
+export function benchSshAgent(script: string): string | undefined {
+  installCleanupHandlers();
+  const sshAgent = findSshAgent();
+  if (sshAgent === undefined)
+    process.stderr.write(`${script}: OpenSSH ssh-agent not found (apt-get install -y openssh-client)\n`);
+  return sshAgent;
+}
+
 /** A new 0700 directory (mkdtemp), removed by killEverything() if nobody removes it first. */
 export function privateTempDir(prefix: string): string {
   const d = mkdtempSync(join(tmpdir(), prefix));

@@ -27,8 +27,7 @@ import { CONFIG_KEYS, KEYS_WITH_HOSTS, RULES, makeBinding, preparePolicy } from 
 import type { PolicyMode } from './policy';
 import {
   IMPLS,
-  findSshAgent,
-  installCleanupHandlers,
+  benchSshAgent,
   killEverything,
   measureNodeBaseline,
   measureStartup,
@@ -299,12 +298,8 @@ function cpuModel(): string {
 }
 
 async function main(o: Options): Promise<number> {
-  installCleanupHandlers();
-  const sshAgent = findSshAgent();
-  if (sshAgent === undefined) {
-    log('bench: OpenSSH ssh-agent not found (apt-get install -y openssh-client)');
-    return 2;
-  }
+  const sshAgent = benchSshAgent('bench');
+  if (sshAgent === undefined) return 2;
   const t0 = Date.now();
   const plan = scenarios(o);
   const results: Results = {

@@ -18,7 +18,7 @@ import { loadavg } from 'node:os';
 import { KEY_KINDS, addKeys, generateBenchKeys, manyEd25519 } from './keys';
 import { listWorkload, runLoad, signWorkload } from './load';
 import type { Workload } from './load';
-import { IMPLS, findSshAgent, installCleanupHandlers, killEverything, memoryKiB, runScript, startAgent } from './procs';
+import { IMPLS, benchSshAgent, killEverything, memoryKiB, runScript, startAgent } from './procs';
 import type { AgentProc, Impl } from './procs';
 import { fmtMiB, fmtRatio, table } from './report';
 import { AgentClient } from '../src/client/agent-client';
@@ -115,12 +115,8 @@ function slices(identities: readonly Identity[], keys: Awaited<ReturnType<typeof
 const ADD_REMOVE: Slice = { label: 'add 50 keys, remove them', run: (a) => addRemove(a.socketPath, 50) };
 
 async function main(o: Options): Promise<number> {
-  installCleanupHandlers();
-  const sshAgent = findSshAgent();
-  if (sshAgent === undefined) {
-    log('soak: OpenSSH ssh-agent not found');
-    return 2;
-  }
+  const sshAgent = benchSshAgent('soak');
+  if (sshAgent === undefined) return 2;
   const agents: AgentProc[] = [];
   const rss: Record<Impl, { t: number; slice: string; kib: number }[]> = { openssh: [], tsagent: [] };
   const t0 = Date.now();

@@ -9,15 +9,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import {
-  findSshAgent,
-  installCleanupHandlers,
-  runScript,
-  measureBackgroundStart,
-  measureNodeBaseline,
-  measureStartup,
-  opensshVersion,
-} from './procs';
+import { benchSshAgent, runScript, measureBackgroundStart, measureNodeBaseline, measureStartup, opensshVersion } from './procs';
 import type { SpawnOptions } from './procs';
 import { fmtMs, fmtRatio, table } from './report';
 
@@ -57,12 +49,8 @@ function median(xs: readonly number[]): number {
 type Row = 'node -e 0' | 'OpenSSH -D' | 'tsagent -D' | 'OpenSSH -s (background)' | 'tsagent -s (background)';
 
 async function main(o: Options): Promise<number> {
-  installCleanupHandlers();
-  const sshAgent = findSshAgent();
-  if (sshAgent === undefined) {
-    process.stderr.write('bench: OpenSSH ssh-agent not found\n');
-    return 2;
-  }
+  const sshAgent = benchSshAgent('bench');
+  if (sshAgent === undefined) return 2;
   const spawnOpts: SpawnOptions = o.bin === undefined ? {} : { bin: o.bin };
   const samples: Record<Row, number[]> = {
     'node -e 0': [],
