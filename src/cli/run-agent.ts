@@ -106,6 +106,11 @@ function lazySmartcards(options: Pkcs11Options): SmartcardPort {
   };
 }
 
+/** A listener as a path for logs and `tsagent status`: its socket file, else its descriptor. */
+function where(t: ListenTarget): string {
+  return t.kind === 'path' ? t.path : (t.boundAt?.path ?? `fd ${t.fd}`);
+}
+
 export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => void): Promise<RunningAgent> {
   const { logger } = opts;
   // With a config, its rules judge every list and signature (POLICY.md §2); reload swaps them.
@@ -169,11 +174,10 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
   const ctl = opts.control;
   if (ctl !== undefined && opts.policy !== undefined && !(ctl.kind === 'path' && isWindowsPipe(ctl.path))) {
     controlServer = new ControlServer(peerCheck === undefined ? { logger } : { logger, peerCheck });
-    const at = (t: ListenTarget): string => (t.kind === 'path' ? t.path : (t.boundAt?.path ?? `fd ${t.fd}`));
     commands = new DaemonControl({
       keyring,
-      socket: at(opts.target),
-      control: at(ctl),
+      socket: where(opts.target),
+      control: where(ctl),
       configPath: opts.policy.path,
       env: opts.policy.env,
       initial: opts.policy.state,
@@ -243,7 +247,6 @@ export async function runAgent(opts: RunAgentOptions, onExit: (code: number) => 
     ],
   ];
   for (const [sig, fn] of handlers) process.on(sig, fn);
-  const where = (t: ListenTarget): string => (t.kind === 'path' ? t.path : (t.boundAt?.path ?? `fd ${t.fd}`));
   logger.info({ socket: where(opts.target), control: opts.control === undefined ? undefined : where(opts.control) }, 'listening');
   return { keyring, audit, approvals, server, stop, warnings: protections.warnings, control: opts.control, commands };
 }
