@@ -4,15 +4,7 @@
  * and IEEE P1363 r || s (what a PKCS#11 token's CKM_ECDSA returns).
  */
 import { SshWriter, mpintFromUnsigned } from '../protocol/wire';
-
-/** A DER length at `at` (short or long form): [length, offset of the content]. */
-function derLength(der: Buffer, at: number): [number, number] {
-  const first = der[at];
-  if (first < 0x80) return [first, at + 1];
-  let len = 0;
-  for (let i = 1; i <= (first & 0x7f); i++) len = (len << 8) | der[at + i];
-  return [len, at + 1 + (first & 0x7f)];
-}
+import { readTlv } from './der-reader';
 
 /**
  * From DER `SEQUENCE { INTEGER r, INTEGER s }`, whose INTEGER contents are already mpint bytes.
@@ -20,12 +12,12 @@ function derLength(der: Buffer, at: number): [number, number] {
  * key, a second copy of the private scalar for the key's whole life.)
  */
 export function ecdsaSignatureFromDer(der: Buffer): Buffer {
-  const [, seq] = derLength(der, 1);
-  const [rLen, rAt] = derLength(der, seq + 1);
-  const [sLen, sAt] = derLength(der, rAt + rLen + 1);
-  return new SshWriter(rLen + sLen + 8)
-    .mpint(der.subarray(rAt, rAt + rLen))
-    .mpint(der.subarray(sAt, sAt + sLen))
+  const seq = readTlv(der, 0, der.length);
+  const r = readTlv(der, seq.start, seq.end);
+  const s = readTlv(der, r.end, seq.end);
+  return new SshWriter(r.end - r.start + s.end - s.start + 8)
+    .mpint(der.subarray(r.start, r.end))
+    .mpint(der.subarray(s.start, s.end))
     .finish();
 }
 

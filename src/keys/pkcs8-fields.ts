@@ -8,67 +8,27 @@
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
 import { InvalidKeyError, UnsupportedKeyError } from '../errors';
-import { KEY_ALGORITHMS } from '../protocol/algorithms';
+import { ecdsaAlgorithmByCurveOid } from '../protocol/algorithms';
+import type { KeyAlgorithm } from '../protocol/algorithms';
 import type { EcdsaType, PrivateKeyBody } from '../protocol/private-key';
-import { magnitude, secretBuffer } from './secret-bytes';
-
-/** One DER element: its tag and where its content lies in the buffer. */
-interface Tlv {
-  readonly tag: number;
-  readonly start: number;
-  readonly end: number;
-}
-
-const INTEGER = 0x02;
-const BIT_STRING = 0x03;
-const OCTET_STRING = 0x04;
-const OBJECT_IDENTIFIER = 0x06;
-const SEQUENCE = 0x30;
-
-function readTlv(der: Uint8Array, at: number, limit: number): Tlv {
-  if (at + 2 > limit) throw new InvalidKeyError('truncated DER');
-  const tag = der[at];
-  let len = der[at + 1];
-  let p = at + 2;
-  if (len >= 0x80) {
-    const n = len & 0x7f;
-    if (n < 1 || n > 3 || p + n > limit) throw new InvalidKeyError('bad DER length');
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[p++];
-  }
-  if (p + len > limit) throw new InvalidKeyError('truncated DER');
-  return { tag, start: p, end: p + len };
-}
-
-/** The elements inside a constructed element, in order. */
-function childrenOf(der: Uint8Array, parent: Tlv): Tlv[] {
-  const out: Tlv[] = [];
-  for (let at = parent.start; at < parent.end;) {
-    const t = readTlv(der, at, parent.end);
-    out.push(t);
-    at = t.end;
-  }
-  return out;
-}
-
-function expect(t: Tlv | undefined, tag: number): Tlv {
-  if (t === undefined || t.tag !== tag) throw new InvalidKeyError('unexpected DER structure');
-  return t;
-}
+import { mpintFromUnsigned } from '../protocol/wire';
+import {
+  BIT_STRING,
+  INTEGER,
+  OBJECT_IDENTIFIER,
+  OCTET_STRING,
+  SEQUENCE,
+  childrenOf,
+  expectTag as expect,
+  readTlv,
+} from './der-reader';
+import type { Tlv } from './der-reader';
+import { secretBuffer } from './secret-bytes';
 
 /** A copy of `t`'s content in a secret buffer (secret-bytes.ts): the DER is wiped after. */
 function secretCopyOf(der: Uint8Array, t: Tlv): Buffer {
   const out = secretBuffer(t.end - t.start);
   out.set(der.subarray(t.start, t.end));
-  return out;
-}
-
-/** The mpint (RFC 4251 §5) of an unsigned big-endian scalar, in a secret buffer. */
-function secretMpint(unsigned: Uint8Array): Buffer {
-  const m = magnitude(unsigned);
-  const pad = m.length > 0 && (m[0] & 0x80) !== 0 ? 1 : 0;
-  const out = secretBuffer(pad + m.length);
-  out.set(m, pad);
   return out;
 }
 
@@ -89,11 +49,9 @@ function publicBitsOf(spki: Uint8Array): Buffer {
 }
 
 /** The ECDSA key algorithm whose curve the AlgorithmIdentifier's parameters name. */
-function ecdsaAlgorithmOf(der: Uint8Array, params: Tlv | undefined): (typeof KEY_ALGORITHMS)[number] {
-  const oid = params?.tag === OBJECT_IDENTIFIER ? der.subarray(params.start, params.end) : undefined;
-  const algorithm = KEY_ALGORITHMS.find(
-    (a) => a.curve !== undefined && oid !== undefined && Buffer.from(a.curve.oidDer.slice(2)).equals(oid),
-  );
+function ecdsaAlgorithmOf(der: Uint8Array, params: Tlv | undefined): KeyAlgorithm {
+  const algorithm =
+    params?.tag === OBJECT_IDENTIFIER ? ecdsaAlgorithmByCurveOid(der.subarray(params.head, params.end)) : undefined;
   if (algorithm === undefined) throw new UnsupportedKeyError('unsupported curve');
   return algorithm;
 }
@@ -132,7 +90,7 @@ export function privateKeyBodyFromKeyObject(keyObject: KeyObject): PrivateKeyBod
     const algorithm = ecdsaAlgorithmOf(der, params);
     const ec = childrenOf(der, expect(readTlv(der, key.start, key.end), SEQUENCE));
     const scalar = expect(ec[1], OCTET_STRING);
-    const d = secretMpint(der.subarray(scalar.start, scalar.end));
+    const d = mpintFromUnsigned(der.subarray(scalar.start, scalar.end), secretBuffer);
     return { kind: 'ecdsa', type: algorithm.name as EcdsaType, curve: algorithm.curve!.sshName, point: publicBits, d };
   } finally {
     der.fill(0);

@@ -7,9 +7,11 @@
  */
 import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import { Pkcs11Error } from '../errors';
+import { OCTET_STRING, readTlv } from '../keys/der-reader';
+import type { Tlv } from '../keys/der-reader';
 import { ecdsaSignatureFromP1363 } from '../keys/ecdsa-signature';
 import { signatureBlob } from '../keys/sign';
-import { ECDSA_TYPES, plainAlgorithm, signatureFor } from '../protocol/algorithms';
+import { ECDSA_TYPES, ecdsaAlgorithmByCurveOid, plainAlgorithm, signatureFor } from '../protocol/algorithms';
 import type { Curve, HashName, KeyAlgorithm } from '../protocol/algorithms';
 import { encodePlainPublicKey } from '../protocol/public-key';
 import { mpintFromUnsigned } from '../protocol/wire';
@@ -27,11 +29,6 @@ const DIGEST_INFO_PREFIX: Readonly<Partial<Record<HashName, Buffer>>> = {
 };
 
 const ECDSA_ALGORITHMS: readonly KeyAlgorithm[] = ECDSA_TYPES.map((t) => plainAlgorithm(t)!);
-
-/** ECDSA rows by the DER of their named-curve OID, as CKA_EC_PARAMS holds it (RFC 5480 §2.1.1.1). */
-const ECDSA_BY_PARAMS: ReadonlyMap<string, KeyAlgorithm> = new Map(
-  ECDSA_ALGORITHMS.map((a) => [Buffer.from(a.curve!.oidDer).toString('hex'), a]),
-);
 
 interface RecordedKey {
   readonly blob: Buffer;
@@ -55,17 +52,14 @@ const b64u = (b: Buffer): string => b.toString('base64url');
 function ecPoint(value: Buffer, curve: Curve): Buffer | undefined {
   const bare = 1 + 2 * curve.fieldBytes;
   if (value.length === bare && value[0] === 0x04) return value;
-  if (value[0] !== 0x04 || value.length < 2) return undefined;
-  let len = value[1];
-  let at = 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n < 1 || n > 2 || value.length < 2 + n) return undefined;
-    len = n === 1 ? value[2] : value.readUInt16BE(2);
-    at = 2 + n;
+  let t: Tlv;
+  try {
+    t = readTlv(value, 0, value.length);
+  } catch {
+    return undefined;
   }
-  if (value.length !== at + len || len !== bare) return undefined;
-  return value.subarray(at);
+  if (t.tag !== OCTET_STRING || t.end !== value.length || t.end - t.start !== bare) return undefined;
+  return value.subarray(t.start);
 }
 
 function ecdsaBlob(algorithm: KeyAlgorithm, point: Buffer): Buffer | undefined {
@@ -175,7 +169,9 @@ export class TokenKeys {
       this.record({ blob: rsaBlob(n, e), label, session, id, rsaBytes: Math.ceil(bits / 8) });
     } else if (keyType === CKK.EC) {
       const v = this.ck.attributes(session, obj, [CKA.EC_PARAMS, CKA.EC_POINT]);
-      const ecdsa = ECDSA_BY_PARAMS.get(v.get(CKA.EC_PARAMS)?.toString('hex') ?? '');
+      // CKA_EC_PARAMS holds the DER of the named curve's OID (RFC 5480 §2.1.1.1).
+      const params = v.get(CKA.EC_PARAMS);
+      const ecdsa = params === undefined ? undefined : ecdsaAlgorithmByCurveOid(params);
       const raw = v.get(CKA.EC_POINT);
       if (ecdsa === undefined || raw === undefined) return;
       const point = ecPoint(raw, ecdsa.curve!);

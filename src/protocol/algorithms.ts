@@ -216,6 +216,13 @@ export function ecdsaAlgorithmByCurve(sshName: string): KeyAlgorithm | undefined
   return KEY_ALGORITHMS.find((a) => a.curve?.sshName === sshName);
 }
 
+/** The ECDSA row whose named curve is `oidDer`, the OID's DER with tag and length (RFC 5480 §2.1.1.1). */
+export function ecdsaAlgorithmByCurveOid(oidDer: Uint8Array): KeyAlgorithm | undefined {
+  return KEY_ALGORITHMS.find(
+    (a) => a.curve !== undefined && a.curve.oidDer.length === oidDer.length && a.curve.oidDer.every((b, i) => b === oidDer[i]),
+  );
+}
+
 export function isEcdsaType(t: string): t is EcdsaType {
   return (ECDSA_TYPES as readonly string[]).includes(t);
 }

@@ -179,18 +179,22 @@ export class SshWriter {
   }
 }
 
-/** Minimal two's-complement mpint encoding of a non-negative big-endian magnitude. */
-export function mpintFromUnsigned(magnitude: Uint8Array): Buffer {
+/**
+ * Minimal two's-complement mpint encoding of a non-negative big-endian magnitude, in a
+ * buffer from `alloc` (keys/secret-bytes.ts passes its own for private values).
+ */
+export function mpintFromUnsigned(
+  magnitude: Uint8Array,
+  alloc: (length: number) => Buffer = (n) => Buffer.allocUnsafe(n),
+): Buffer {
   let i = 0;
   while (i < magnitude.length && magnitude[i] === 0) i++;
   const trimmed = magnitude.subarray(i);
-  if (trimmed.length > 0 && (trimmed[0] & 0x80) !== 0) {
-    const out = Buffer.allocUnsafe(trimmed.length + 1);
-    out[0] = 0;
-    out.set(trimmed, 1);
-    return out;
-  }
-  return Buffer.from(trimmed);
+  const pad = trimmed.length > 0 && (trimmed[0] & 0x80) !== 0 ? 1 : 0;
+  const out = alloc(trimmed.length + pad);
+  if (pad === 1) out[0] = 0;
+  out.set(trimmed, pad);
+  return out;
 }
 
 /** The magnitude of a non-negative mpint, leading zero bytes removed. */
