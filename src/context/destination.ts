@@ -73,7 +73,7 @@ function intern(d: Destination): Destination {
 }
 
 /**
- * Null for an unbound connection. `forwarded`: any binding was made with is_forwarding (the
+ * Null for an unbound connection. `forwarded`: some binding was made with is_forwarding (the
  * request reached us through `ssh -A`). `via`: each earlier hop's first proven name, else
  * its fingerprint. `user` is per request (withUser).
  */
