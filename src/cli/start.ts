@@ -20,6 +20,7 @@ import { claimSocketPath, defaultSocketLocation, ensurePrivateDir, isWindowsPipe
 import type { SocketLocation } from '../stream/socket-path';
 import { expandPath } from '../policy/config';
 import { loadPolicyState } from './daemon-control';
+import { MALLOC_ARENA_VARIABLE } from './harden';
 import type { PolicyState } from './daemon-control';
 import { parseLifetime } from './lifetime';
 import type { RunningAgent } from './run-agent';
@@ -314,7 +315,8 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
     child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', 'ignore', 'ignore', listenerFd(agent), listenerFd(control)],
-      env: io.env,
+      // One malloc arena (harden.ts); a value the user set wins.
+      env: { [MALLOC_ARENA_VARIABLE]: '1', ...io.env },
     });
     if (child.pid === undefined) throw new SocketError('cannot start the agent process');
     child.on('error', () => undefined);

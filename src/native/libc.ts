@@ -1,8 +1,8 @@
 /**
  * The few libc calls Node has no API for, through koffi (an optional dependency that ships
  * prebuilt binaries, so it installs without a compiler or install scripts):
- * getsockopt(SO_PEERCRED, SO_PEERPIDFD), prctl(PR_SET_DUMPABLE), setrlimit(RLIMIT_CORE) and
- * mallopt(M_PERTURB).
+ * getsockopt(SO_PEERCRED, SO_PEERPIDFD), prctl(PR_SET_DUMPABLE), setrlimit(RLIMIT_CORE),
+ * mallopt(M_PERTURB, M_MMAP_THRESHOLD, M_ARENA_MAX) and malloc_trim.
  * Linux only (the constants below are the x86-64/arm64 values). Where koffi or libc cannot be
  * loaded, `loadLibc()` says why and the agent runs without these protections.
  */
@@ -38,6 +38,11 @@ export interface Libc {
    * keeps later large blocks (a burst of list replies) in its heap for good.
    */
   keepLargeBlocksMapped?(): boolean;
+  /**
+   * mallopt(M_ARENA_MAX, 1): threads that have not allocated yet share glibc's main heap
+   * instead of each getting an arena of its own (see cli/harden.ts limitMallocArenas).
+   */
+  shareOneArena?(): boolean;
 }
 
 const SOL_SOCKET = 1;
@@ -49,6 +54,8 @@ const RLIMIT_CORE = 4;
 const M_PERTURB = -6;
 /** glibc malloc.h M_MMAP_THRESHOLD; setting it also turns off glibc's dynamic threshold. */
 const M_MMAP_THRESHOLD = -3;
+/** glibc malloc.h M_ARENA_MAX. */
+const M_ARENA_MAX = -8;
 /** glibc's default: blocks this large (a 220 KB list reply) are mmap'd and unmapped on free. */
 const MMAP_THRESHOLD_BYTES = 128 * 1024;
 const PERTURB_BYTE = 0xff;
@@ -110,6 +117,7 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
       // Returns 1 when memory was released.
       trimFreedMemory: () => mallocTrim !== undefined && (mallocTrim(0) as number) === 1,
       keepLargeBlocksMapped: () => mallopt !== undefined && (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) as number) === 1,
+      shareOneArena: () => mallopt !== undefined && (mallopt(M_ARENA_MAX, 1) as number) === 1,
     };
     cached = { libc };
   } catch (err) {

@@ -462,6 +462,13 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
         assertPrivateSocket(sock);
         assertPrivateDir(dir);
 
+        // The background agent runs with one malloc arena (src/cli/harden.ts). Its /proc entries
+        // belong to root (not dumpable): readable here only when the suite runs as root.
+        if (process.getuid?.() === 0) {
+          const environ = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+          assert.ok(environ.includes('MALLOC_ARENA_MAX=1'), 'the background agent should run with MALLOC_ARENA_MAX=1');
+        }
+
         // tsagent start -k with SSH_AGENT_PID set.
         const k = await tsagent(['start', '-k'], {
           env: envFor(home, { SSH_AGENT_PID: String(pid), SSH_AUTH_SOCK: sock, SHELL: '/bin/sh' }),
