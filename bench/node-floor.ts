@@ -5,15 +5,16 @@
  * Issue 16 asks for ECDSA P-256 at ≥ 4× (c=1) and ≥ 5× (c=16) OpenSSH's agent, and for
  * ed25519 and P-256 at c=16 at ≥ 50 % of the in-process signing ceiling. This measures the
  * best a Node agent could do on the same machine: a server of a few lines (`--serve`, in its
- * own process) that answers SIGN_REQUEST for the bench keys with net and crypto.sign and
- * nothing else — no keyring, dispatcher, constraints, limits, logging or audit; every other
- * message gets FAILURE. The same load generator then drives OpenSSH's agent, tsagent (`off`:
- * no audit log) and this floor, in turns, and the table gives each one's ops/s, its ratio to
- * OpenSSH, and tsagent's share of the floor. Where the floor's own ratio misses a target,
- * no Node agent meets it on this machine.
+ * own process) that answers SIGN_REQUEST for the bench keys with net and crypto.sign, and
+ * REQUEST_IDENTITIES with a reply made once, and nothing else — no keyring, dispatcher,
+ * constraints, limits, peer uid check, logging or audit; every other message gets FAILURE.
+ * The same load generator then drives OpenSSH's agent, tsagent (`off`: no audit log) and this
+ * floor, in turns, signing and connect+list+close (churn, for issue 16's p99 target), and the
+ * table gives each one's ops/s and p99, its ratio to OpenSSH, and tsagent's share of the
+ * floor. Where the floor's own figure misses a target, no Node agent meets it on this machine.
  *
- * The floor gets its keys as PKCS#8 DER on stdin (throwaway keys made for this run); only
- * Unix sockets in 0700 temp dirs; every process is killed by its PID.
+ * The floor gets its list reply and its keys (PKCS#8 DER, throwaway keys made for this run)
+ * on stdin; only Unix sockets in 0700 temp dirs; every process is killed by its PID.
  */
 import { spawn } from 'node:child_process';
 import { createPrivateKey, randomBytes, sign } from 'node:crypto';
@@ -23,18 +24,21 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { ecdsaSignatureFromDer } from '../src/keys/ecdsa-signature';
 import { signatureBlob } from '../src/keys/sign';
+import { encodeResponseFrame } from '../src/protocol/codec';
+import type { Identity } from '../src/protocol/messages';
 import { publicBlobOfBody } from '../src/protocol/private-key';
 import { generateBenchKeys, addKeys } from './keys';
 import type { BenchKey, KeyKind } from './keys';
-import { signWorkload, runLoad } from './load';
-import type { LoadResult } from './load';
+import { listWorkload, signWorkload, runLoad } from './load';
+import type { LoadResult, Workload } from './load';
 import { makeBinding, preparePolicy } from './policy';
 import { benchSshAgent, killEverything, privateTempDir, removeTempDir, runScript, sleep, startAgent } from './procs';
 import type { AgentProc } from './procs';
-import { fmtRatio, table } from './report';
+import { fmtMs, fmtRatio, table } from './report';
 import { socketAccepts } from '../test/helpers/proc';
 
 const KINDS: readonly KeyKind[] = ['ed25519', 'ecdsa-p256'];
+const REQUEST_IDENTITIES = 11;
 const SIGN_REQUEST = 13;
 const SIGN_RESPONSE = 14;
 const FAILURE = Buffer.from([0, 0, 0, 1, 5]);
@@ -49,7 +53,14 @@ interface FloorKey {
   readonly ecdsa: boolean;
 }
 
-function answer(body: Buffer, keys: ReadonlyMap<string, FloorKey>): Buffer {
+interface FloorInput {
+  /** The IDENTITIES_ANSWER frame for every list. */
+  readonly list: Buffer;
+  readonly keys: ReadonlyMap<string, FloorKey>;
+}
+
+function answer(body: Buffer, { list, keys }: FloorInput): Buffer {
+  if (body[0] === REQUEST_IDENTITIES && body.length === 1) return list;
   if (body[0] !== SIGN_REQUEST || body.length < 13) return FAILURE;
   const blobLen = body.readUInt32BE(1);
   const blob = body.subarray(5, 5 + blobLen);
@@ -67,7 +78,7 @@ function answer(body: Buffer, keys: ReadonlyMap<string, FloorKey>): Buffer {
   return out;
 }
 
-function serveFloor(socketPath: string, keys: ReadonlyMap<string, FloorKey>): void {
+function serveFloor(socketPath: string, input: FloorInput): void {
   const server = createServer((sock: Socket) => {
     let buf: Buffer = Buffer.alloc(0);
     sock.on('data', (chunk: Buffer) => {
@@ -75,7 +86,7 @@ function serveFloor(socketPath: string, keys: ReadonlyMap<string, FloorKey>): vo
       while (buf.length >= 4) {
         const len = buf.readUInt32BE(0);
         if (buf.length < 4 + len) break;
-        sock.write(answer(buf.subarray(4, 4 + len), keys));
+        sock.write(answer(buf.subarray(4, 4 + len), input));
         buf = buf.subarray(4 + len);
       }
     });
@@ -85,10 +96,15 @@ function serveFloor(socketPath: string, keys: ReadonlyMap<string, FloorKey>): vo
   process.on('SIGTERM', () => process.exit(0));
 }
 
-/** stdin: per key, uint8 kind index, uint32 length, PKCS#8 DER, then uint32 length, public blob. */
-function readFloorKeys(input: Buffer): Map<string, FloorKey> {
+/**
+ * stdin: uint32 length, the list reply frame; then per key, uint8 kind index, uint32 length,
+ * PKCS#8 DER, then uint32 length, public blob.
+ */
+function readFloorInput(input: Buffer): FloorInput {
   const keys = new Map<string, FloorKey>();
-  let at = 0;
+  const listLen = input.readUInt32BE(0);
+  const list = Buffer.from(input.subarray(4, 4 + listLen));
+  let at = 4 + listLen;
   while (at < input.length) {
     const kind = KINDS[input[at]];
     const derLen = input.readUInt32BE(at + 1);
@@ -105,7 +121,7 @@ function readFloorKeys(input: Buffer): Map<string, FloorKey> {
       ecdsa: kind !== 'ed25519',
     });
   }
-  return keys;
+  return { list, keys };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -132,8 +148,11 @@ function parseArgs(argv: readonly string[]): Options {
   return { rounds, durationMs };
 }
 
-function keyInput(keys: readonly BenchKey[]): Buffer {
-  const parts: Buffer[] = [];
+function floorInput(keys: readonly BenchKey[], identities: readonly Identity[]): Buffer {
+  const list = encodeResponseFrame({ type: 'identities', identities });
+  const listLen = Buffer.alloc(4);
+  listLen.writeUInt32BE(list.length, 0);
+  const parts: Buffer[] = [listLen, list];
   for (const k of keys) {
     const der = k.privateKey.export({ format: 'der', type: 'pkcs8' });
     const blob = publicBlobOfBody(k.body);
@@ -148,7 +167,10 @@ function keyInput(keys: readonly BenchKey[]): Buffer {
 }
 
 /** Starts the floor server on a fresh socket; resolves once it accepts connections. */
-async function startFloor(keys: readonly BenchKey[]): Promise<{ socketPath: string; pid: number; stop: () => void }> {
+async function startFloor(
+  keys: readonly BenchKey[],
+  identities: readonly Identity[],
+): Promise<{ socketPath: string; pid: number; stop: () => void }> {
   const dir = privateTempDir('tsb-floor-');
   const socketPath = join(dir, 'floor.sock');
   const child = spawn(process.execPath, [__filename, '--serve', socketPath], {
@@ -166,7 +188,7 @@ async function startFloor(keys: readonly BenchKey[]): Promise<{ socketPath: stri
     removeTempDir(dir);
   };
   process.on('exit', stop);
-  child.stdin.end(keyInput(keys));
+  child.stdin.end(floorInput(keys, identities));
   for (let i = 0; i < 1500; i++) {
     if (await socketAccepts(socketPath)) return { socketPath, pid, stop };
     if (child.exitCode !== null) break;
@@ -192,9 +214,9 @@ async function main(o: Options): Promise<number> {
       prepare: (dir) => preparePolicy('off', dir, [], makeBinding()),
     });
     agents.push(tsagent);
-    floor = await startFloor(keys);
     let identities = (await addKeys(openssh.socketPath, keys)).identities;
     identities = (await addKeys(tsagent.socketPath, keys)).identities;
+    floor = await startFloor(keys, identities);
     const targets: Record<Who, { socketPath: string; pid: number }> = {
       OpenSSH: openssh,
       tsagent,
@@ -202,9 +224,12 @@ async function main(o: Options): Promise<number> {
     };
     const datas = Array.from({ length: 64 }, () => randomBytes(256));
     const rows: string[][] = [];
-    for (const k of keys) {
+    const scenarios: { label: string; w: Workload; churn: boolean }[] = keys.map((k) => {
       const id = identities.find((i) => i.comment === k.comment)!;
-      const w = signWorkload(`sign ${k.kind}`, id.blob, k.flags, k.algorithm, datas);
+      return { label: `sign ${k.kind}`, w: signWorkload(`sign ${k.kind}`, id.blob, k.flags, k.algorithm, datas), churn: false };
+    });
+    scenarios.push({ label: 'connect+list+close', w: listWorkload(identities), churn: true });
+    for (const { label, w, churn } of scenarios) {
       for (const c of [1, 16]) {
         const best: Partial<Record<Who, LoadResult>> = {};
         const order: Who[] = ['OpenSSH', 'tsagent', 'floor'];
@@ -215,6 +240,7 @@ async function main(o: Options): Promise<number> {
             const res = await runLoad(w, {
               socketPath: t.socketPath,
               concurrency: c,
+              churn,
               warmupMs: Math.min(300, o.durationMs / 5),
               durationMs: o.durationMs,
               minOps: 200,
@@ -228,19 +254,20 @@ async function main(o: Options): Promise<number> {
         const ts = best.tsagent!;
         const fl = best.floor!;
         rows.push([
-          `sign ${k.kind} c=${c}`,
+          `${label} c=${c}`,
           ossh.toFixed(0),
           ts.opsPerSec.toFixed(0),
           fl.opsPerSec.toFixed(0),
           fmtRatio(ts.opsPerSec / ossh),
           fmtRatio(fl.opsPerSec / ossh),
           `${((100 * ts.opsPerSec) / fl.opsPerSec).toFixed(0)} %`,
+          `${fmtMs(best.OpenSSH!.p99Ms)} / ${fmtMs(ts.p99Ms)} / ${fmtMs(fl.p99Ms)}`,
           `${cpuPerOp(ts)} / ${cpuPerOp(fl)}`,
         ]);
       }
     }
     process.stdout.write(
-      `\nsigning: OpenSSH, tsagent (no audit log) and the Node floor — ${new Date().toISOString()}; node ${process.version}\n` +
+      `\nOpenSSH, tsagent (no audit log) and the Node floor — ${new Date().toISOString()}; node ${process.version}\n` +
         `best of ${o.rounds} rounds, ${o.durationMs} ms each, taking turns\n\n` +
         table(
           [
@@ -251,10 +278,11 @@ async function main(o: Options): Promise<number> {
             'tsagent / OpenSSH',
             'floor / OpenSSH',
             'tsagent / floor',
+            'p99 ms (OpenSSH / tsagent / floor)',
             'agent CPU µs/op (tsagent / floor)',
           ],
           rows,
-          ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+          ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
         ) +
         '\n',
     );
@@ -275,7 +303,7 @@ if (require.main === module) {
   if (i >= 0) {
     const chunks: Buffer[] = [];
     process.stdin.on('data', (c: Buffer) => chunks.push(c));
-    process.stdin.on('end', () => serveFloor(process.argv[i + 1], readFloorKeys(Buffer.concat(chunks))));
+    process.stdin.on('end', () => serveFloor(process.argv[i + 1], readFloorInput(Buffer.concat(chunks))));
   } else {
     runScript('node-floor', USAGE, parseArgs, main);
   }
