@@ -5,13 +5,17 @@
  * the profile) and prints the profile's path and the load result as one JSON line.
  *
  *   node dist/bench/profile-policy.js --mode on|audit|off --scenario list|churn|sign-ed25519|… [--c 16]
- *        [--duration-ms 5000] --out DIR [--bin FILE] [--no-profile]
+ *        [--duration-ms 5000] --out DIR [--bin FILE] [--no-profile | --perf]
  *
  * Then `node dist/bench/cpuprofile-summary.js DIR/*.cpuprofile --top 25`. `--bin` runs another
  * tsagent launcher (a build to compare); `--no-profile` only measures (agent CPU per request
- * is the steady figure to compare builds by, run in turns).
+ * is the steady figure to compare builds by, run in turns). `--perf` takes a `perf record -e
+ * cpu-clock -g` of the daemon (started with `--perf-basic-prof`, so JIT frames have names)
+ * instead of a V8 profile: kernel and native time where the V8 profile charges it to the last
+ * native call. Read it with `perf report -i DIR/perf.data --no-children --sort sym`.
  */
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { publicBlobOfBody } from '../src/protocol/private-key';
@@ -31,9 +35,10 @@ interface Options {
   readonly out: string;
   readonly bin: string | undefined;
   readonly profile: boolean;
+  readonly perf: boolean;
 }
 
-const USAGE = `usage: node dist/bench/profile-policy.js --mode on|audit|off --scenario NAME [--c N] [--duration-ms N] --out DIR [--bin FILE] [--no-profile]
+const USAGE = `usage: node dist/bench/profile-policy.js --mode on|audit|off --scenario NAME [--c N] [--duration-ms N] --out DIR [--bin FILE] [--no-profile | --perf]
   scenarios: list, churn, ${KEY_KINDS.map((k) => `sign-${k}`).join(', ')}
 `;
 
@@ -53,7 +58,17 @@ function parse(argv: readonly string[]): Options {
     throw new Error('--c and --duration-ms need positive integers');
   }
   const bin = get('bin');
-  return { mode, scenario, concurrency, durationMs, out: resolve(out), bin, profile: !argv.includes('--no-profile') };
+  const perf = argv.includes('--perf');
+  return {
+    mode,
+    scenario,
+    concurrency,
+    durationMs,
+    out: resolve(out),
+    bin,
+    profile: !perf && !argv.includes('--no-profile'),
+    perf,
+  };
 }
 
 async function main(o: Options): Promise<number> {
@@ -63,7 +78,7 @@ async function main(o: Options): Promise<number> {
   const blobs = [...keys, ...manyEd25519(CONFIG_KEYS - keys.length)].map((k) => publicBlobOfBody(k.body));
   const binding = makeBinding();
   const agent = await startAgent('tsagent', '', {
-    nodeArgs: o.profile ? ['--cpu-prof', `--cpu-prof-dir=${o.out}`] : [],
+    nodeArgs: o.profile ? ['--cpu-prof', `--cpu-prof-dir=${o.out}`] : o.perf ? ['--perf-basic-prof'] : [],
     ...(o.bin === undefined ? {} : { bin: resolve(o.bin) }),
     prepare: (dir) => preparePolicy(o.mode, dir, blobs, binding),
   });
@@ -76,6 +91,7 @@ async function main(o: Options): Promise<number> {
       const datas = Array.from({ length: 64 }, () => randomBytes(256));
       w = signWorkload(o.scenario, identities.find((i) => i.comment === k.comment)!.blob, k.flags, k.algorithm, datas);
     } else throw new Error(`unknown scenario ${o.scenario}`);
+    const perf = o.perf ? startPerf(agent.pid, resolve(o.out, 'perf.data')) : undefined;
     const r = await runLoad(w, {
       socketPath: agent.socketPath,
       concurrency: o.concurrency,
@@ -87,6 +103,7 @@ async function main(o: Options): Promise<number> {
       agentPid: agent.pid,
       ...(o.mode === 'on' ? { preamble: binding.frame } : {}),
     });
+    await perf?.stop();
     await agent.stop();
     const profiles = readdirSync(o.out).filter((f) => f.endsWith('.cpuprofile'));
     process.stdout.write(`${JSON.stringify({ mode: o.mode, scenario: o.scenario, profiles, ...r })}\n`);
@@ -97,3 +114,20 @@ async function main(o: Options): Promise<number> {
 }
 
 runScript('profile-policy', USAGE, parse, main);
+
+/** `perf record` of one process until stop(): SIGINT, then at most 10 s for it to write its file. */
+function startPerf(pid: number, file: string): { stop(): Promise<void> } {
+  const child = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-g', '-p', String(pid), '-o', file], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.on('error', () => undefined);
+  return {
+    async stop() {
+      if (child.pid === undefined) return;
+      process.kill(child.pid, 'SIGINT');
+      const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+      if (!done) process.kill(child.pid, 'SIGKILL');
+    },
+  };
+}
