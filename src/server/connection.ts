@@ -109,7 +109,13 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
     }
     if (ended) {
       // Half-closed: answer what was asked, then close our side (a partial frame is dropped).
-      if (!more && replies.idle && !stream.writableEnded) stream.end();
+      // With every reply already handed to the kernel, close at once: end() would first shut
+      // our side down (one more system call and poll round per connection) for a peer that
+      // has sent its last byte.
+      if (!more && replies.idle && !stream.writableEnded) {
+        if (stream.writableLength === 0) stream.destroy();
+        else stream.end();
+      }
     } else if (replies.accepting) {
       if (stream.isPaused()) stream.resume();
     } else if (!stream.isPaused()) {
