@@ -6,6 +6,8 @@
  * Linux only (the constants below are the x86-64/arm64 values). Where koffi or libc cannot be
  * loaded, `loadLibc()` says why and the agent runs without these protections.
  */
+import { loadKoffi } from './koffi-loader';
+
 export interface PeerCredentials {
   readonly pid: number;
   readonly uid: number;
@@ -71,8 +73,8 @@ export function loadLibc(platform: NodeJS.Platform = process.platform, arch: str
     return cached;
   }
   try {
-    // Optional dependency: required lazily so a missing or broken install is a warning.
-    const koffi = require('koffi') as typeof import('koffi');
+    // Optional dependency: loaded lazily so a missing or broken install is a warning.
+    const { koffi } = loadKoffi();
     const lib = koffi.load('libc.so.6');
     const rlimit = koffi.struct('tsagent_rlimit', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
     // Raw buffers rather than koffi structs and arrays: decoding an out-struct into a fresh

@@ -8,9 +8,9 @@
  * (`koffi.address`); the Buffers are kept referenced for the length of the call.
  */
 import { Pkcs11Error } from '../errors';
+import { loadKoffi } from '../native/koffi-loader';
+import type { Koffi } from '../native/koffi-loader';
 import { CKR, CK_UNAVAILABLE, FN, TOKEN_INFO_FLAGS_OFFSET, TOKEN_INFO_SIZE } from './constants';
-
-type Koffi = typeof import('koffi');
 
 /** CK_ATTRIBUTE on LP64: type (8), pValue (8), ulValueLen (8). */
 const ATTRIBUTE_SIZE = 24;
@@ -66,7 +66,7 @@ export class Cryptoki {
   static open(path: string): Cryptoki {
     // The struct layouts below are LP64's; Windows (LLP64, packed PKCS#11 structs) differs.
     if (process.platform === 'win32') throw new Pkcs11Error('C_GetFunctionList (unsupported platform)', -1);
-    const koffi = require('koffi') as Koffi;
+    const { koffi } = loadKoffi();
     const lib = koffi.load(path);
     const getFunctionList = lib.func('unsigned long C_GetFunctionList(_Out_ void **list)');
     const out: unknown[] = [null];

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { createConnection, createServer } from 'node:net';
 import type { Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { loadKoffi } from '../../src/native/koffi-loader';
 import { loadLibc } from '../../src/native/libc';
 import { socketFd, uidPeerCheck } from '../../src/server/peer-check';
 import { WINDOWS_DEFAULT_PIPE, defaultSocketLocation, isWindowsPipe } from '../../src/stream/socket-path';
@@ -48,6 +49,19 @@ describe('native protections', () => {
     // loadLibc caches per process; the platform branch is checked before any loading.
     const r = loadLibc();
     if (process.platform === 'linux') assert.ok('libc' in r, 'koffi loads on this Linux machine');
+  });
+
+  it('koffi is loaded by its native binary directly on glibc Linux, and works', () => {
+    // The fast path (src/native/koffi-loader.ts) saves 10-15 ms of every start; a koffi update
+    // that moves its binary must not silently fall back to the slow one.
+    const { koffi, direct } = loadKoffi();
+    const glibc = process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch);
+    const musl = existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`);
+    assert.equal(direct, glibc && !musl, 'direct load where koffi would pick the glibc binary');
+    if (process.platform === 'linux') {
+      const getpid = koffi.load('libc.so.6').func('int getpid()');
+      assert.equal(getpid(), process.pid);
+    }
   });
 
   it('the peer check reads the real peer credentials of a Unix socket connection', async () => {
