@@ -12,6 +12,10 @@
  * with its own dependencies) and @homebridge/dbus-native (prompts: ~210 KB), are bundled
  * each into a file of their own beside the CLI bundle, which requires it on first use. Every
  * start read, decoded and kept those 530 KB of source in the heap for nothing.
+ *
+ * node:crypto is required on first use too (lazyCrypto): compiling it and the ~20 internal
+ * modules it pulls in is ~5 ms of every start, and the agent needs it only once a key is
+ * added or a connection is bound.
  */
 import { build } from 'esbuild';
 import type { Plugin } from 'esbuild';
@@ -39,6 +43,39 @@ const requireApart: Plugin = {
   },
 };
 
+/**
+ * `require("node:crypto")` in the bundled code becomes a stand-in that requires the module
+ * on its first property access and forwards every access after. The code reads crypto's
+ * functions as properties at each call (tsc's CommonJS output: `(0, node_crypto_1.sign)(…)`),
+ * so one proxy trap per call is the whole cost: ~0.1 µs against a signature's 20–50 µs.
+ */
+const LAZY_CRYPTO = `let real;
+const load = () => (real ??= require("node:crypto"));
+module.exports = new Proxy({}, {
+  get: (_, key) => load()[key],
+  has: (_, key) => key in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, key) => {
+    const d = Reflect.getOwnPropertyDescriptor(load(), key);
+    return d === undefined ? undefined : { ...d, configurable: true };
+  },
+});
+`;
+
+const lazyCrypto: Plugin = {
+  name: 'lazy-crypto',
+  setup(build) {
+    // Ours say node:crypto; tweetnacl says crypto.
+    build.onResolve({ filter: /^(node:)?crypto$/ }, (args) =>
+      // The stand-in's own require is the real module.
+      args.namespace === 'lazy-builtin'
+        ? { path: 'node:crypto', external: true }
+        : { path: 'node:crypto', namespace: 'lazy-builtin' },
+    );
+    build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, () => ({ contents: LAZY_CRYPTO, loader: 'js' }));
+  },
+};
+
 export async function bundle(): Promise<void> {
   const apart = Object.fromEntries(Object.entries(APART).map(([pkg, file]) => [file, require.resolve(pkg)]));
   await build({
@@ -55,7 +92,7 @@ export async function bundle(): Promise<void> {
     target: 'node20',
     format: 'cjs',
     external: ['koffi', 'pino'],
-    plugins: [requireApart],
+    plugins: [requireApart, lazyCrypto],
     // Names stay readable in stack traces and profiles; whitespace goes (less to parse).
     minifyWhitespace: true,
     legalComments: 'none',

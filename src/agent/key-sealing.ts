@@ -9,10 +9,10 @@
  */
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import nacl from 'tweetnacl';
 import { secretBuffer } from '../keys/secret-bytes';
 
-const NONCE_BYTES = nacl.secretbox.nonceLength;
+/** crypto_secretbox's nonce (XSalsa20: 24 bytes; tweetnacl's secretbox.nonceLength). */
+const NONCE_BYTES = 24;
 /** crypto_secretbox works on 32 zero bytes followed by the message (NaCl's padding). */
 const ZERO_BYTES = 32;
 /** The ciphertext starts with 16 zero bytes that are not stored. */
@@ -23,7 +23,15 @@ interface LowLevelSecretbox {
   crypto_secretbox(c: Uint8Array, m: Uint8Array, d: number, n: Uint8Array, k: Uint8Array): number;
   crypto_secretbox_open(m: Uint8Array, c: Uint8Array, d: number, n: Uint8Array, k: Uint8Array): number;
 }
-const lowlevel = (nacl as unknown as { readonly lowlevel: LowLevelSecretbox }).lowlevel;
+let loaded: LowLevelSecretbox | undefined;
+
+/**
+ * tweetnacl, loaded at the first lock: loading it reads crypto.randomBytes, which would
+ * otherwise load node:crypto at every start (the bundle requires it on first use, issue 16).
+ */
+function lowlevel(): LowLevelSecretbox {
+  return (loaded ??= (require('tweetnacl') as { readonly lowlevel: LowLevelSecretbox }).lowlevel);
+}
 
 export function sealPrivateKey(key: KeyObject, sealingKey: Uint8Array): Buffer {
   const der = key.export({ format: 'der', type: 'pkcs8' });
@@ -33,7 +41,7 @@ export function sealPrivateKey(key: KeyObject, sealingKey: Uint8Array): Buffer {
   try {
     const nonce = randomBytes(NONCE_BYTES);
     const box = Buffer.alloc(padded.length);
-    lowlevel.crypto_secretbox(box, padded, padded.length, nonce, sealingKey);
+    lowlevel().crypto_secretbox(box, padded, padded.length, nonce, sealingKey);
     return Buffer.concat([nonce, box.subarray(BOX_ZERO_BYTES)]);
   } finally {
     padded.fill(0);
@@ -46,7 +54,7 @@ export function unsealPrivateKey(sealed: Buffer, sealingKey: Uint8Array): KeyObj
   sealed.copy(box, BOX_ZERO_BYTES, NONCE_BYTES);
   const padded = secretBuffer(box.length);
   try {
-    if (lowlevel.crypto_secretbox_open(padded, box, box.length, sealed.subarray(0, NONCE_BYTES), sealingKey) !== 0)
+    if (lowlevel().crypto_secretbox_open(padded, box, box.length, sealed.subarray(0, NONCE_BYTES), sealingKey) !== 0)
       return undefined;
     return createPrivateKey({ key: padded.subarray(ZERO_BYTES), format: 'der', type: 'pkcs8' });
   } finally {
