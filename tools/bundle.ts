@@ -13,9 +13,10 @@
  * each into a file of their own beside the CLI bundle, which requires it on first use. Every
  * start read, decoded and kept those 530 KB of source in the heap for nothing.
  *
- * node:crypto is required on first use too (lazyCrypto): compiling it and the ~20 internal
- * modules it pulls in is ~5 ms of every start, and the agent needs it only once a key is
- * added or a connection is bound.
+ * node:crypto is required on first use too (lazyBuiltins): compiling it and the ~20 internal
+ * modules it pulls in is 6–10 ms of every start, and the agent needs it only once a key is
+ * added or a connection is bound. (node:child_process would not gain: net's listen() loads
+ * the cluster module, which requires it.)
  */
 import { build } from 'esbuild';
 import type { Plugin } from 'esbuild';
@@ -43,14 +44,18 @@ const requireApart: Plugin = {
   },
 };
 
+/** Node built-ins the bundled code requires on first use, not at load. */
+const LAZY_BUILTINS = ['crypto'];
+
 /**
- * `require("node:crypto")` in the bundled code becomes a stand-in that requires the module
- * on its first property access and forwards every access after. The code reads crypto's
+ * `require("node:NAME")` in the bundled code becomes a stand-in that requires the module on
+ * its first property access and forwards every access after. The code reads a module's
  * functions as properties at each call (tsc's CommonJS output: `(0, node_crypto_1.sign)(…)`),
- * so one proxy trap per call is the whole cost: ~0.1 µs against a signature's 20–50 µs.
+ * so one proxy trap per call is the whole cost: 15–20 ns, against a signature's 20–50 µs.
  */
-const LAZY_CRYPTO = `let real;
-const load = () => (real ??= require("node:crypto"));
+function standIn(name: string): string {
+  return `let real;
+const load = () => (real ??= require("node:${name}"));
 module.exports = new Proxy({}, {
   get: (_, key) => load()[key],
   has: (_, key) => key in load(),
@@ -61,18 +66,20 @@ module.exports = new Proxy({}, {
   },
 });
 `;
+}
 
-const lazyCrypto: Plugin = {
-  name: 'lazy-crypto',
+const lazyBuiltins: Plugin = {
+  name: 'lazy-builtins',
   setup(build) {
-    // Ours say node:crypto; tweetnacl says crypto.
-    build.onResolve({ filter: /^(node:)?crypto$/ }, (args) =>
+    // With or without the node: prefix (tweetnacl says crypto).
+    build.onResolve({ filter: new RegExp(`^(node:)?(${LAZY_BUILTINS.join('|')})$`) }, (args) => {
+      const name = args.path.replace(/^node:/, '');
       // The stand-in's own require is the real module.
-      args.namespace === 'lazy-builtin'
-        ? { path: 'node:crypto', external: true }
-        : { path: 'node:crypto', namespace: 'lazy-builtin' },
-    );
-    build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, () => ({ contents: LAZY_CRYPTO, loader: 'js' }));
+      return args.namespace === 'lazy-builtin'
+        ? { path: `node:${name}`, external: true }
+        : { path: name, namespace: 'lazy-builtin' };
+    });
+    build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({ contents: standIn(args.path), loader: 'js' }));
   },
 };
 
@@ -92,7 +99,7 @@ export async function bundle(): Promise<void> {
     target: 'node20',
     format: 'cjs',
     external: ['koffi', 'pino'],
-    plugins: [requireApart, lazyCrypto],
+    plugins: [requireApart, lazyBuiltins],
     // Names stay readable in stack traces and profiles; whitespace goes (less to parse).
     minifyWhitespace: true,
     legalComments: 'none',
