@@ -70,7 +70,11 @@ export class AgentServer {
   private closing = false;
 
   constructor(private readonly options: AgentServerOptions) {
-    this.server = createServer({ pauseOnConnect: false }, (sock) => this.accept(sock));
+    // allowHalfOpen: a client that half-closes after its last request still gets its replies
+    // (connection.ts closes our side once they are out). Node's default would end the
+    // socket at the client's EOF, and a reply that took time (a prompt, a thread-pool
+    // signature) would be lost.
+    this.server = createServer({ pauseOnConnect: false, allowHalfOpen: true }, (sock) => this.accept(sock));
     // After the bind, an accept error (EMFILE, ...) must not take the agent down.
     this.server.on('error', (err: NodeJS.ErrnoException) => {
       if (this.target !== undefined) this.options.logger?.warn({ reason: err.code ?? err.message }, 'listener error');

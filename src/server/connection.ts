@@ -193,9 +193,13 @@ export function serveConnection(agent: Agent, stream: Duplex, opts: ServeOptions
       release();
       resolve();
     });
-    // A client that half-closes after its last request still gets its replies.
+    // A client that half-closes after its last request still gets its replies (the server
+    // allows half-open sockets). An EOF cannot tell that client from one that is gone (an
+    // `ssh` killed while a prompt shows), so questions still open for the user are withdrawn
+    // now, as for a closed connection; everything else asked is answered, then our side closes.
     stream.on('end', () => {
       ended = true;
+      if (!replies.idle) context.close();
       pump();
     });
   });
