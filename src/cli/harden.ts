@@ -34,14 +34,57 @@ export function hardenProcess(): Protections {
 
 /**
  * The environment variable that sets glibc's arena limit at the process's first malloc. The
- * daemon's launchers (the background start, the systemd unit) set it to 1: by default every
- * thread gets a malloc arena of its own (V8's GC helpers, libuv's pool: up to 8 per core),
- * and each arena keeps what it once held. With 1000 keys and bench/'s list load behind it,
- * one arena is 4–5 MB less RSS, with no change in signing throughput beyond the noise
- * (bench/RESULTS.md). Threads keep their small-block caches (tcache), so the shared lock is
- * rarely contended.
+ * daemon's launchers set it to 1: the background start for its child (daemonChildEnv), the
+ * systemd unit with `Environment=`. By default every thread gets a malloc arena of its own
+ * (V8's GC helpers, libuv's pool: up to 8 per core), and each arena keeps what it once held.
+ * With 1000 keys and bench/'s list load behind it, one arena is 4–5 MB less RSS, with no
+ * change in signing throughput beyond the noise (bench/RESULTS.md). Threads keep their
+ * small-block caches (tcache), so the shared lock is rarely contended.
  */
 export const MALLOC_ARENA_VARIABLE = 'MALLOC_ARENA_MAX';
+
+/**
+ * The background start's environment for its daemon child: one malloc arena, unless the user
+ * set a value (theirs wins). `injected` says the child must drop the variable again once it
+ * runs (glibc has read it by then), so the programs the agent starts (askpass, the PKCS#11
+ * helper) do not inherit what the user never set.
+ */
+export function daemonChildEnv(env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; injected: boolean } {
+  if (env[MALLOC_ARENA_VARIABLE] !== undefined) return { env, injected: false };
+  return { env: { ...env, [MALLOC_ARENA_VARIABLE]: '1' }, injected: true };
+}
+
+/** `start` options that take a value (getopt's "a:E:t:P:O:", plus the long ones). */
+const SHORT_WITH_VALUE = new Set(['a', 'E', 't', 'P', 'O']);
+const LONG_WITH_VALUE = new Set(['--config', '--owned-dir']);
+
+/**
+ * Whether `argv` (node, script, args…) starts the agent in the foreground in this process:
+ * `start` with -D or -d among its options, read as getopt reads them (`-Dd`, `-Da SOCK`,
+ * values skipped), up to the first operand (the command of `start CMD`, whose own options
+ * are not ours).
+ */
+export function startsInForeground(argv: readonly string[]): boolean {
+  if (argv[2] !== 'start') return false;
+  for (let i = 3; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--' || !a.startsWith('-') || a === '-') return false;
+    if (a.startsWith('--')) {
+      if (LONG_WITH_VALUE.has(a)) i++;
+      continue;
+    }
+    for (let j = 1; j < a.length; j++) {
+      const c = a[j];
+      if (c === 'D' || c === 'd') return true;
+      if (SHORT_WITH_VALUE.has(c)) {
+        // The rest of the word is the value; or, at its end, the next word is.
+        if (j === a.length - 1) i++;
+        break;
+      }
+    }
+  }
+  return false;
+}
 
 /**
  * For an agent started in the foreground by hand (`start -D` / `-d`), where no launcher set
@@ -51,8 +94,7 @@ export const MALLOC_ARENA_VARIABLE = 'MALLOC_ARENA_MAX';
  * the other commands do not pay for loading koffi here.
  */
 export function limitMallocArenas(argv: readonly string[], env: NodeJS.ProcessEnv): void {
-  if (argv[2] !== 'start' || env[MALLOC_ARENA_VARIABLE] !== undefined) return;
-  if (!argv.includes('-D') && !argv.includes('-d')) return;
+  if (env[MALLOC_ARENA_VARIABLE] !== undefined || !startsInForeground(argv)) return;
   const loaded = loadLibc();
   if ('libc' in loaded) loaded.libc.shareOneArena?.();
 }

@@ -53,6 +53,7 @@ export function buildProgram(io: Io): Command {
     .addOption(new Option('--owned-dir <dir>').hideHelp())
     .addOption(new Option('--dir-created').hideHelp())
     .addOption(new Option('--inherited-sockets').hideHelp())
+    .addOption(new Option('--arena-limit-set').hideHelp())
     .argument('[command...]', 'run this command with SSH_AUTH_SOCK and SSH_AGENT_PID set; stop the agent when it exits')
     .passThroughOptions()
     .exitOverride()

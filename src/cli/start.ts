@@ -20,7 +20,7 @@ import { claimSocketPath, defaultSocketLocation, ensurePrivateDir, isWindowsPipe
 import type { SocketLocation } from '../stream/socket-path';
 import { expandPath } from '../policy/config';
 import { loadPolicyState } from './daemon-control';
-import { MALLOC_ARENA_VARIABLE } from './harden';
+import { MALLOC_ARENA_VARIABLE, daemonChildEnv } from './harden';
 import type { PolicyState } from './daemon-control';
 import { parseLifetime } from './lifetime';
 import type { RunningAgent } from './run-agent';
@@ -50,6 +50,8 @@ export interface StartFlags {
   readonly dirCreated?: boolean;
   /** Internal: the parent bound the sockets at -a and its .ctl; they are fds 3 and 4. */
   readonly inheritedSockets?: boolean;
+  /** Daemon child: the parent set MALLOC_ARENA_MAX for it (harden.ts daemonChildEnv). */
+  readonly arenaLimitSet?: boolean;
 }
 
 export interface Io {
@@ -243,6 +245,8 @@ function inheritedTargets(loc: SocketLocation): Targets {
  */
 async function runDaemonChild(flags: StartFlags, settings: Settings, io: Io): Promise<void> {
   const loc = location(flags, io.env);
+  // glibc read it at this process's start; the programs the agent runs must not inherit it.
+  if (flags.arenaLimitSet) delete io.env[MALLOC_ARENA_VARIABLE];
   process.chdir('/');
   const logger = flags.d ? createLogger('debug') : silentLogger();
   let agent;
@@ -309,14 +313,17 @@ async function runBackground(flags: StartFlags, settings: Settings, io: Io): Pro
     await listenPrivate(agent, loc.path);
     const args = daemonChildArgs(flags, settings, owned, io);
     args.push('--inherited-sockets');
+    // One malloc arena (harden.ts); a value the user set wins, and one set here is dropped
+    // by the child once it runs.
+    const { env, injected } = daemonChildEnv(io.env);
+    if (injected) args.push('--arena-limit-set');
     // From the listen above to the exit below this process never returns to its event loop,
     // so it accepts no connection itself: they wait in the backlog for the agent. A spawn
     // that failed has no pid (the error event would only come on a later turn).
     child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', 'ignore', 'ignore', listenerFd(agent), listenerFd(control)],
-      // One malloc arena (harden.ts); a value the user set wins.
-      env: { [MALLOC_ARENA_VARIABLE]: '1', ...io.env },
+      env,
     });
     if (child.pid === undefined) throw new SocketError('cannot start the agent process');
     child.on('error', () => undefined);

@@ -4,11 +4,12 @@
  * package "exports" pull in Node's ESM resolver, its loader parses the ELF header of the node
  * binary to tell glibc from musl, and its wrapper loads node:util for deprecation shims the
  * agent never calls. The native module itself loads in ~3 ms. So on glibc Linux (x64, arm64)
- * the platform package's binary is dlopen()ed directly, once its version matches the one its
- * package.json declares; anything else (another layout, musl, another OS, a mismatch) falls
- * back to `require('koffi')`, which is always right and only slower. The agent uses only
- * the native API (load, func, struct, proto, array, decode, call, address), which the binary
- * exports as is.
+ * the platform package's binary, beside koffi where koffi's loader looks for it, is dlopen()ed
+ * directly once it and its package have koffi's version (koffi's loader checks the same).
+ * Anything else (another layout, musl, another OS, a mismatch) falls back to
+ * `require('koffi')`, which is always right and only slower. The agent uses only the native
+ * API (load, func, struct, proto, array, decode, call, address), which the binary exports
+ * as is.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -38,14 +39,35 @@ function nativeKoffi(): Koffi | undefined {
     // A musl build lives beside the glibc one: where musl's loader is installed, let koffi
     // tell which one this process runs on (a glibc system with musl too only loses time).
     if (existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`)) return undefined;
-    // The platform package has no "exports": plain resolution, no ESM resolver.
-    const manifest = require.resolve(`@koromix/koffi-linux-${process.arch}/package.json`);
-    const { version } = JSON.parse(readFileSync(manifest, 'utf8')) as { version?: unknown };
+    const koffiDir = packageDir('koffi', require.resolve.paths('koffi') ?? []);
+    if (koffiDir === undefined) return undefined;
+    // The version koffi's loader checks the binary against: koffi's own.
+    const version = versionOf(koffiDir);
+    // Its platform package, where koffi's loader looks: beside koffi in the same node_modules.
+    const platformDir = join(dirname(koffiDir), '@koromix', `koffi-linux-${process.arch}`);
+    if (version === undefined || !existsSync(join(platformDir, 'package.json')) || versionOf(platformDir) !== version)
+      return undefined;
     const mod = { exports: {} as { version?: unknown } };
-    process.dlopen(mod, join(dirname(manifest), `linux_${process.arch}`, 'koffi.node'));
-    // koffi's loader makes the same check: a binary of another version is not the API we know.
-    return typeof version === 'string' && mod.exports.version === version ? (mod.exports as unknown as Koffi) : undefined;
+    process.dlopen(mod, join(platformDir, `linux_${process.arch}`, 'koffi.node'));
+    return mod.exports.version === version ? (mod.exports as unknown as Koffi) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The first `node_modules/NAME` among `dirs` that has a package.json: Node's resolution order,
+ * without its "exports" handling (koffi's hides its package.json and costs the ESM resolver).
+ */
+function packageDir(name: string, dirs: readonly string[]): string | undefined {
+  for (const dir of dirs) {
+    const candidate = join(dir, name);
+    if (existsSync(join(candidate, 'package.json'))) return candidate;
+  }
+  return undefined;
+}
+
+function versionOf(dir: string): string | undefined {
+  const { version } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version?: unknown };
+  return typeof version === 'string' ? version : undefined;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createConnection, createServer } from 'node:net';
 import type { Socket } from 'node:net';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -55,7 +55,10 @@ describe('native protections', () => {
     // The fast path (src/native/koffi-loader.ts) saves 10-15 ms of every start; a koffi update
     // that moves its binary must not silently fall back to the slow one.
     const { koffi, direct } = loadKoffi();
-    const glibc = process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch);
+    const glibc =
+      process.platform === 'linux' &&
+      ['x64', 'arm64'].includes(process.arch) &&
+      readFileSync('/proc/self/maps', 'latin1').includes('/libc.so.6');
     const musl = existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`);
     assert.equal(direct, glibc && !musl, 'direct load where koffi would pick the glibc binary');
     if (process.platform === 'linux') {
