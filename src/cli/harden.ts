@@ -54,47 +54,15 @@ export function daemonChildEnv(env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv
   return { env: { ...env, [MALLOC_ARENA_VARIABLE]: '1' }, injected: true };
 }
 
-/** `start` options that take a value (getopt's "a:E:t:P:O:", plus the long ones). */
-const SHORT_WITH_VALUE = new Set(['a', 'E', 't', 'P', 'O']);
-const LONG_WITH_VALUE = new Set(['--config', '--owned-dir']);
-
 /**
- * Whether `argv` (node, script, args…) starts the agent in the foreground in this process:
- * `start` with -D or -d among its options, read as getopt reads them (`-Dd`, `-Da SOCK`,
- * values skipped), up to the first operand (the command of `start CMD`, whose own options
- * are not ours).
+ * The same limit through mallopt, for an agent whose launcher did not set MALLOC_ARENA_MAX
+ * (`start -D` / `-d` or `start CMD` run by hand): called by the start command just before
+ * this process starts running the agent. glibc applies it only to threads that have not
+ * allocated yet; measured with malloc_stats after 1000 keys and a list load, the agent then
+ * has 2 arenas instead of 6 (bench/RESULTS.md).
  */
-export function startsInForeground(argv: readonly string[]): boolean {
-  if (argv[2] !== 'start') return false;
-  for (let i = 3; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--' || !a.startsWith('-') || a === '-') return false;
-    if (a.startsWith('--')) {
-      if (LONG_WITH_VALUE.has(a)) i++;
-      continue;
-    }
-    for (let j = 1; j < a.length; j++) {
-      const c = a[j];
-      if (c === 'D' || c === 'd') return true;
-      if (SHORT_WITH_VALUE.has(c)) {
-        // The rest of the word is the value; or, at its end, the next word is.
-        if (j === a.length - 1) i++;
-        break;
-      }
-    }
-  }
-  return false;
-}
-
-/**
- * For an agent started in the foreground by hand (`start -D` / `-d`), where no launcher set
- * MALLOC_ARENA_MAX: the same limit through mallopt, as early as the CLI can. glibc applies it
- * only to threads that have not allocated yet, so the few arenas Node's start made stay
- * (about half the saving). Called before anything else in main(); the background parent and
- * the other commands do not pay for loading koffi here.
- */
-export function limitMallocArenas(argv: readonly string[], env: NodeJS.ProcessEnv): void {
-  if (env[MALLOC_ARENA_VARIABLE] !== undefined || !startsInForeground(argv)) return;
+export function limitMallocArenas(env: NodeJS.ProcessEnv): void {
+  if (env[MALLOC_ARENA_VARIABLE] !== undefined) return;
   const loaded = loadLibc();
   if ('libc' in loaded) loaded.libc.shareOneArena?.();
 }

@@ -6,7 +6,6 @@ import { AgentError } from '../errors';
 import { logCommand } from './log';
 import { approvalCommands } from './approval-commands';
 import { controlCommands } from './control-commands';
-import { limitMallocArenas } from './harden';
 import { serviceCommand } from './service-command';
 import { start } from './start';
 import type { Io, StartFlags } from './start';
@@ -73,7 +72,6 @@ export function buildProgram(io: Io): Command {
 
 /** Runs the CLI; resolves once the command has done its synchronous part. */
 export async function main(argv: readonly string[], io: Io): Promise<void> {
-  limitMallocArenas(argv, io.env);
   const program = buildProgram(io);
   try {
     await program.parseAsync([...argv], { from: 'node' });

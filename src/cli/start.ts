@@ -20,7 +20,7 @@ import { claimSocketPath, defaultSocketLocation, ensurePrivateDir, isWindowsPipe
 import type { SocketLocation } from '../stream/socket-path';
 import { expandPath } from '../policy/config';
 import { loadPolicyState } from './daemon-control';
-import { MALLOC_ARENA_VARIABLE, daemonChildEnv } from './harden';
+import { MALLOC_ARENA_VARIABLE, daemonChildEnv, limitMallocArenas } from './harden';
 import type { PolicyState } from './daemon-control';
 import { parseLifetime } from './lifetime';
 import type { RunningAgent } from './run-agent';
@@ -179,6 +179,8 @@ async function serve(
   stopOnSigint: boolean,
   io: Io,
 ): Promise<RunningAgent> {
+  // One malloc arena (harden.ts), before the agent's work starts threads.
+  limitMallocArenas(io.env);
   // Loaded here, not at the top: the parent of a background start never runs the agent.
   const { runAgent } = require('./run-agent') as typeof import('./run-agent');
   try {
