@@ -10,6 +10,16 @@ import type { Request, Response } from '../protocol/messages';
 import type { Agent } from './agent';
 import type { AgentSession } from './session';
 
+/**
+ * The reply to a request the agent refused (an AgentError: bad input, locked, unknown key, a
+ * failed extension…), logged at debug. Shared with the keyring's synchronous answers, which
+ * must reply and log exactly as this path does.
+ */
+export function refusalReply(err: AgentError, request: Request['type'], session: AgentSession, logger?: Logger): Response {
+  logger?.debug({ conn: session.connectionId, request, error: err.name, reason: err.message }, 'request failed');
+  return err instanceof ExtensionFailureError ? { type: 'extension-failure' } : FAILURE;
+}
+
 export async function dispatch(agent: Agent, req: Request, session: AgentSession, logger?: Logger): Promise<Response> {
   try {
     switch (req.type) {
@@ -47,10 +57,7 @@ export async function dispatch(agent: Agent, req: Request, session: AgentSession
         return FAILURE;
     }
   } catch (err) {
-    if (err instanceof AgentError) {
-      logger?.debug({ conn: session.connectionId, request: req.type, error: err.name, reason: err.message }, 'request failed');
-      return err instanceof ExtensionFailureError ? { type: 'extension-failure' } : FAILURE;
-    }
+    if (err instanceof AgentError) return refusalReply(err, req.type, session, logger);
     // A bug, not bad input: say so loudly, but still answer and keep serving. Only the
     // error's class and message are logged; neither carries request bytes.
     const e = err instanceof Error ? err : new Error(String(err));

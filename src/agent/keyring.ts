@@ -20,7 +20,7 @@ import { importPrivateKey } from '../keys/import-private';
 import { Signer } from '../keys/sign';
 import { SignatureVerifier } from '../keys/verify';
 import type { Constraint } from '../protocol/constraints';
-import { FAILURE, SUCCESS } from '../protocol/messages';
+import { SUCCESS } from '../protocol/messages';
 import type { Identity, Request, Response } from '../protocol/messages';
 import { SESSION_BIND } from '../protocol/session-bind';
 import type { AddIdentityOptions, Agent, ExtensionResult, SmartcardAddOptions, SyncAnswering } from './agent';
@@ -28,6 +28,7 @@ import { askpassConfirmer } from './confirm';
 import type { Confirmer } from './confirm';
 import { destinationRules, identityPermitted } from './destination-policy';
 import type { DestinationRule } from './destination-policy';
+import { refusalReply } from './dispatcher';
 import { handleExtension } from './extensions';
 import { Gate, REFUSE_CONFIRM_DENIED, REFUSE_LOCKED, auditDecisionOf, refusalError } from './gate';
 import type { AskFirst, GateKey, Refusal } from './gate';
@@ -263,11 +264,7 @@ export class Keyring implements Agent, SyncAnswering {
       // Anything else is a bug: answerSync gives up and the dispatcher meets it again (one
       // more bind attempt, which fails the same way) and logs it as an internal error.
       if (!(err instanceof ExtensionFailureError)) throw err;
-      this.options.logger?.debug(
-        { conn: session.connectionId, request: 'extension', error: err.name, reason: err.message },
-        'request failed',
-      );
-      return { type: 'extension-failure' };
+      return refusalReply(err, 'extension', session, this.options.logger);
     }
   }
 
@@ -277,12 +274,7 @@ export class Keyring implements Agent, SyncAnswering {
     const entry = this.entries.get(k);
     const verdict = this.gate.decideSign(this.locked, entry, session, req.keyBlob, req.data);
     if (verdict.action === 'refuse') {
-      const err = this.refused(verdict, k, entry, session, req.data, startedAt);
-      this.options.logger?.debug(
-        { conn: session.connectionId, request: req.type, error: err.name, reason: err.message },
-        'request failed',
-      );
-      return FAILURE;
+      return refusalReply(this.refused(verdict, k, entry, session, req.data, startedAt), req.type, session, this.options.logger);
     }
     if (verdict.action === 'ask' || entry === undefined) return undefined;
     const held = entry.held ?? (entry.registered === undefined ? undefined : this.registeredSource?.held(entry.registered.name));
