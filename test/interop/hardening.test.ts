@@ -5,14 +5,14 @@
  * has RLIMIT_CORE 0. Needs root to switch users with setpriv (CI runs as root).
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import { requirePeers, skipOrFail } from '../helpers/peers';
-import { run, startDaemon, waitFor, waitForSocket } from '../helpers/proc';
+import { removeDir, run, startDaemon, waitFor, waitForSocket } from '../helpers/proc';
 
 function needRoot(t: TestContext): boolean {
   if (process.getuid?.() === 0) return true;
@@ -79,7 +79,13 @@ describe('process and peer protections', () => {
     const bin = requirePeers(t, ['setpriv'] as const);
     if (bin === undefined || !needRoot(t)) return;
     const dir = mkdtempSync(join(tmpdir(), 'tsagent-nobody-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    // node:test runs after-hooks in the order they were added, and the agent writes its audit
+    // log under HOME=dir until it stops: stop it first, then remove the directory.
+    const started: { daemon?: Awaited<ReturnType<typeof startDaemon>> } = {};
+    t.after(async () => {
+      await started.daemon?.stop();
+      await removeDir(dir);
+    });
     const { uid, gid } = nobody();
     chownSync(dir, uid, gid);
     const sock = join(dir, 'agent.sock');
@@ -89,7 +95,7 @@ describe('process and peer protections', () => {
       ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, script, 'start', '-D', '-a', sock],
       { env: { PATH: process.env.PATH, HOME: dir } },
     );
-    t.after(() => daemon.stop());
+    started.daemon = daemon;
     await waitForSocket(sock, 15_000, daemon);
     // setpriv execs node in place, so the daemon's pid is the agent's.
     const status = statSync(`/proc/${daemon.pid}/status`);
