@@ -73,9 +73,13 @@ export async function tempDir(prefix = 'tsagent-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
 
-/** rm -rf, never throws for a missing path. */
+/**
+ * rm -rf, never throws for a missing path. Retries (up to ~2.7 s in all, only on error): a
+ * test's after-hooks run in the order they were added, so a directory may be removed while a
+ * process started later still writes into it, and rmdir then fails with ENOTEMPTY.
+ */
 export async function removeDir(path: string): Promise<void> {
-  await rm(path, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 });
+  await rm(path, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 }
 
 /** A minimal environment: PATH (and HOME / extras if given), nothing inherited from the user's agent. */
