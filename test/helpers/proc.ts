@@ -8,11 +8,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { lstatSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 
 // ---------------------------------------------------------------------------------------------
 // registry of live children
@@ -80,6 +81,31 @@ export async function tempDir(prefix = 'tsagent-test-'): Promise<string> {
  */
 export async function removeDir(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+}
+
+/**
+ * Clean-ups that run last-registered first, like Go's `t.Cleanup` (node:test runs after-hooks
+ * in the order they were added): register a directory's removal, then the processes that
+ * write into it, and they are stopped before it is removed. Every clean-up runs; their
+ * errors are thrown after the last one.
+ */
+export function deferred(t: Pick<TestContext, 'after'>): (cleanup: () => unknown) => void {
+  const stack: Array<() => unknown> = [];
+  t.after(async () => {
+    const errors: unknown[] = [];
+    for (let fn = stack.pop(); fn !== undefined; fn = stack.pop()) {
+      try {
+        await fn();
+      } catch (e: unknown) {
+        errors.push(e);
+      }
+    }
+    if (errors.length === 1 && errors[0] instanceof Error) throw errors[0];
+    if (errors.length > 0) throw new AggregateError(errors, `${errors.length} clean-ups failed`);
+  });
+  return (cleanup) => {
+    stack.push(cleanup);
+  };
 }
 
 /** A minimal environment: PATH (and HOME / extras if given), nothing inherited from the user's agent. */
@@ -503,4 +529,39 @@ export async function stopChild(child: ChildProcess, graceMs = 3000): Promise<vo
   }, graceMs);
   await gone;
   clearTimeout(timer);
+}
+
+/** Whether `pid` is running (a zombie or a missing /proc entry counts as gone). */
+export function pidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * For a process that is not our child (an agent that daemonized itself): SIGTERM by PID,
+ * SIGKILL after the grace period, then a bounded wait for it to be gone.
+ */
+export async function stopPid(pid: number, graceMs = 3000): Promise<void> {
+  const signal = (s: NodeJS.Signals): void => {
+    try {
+      process.kill(pid, s);
+    } catch {
+      /* already gone */
+    }
+  };
+  if (!pidAlive(pid)) return;
+  signal('SIGTERM');
+  const gone = (): Promise<boolean> =>
+    waitFor(() => !pidAlive(pid), { timeoutMs: graceMs, what: `pid ${pid} to exit` }).then(
+      () => true,
+      () => false,
+    );
+  if (await gone()) return;
+  signal('SIGKILL');
+  await gone();
 }

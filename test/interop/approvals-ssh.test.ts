@@ -26,7 +26,7 @@ import { AgentServer } from '../../src/server/agent-server';
 import { uidPeerCheck } from '../../src/server/peer-check';
 import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
-import { cleanEnv, removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
+import { cleanEnv, deferred, removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
 import { busWithNotifications } from '../helpers/notification-server';
 import { startSshd } from '../helpers/sshd';
 
@@ -93,7 +93,8 @@ test(
     const bin = requirePeers(t, PEERS);
     if (bin === undefined) return;
     const dir = await tempDir('tsagent-appr-daemon-');
-    t.after(() => removeDir(dir));
+    const defer = deferred(t);
+    defer(() => removeDir(dir));
     const key = await generateKey(dir, 'ed25519', 'asked-about');
     const config = join(dir, 'config.toml');
     const audit = join(dir, 'audit.jsonl');
@@ -104,7 +105,7 @@ test(
       `[agent]\nprompt = ["terminal"]\nprompt-timeout = "60s"\nremember = "10m"\n[audit]\nfile = "${audit}"\n[[rule]]\npurposes = ["login"]\naction = "confirm"\n`,
     );
     const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
-    t.after(() => agent.stop());
+    defer(() => agent.stop());
     const cliEnv = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: dir });
     await runOk(bin['ssh-add'], [key.privatePath], { env: cliEnv });
     const sshd = await startSshd({ authorizedKeys: [key.publicLine] }, t);

@@ -6,45 +6,20 @@
  * asked with `ssh-add -T`, and an askpass that records the environment it was given.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { TSAGENT_BIN } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
-import { cleanEnv, removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
-
-/** SIGTERM, then SIGKILL, by PID; every wait bounded. */
-async function stopAgent(pid: number): Promise<void> {
-  if (!alive(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  const gone = await waitFor(() => !alive(pid), { timeoutMs: 5000, what: `agent ${pid} to exit` }).then(
-    () => true,
-    () => false,
-  );
-  if (!gone && alive(pid)) process.kill(pid, 'SIGKILL');
-}
+import { cleanEnv, deferred, removeDir, run, runOk, stopPid, tempDir } from '../helpers/proc';
 
 test('askpass started by a background agent does not inherit its MALLOC_ARENA_MAX', async (t) => {
   const bin = requirePeers(t, ['ssh-add', 'ssh-keygen'] as const);
   if (bin === undefined) return;
   const dir = await tempDir('tsagent-askenv-');
-  const started: { pid?: number } = {};
-  // One hook, in this order: the agent writes under HOME=dir until it stops.
-  t.after(async () => {
-    if (started.pid !== undefined) await stopAgent(started.pid);
-    await removeDir(dir);
-  });
+  const defer = deferred(t);
+  defer(() => removeDir(dir));
 
   const askpass = join(dir, 'askpass');
   const recorded = join(dir, 'askpass.env');
@@ -54,7 +29,8 @@ test('askpass started by a background agent does not inherit its MALLOC_ARENA_MA
   const agentEnv = cleanEnv({ HOME: dir, TMPDIR: dir, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' });
   const start = await run(process.execPath, [TSAGENT_BIN, 'start', '-s'], { env: agentEnv, timeoutMs: 30_000 });
   const pid = /SSH_AGENT_PID=(\d+)/.exec(start.stdout)?.[1];
-  if (pid !== undefined) started.pid = Number(pid);
+  // Stopped before its HOME (dir) is removed: clean-ups run last-registered first.
+  if (pid !== undefined) defer(() => stopPid(Number(pid)));
   const sock = /SSH_AUTH_SOCK=([^;]+);/.exec(start.stdout)?.[1];
   assert.equal(start.code, 0, `tsagent start -s: ${start.stderr}`);
   assert.ok(pid !== undefined && sock !== undefined, `tsagent start -s printed: ${start.stdout}`);

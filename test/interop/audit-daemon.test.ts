@@ -16,7 +16,7 @@ import type { AuditRecord } from '../../src/agent/ports';
 import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
-import { cleanEnv, removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
+import { cleanEnv, deferred, removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
 import { aliasSshConfig } from '../helpers/ssh-alias';
 import { startSshd } from '../helpers/sshd';
 
@@ -43,7 +43,8 @@ for (const hashed of [false, true]) {
       const bin = requirePeers(t, PEERS);
       if (bin === undefined) return;
       const dir = await tempDir('tsagent-auditd-');
-      t.after(() => removeDir(dir));
+      const defer = deferred(t);
+      defer(() => removeDir(dir));
       const key = await generateKey(dir, 'ed25519', 'audited');
       const sshd = await startSshd({ authorizedKeys: [key.publicLine] }, t);
       const home = join(dir, 'home');
@@ -59,7 +60,7 @@ for (const hashed of [false, true]) {
         `[agent]\nknown-hosts = ["${kh}"]\n[audit]\nfile = "${audit}"\n[[rule]]\nhosts = ["box.test"]\naction = "allow"\n`,
       );
       const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
-      t.after(() => agent.stop());
+      defer(() => agent.stop());
       const env = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: home });
       await runOk(bin['ssh-add'], [key.privatePath], { env });
       const cfg = aliasSshConfig(sshd, home, 'gitbox', 'box.test', kh);
@@ -157,13 +158,14 @@ test('malformed session-bind and sign data: fail/other records, and the agent ke
   const bin = requirePeers(t, ['ssh-add', 'ssh-keygen'] as const);
   if (bin === undefined) return;
   const dir = await tempDir('tsagent-auditbad-');
-  t.after(() => removeDir(dir));
+  const defer = deferred(t);
+  defer(() => removeDir(dir));
   const key = await generateKey(dir, 'ed25519', 'target');
   const audit = join(dir, 'audit.jsonl');
   const config = join(dir, 'config.toml');
   writeFileSync(config, `[audit]\nfile = "${audit}"\n`);
   const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
-  t.after(() => agent.stop());
+  defer(() => agent.stop());
   const env = cleanEnv({ SSH_AUTH_SOCK: agent.socketPath, HOME: dir });
   await runOk(bin['ssh-add'], [key.privatePath], { env });
 

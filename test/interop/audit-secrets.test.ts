@@ -16,7 +16,7 @@ import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import type { GeneratedKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
-import { cleanEnv, removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
+import { cleanEnv, deferred, removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
 
 const PEERS = ['ssh-add', 'ssh-keygen'] as const;
 
@@ -62,7 +62,8 @@ test('no private key byte, passphrase or lock password in the audit log or the d
   const bin = requirePeers(t, PEERS);
   if (bin === undefined) return;
   const dir = await tempDir('tsagent-secrets-');
-  t.after(() => removeDir(dir));
+  const defer = deferred(t);
+  defer(() => removeDir(dir));
   const addPass = 'add-passphrase-Zq81';
   const regPass = 'registered-passphrase-Xv27';
   const lockPass = 'lock-password-Wn55';
@@ -75,7 +76,7 @@ test('no private key byte, passphrase or lock password in the audit log or the d
   const config = join(dir, 'config.toml');
   writeFileSync(config, `[audit]\nfile = "${audit}"\n[[key]]\nfile = "${reg.privatePath}"\nname = "reg"\n`);
   const agent = await startAgentDaemon('tsagent', { args: ['--config', config, '-d'] });
-  t.after(() => agent.stop());
+  defer(() => agent.stop());
 
   // askpass answers with what the file `answer` holds (the secret never in argv or env).
   const answer = join(dir, 'answer');

@@ -18,7 +18,7 @@ import { SIGN_FLAG } from '../../src/protocol/messages';
 import { SshReader, SshWriter } from '../../src/protocol/wire';
 import { makeCA, signUserCert } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
-import { removeDir, run, tempDir, waitFor } from '../helpers/proc';
+import { deferred, removeDir, run, tempDir, waitFor } from '../helpers/proc';
 import { DEFAULT_TOKEN_KEYS, SOFTHSM_MODULE, makeSoftToken, requireSoftHsm } from '../helpers/softhsm';
 import type { SoftToken } from '../helpers/softhsm';
 
@@ -30,12 +30,14 @@ async function setup(t: TestContext): Promise<{ dir: string; token: SoftToken; k
   const hsm = requireSoftHsm(t);
   if (hsm === undefined || requirePeers(t, ['ssh-keygen']) === undefined) return undefined;
   const dir = await tempDir('tsagent-p11k-');
-  t.after(() => removeDir(dir));
+  const defer = deferred(t);
+  defer(() => removeDir(dir));
   const token = await makeSoftToken(dir, hsm.util, [...DEFAULT_TOKEN_KEYS, P384, P521]);
   // The helper inherits the agent's environment: that is how SoftHSM finds this token.
   process.env.SOFTHSM2_CONF = token.env.SOFTHSM2_CONF;
   const keyring = new Keyring({ smartcards: new Pkcs11Providers() });
-  t.after(() => keyring.clear());
+  // The PKCS#11 helper ends before its token directory goes.
+  defer(() => keyring.clear());
   return { dir, token, keyring };
 }
 

@@ -9,13 +9,13 @@
 import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import type { AgentImpl, AgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { requirePeer, requirePeers } from '../helpers/peers';
-import { removeDir, run, runOk, tempDir, waitFor } from '../helpers/proc';
+import { deferred, removeDir, run, runOk, stopPid, tempDir, waitFor } from '../helpers/proc';
 import { makeSoftToken, requireSoftHsm } from '../helpers/softhsm';
 import type { SoftToken } from '../helpers/softhsm';
 import { startSshd } from '../helpers/sshd';
@@ -28,6 +28,8 @@ interface Fixture {
   askpass: string;
   answerFile: string;
   bin: { [K in (typeof PEERS)[number]]: string };
+  /** A clean-up that runs before the fixture's directory (and its token) is removed. */
+  defer: (cleanup: () => unknown) => void;
 }
 
 /** OpenSSH's agent runs each provider in this helper (Debian's path). */
@@ -39,14 +41,15 @@ async function fixture(t: TestContext, impl: AgentImpl = 'tsagent'): Promise<Fix
   if (bin === undefined || hsm === undefined) return undefined;
   if (impl === 'openssh' && requirePeer(t, SSH_PKCS11_HELPER) === undefined) return undefined;
   const dir = await tempDir('tsagent-p11-');
-  t.after(() => removeDir(dir));
+  const defer = deferred(t);
+  defer(() => removeDir(dir));
   const token = await makeSoftToken(dir, hsm.util);
   // ssh-add asks for the PIN (and lock passphrases) through this script; the test sets the answer.
   const answerFile = join(dir, 'answer');
   const askpass = join(dir, 'askpass');
   writeFileSync(askpass, `#!/bin/sh\ncat '${answerFile}'\n`);
   chmodSync(askpass, 0o700);
-  return { dir, token, askpass, answerFile, bin };
+  return { dir, token, askpass, answerFile, bin, defer };
 }
 
 function clientEnv(f: Fixture, agent: AgentDaemon, answer: string): NodeJS.ProcessEnv {
@@ -76,7 +79,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       const f = await fixture(t, impl);
       if (f === undefined) return;
       const agent = await startAgentDaemon(impl, { env: f.token.env });
-      t.after(() => agent.stop());
+      f.defer(() => agent.stop());
       const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], {
         env: clientEnv(f, agent, f.token.pin),
       });
@@ -175,7 +178,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       );
 
       const agent = await startAgentDaemon(impl, { env: f.token.env });
-      t.after(() => agent.stop());
+      f.defer(() => agent.stop());
       const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], {
         env: clientEnv(f, agent, f.token.pin),
       });
@@ -195,7 +198,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       const f = await fixture(t, impl);
       if (f === undefined) return;
       const agent = await startAgentDaemon(impl, { env: f.token.env });
-      t.after(() => agent.stop());
+      f.defer(() => agent.stop());
       const bad = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, '000000') });
       assert.equal(bad.code, 1);
       assert.match(bad.stderr, /Could not add card/);
@@ -213,13 +216,13 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       const copy = join(f.dir, 'libcopied-pkcs11.so');
       copyFileSync(f.token.modulePath, copy);
       const agent = await startAgentDaemon(impl, { env: f.token.env });
-      t.after(() => agent.stop());
+      f.defer(() => agent.stop());
       const refused = await run(f.bin['ssh-add'], ['-s', copy], { env: clientEnv(f, agent, f.token.pin) });
       assert.equal(refused.code, 1);
       assert.deepEqual(await list(f, agent), []);
 
       const allowing = await startAgentDaemon(impl, { env: f.token.env, args: ['-P', `${f.dir}/*`] });
-      t.after(() => allowing.stop());
+      f.defer(() => allowing.stop());
       const ok = await run(f.bin['ssh-add'], ['-s', copy], { env: clientEnv(f, allowing, f.token.pin) });
       assert.equal(ok.code, 0, ok.stderr);
       assert.equal((await list(f, allowing)).length, 2);
@@ -236,7 +239,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       const f = await fixture(t, impl);
       if (f === undefined) return;
       const agent = await startAgentDaemon(impl, { env: f.token.env });
-      t.after(() => agent.stop());
+      f.defer(() => agent.stop());
       const fileKey = await generateKey(f.dir, 'ed25519', 'login-key');
       await runOk(f.bin['ssh-add'], [fileKey.privatePath], { env: clientEnv(f, agent, '') });
       const sshd = await startSshd({ authorizedKeys: [fileKey.publicLine] }, t);
@@ -257,7 +260,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       const knownHosts = join(f.dir, 'known_hosts');
       writeFileSync(knownHosts, `alpha ${alpha.hostKeyPublicLine}\nbeta ${beta.hostKeyPublicLine}\n`);
       const agent = await startAgentDaemon(impl, { env: f.token.env });
-      t.after(() => agent.stop());
+      f.defer(() => agent.stop());
       const add = await run(f.bin['ssh-add'], ['-H', knownHosts, '-h', 'alpha', '-s', '/usr/lib/softhsm/libsofthsm2.so'], {
         env: clientEnv(f, agent, f.token.pin),
       });
@@ -276,7 +279,7 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
       writeFileSync(approve, '#!/bin/sh\nexit 0\n');
       chmodSync(approve, 0o700);
       const agent = await startAgentDaemon(impl, { env: { ...f.token.env, SSH_ASKPASS: approve, SSH_ASKPASS_REQUIRE: 'force' } });
-      t.after(() => agent.stop());
+      f.defer(() => agent.stop());
       const add = await run(f.bin['ssh-add'], ['-c', '-t', '3600', '-s', '/usr/lib/softhsm/libsofthsm2.so'], {
         env: clientEnv(f, agent, f.token.pin),
       });
@@ -302,9 +305,6 @@ for (const impl of ['tsagent', 'openssh'] as AgentImpl[]) {
 }
 
 describe('PKCS#11 helper process (tsagent)', () => {
-  let agent: AgentDaemon | undefined;
-  after(async () => agent?.stop());
-
   /** The agent's child processes (its provider helpers). */
   async function helpers(pid: number): Promise<number[]> {
     const r = await run('ps', ['-o', 'pid=', '--ppid', String(pid)]);
@@ -318,7 +318,8 @@ describe('PKCS#11 helper process (tsagent)', () => {
     const f = await fixture(t);
     if (f === undefined) return;
     if (requirePeer(t, 'ps') === undefined) return;
-    agent = await startAgentDaemon('tsagent', { env: f.token.env, args: ['-d'] });
+    const agent = await startAgentDaemon('tsagent', { env: f.token.env, args: ['-d'] });
+    f.defer(() => agent.stop());
     const fileKey = await generateKey(f.dir, 'ed25519', 'file-key');
     await runOk(f.bin['ssh-add'], [fileKey.privatePath], { env: clientEnv(f, agent, '') });
     const add = await run(f.bin['ssh-add'], ['-s', '/usr/lib/softhsm/libsofthsm2.so'], { env: clientEnv(f, agent, f.token.pin) });
@@ -335,7 +336,7 @@ describe('PKCS#11 helper process (tsagent)', () => {
     assert.ok(!argv.includes(f.token.pin) && !environ.includes(f.token.pin), 'PIN not in argv/env');
 
     process.kill(helper, 'SIGKILL');
-    await waitFor(async () => (await list(f, agent!)).length === 1, { timeoutMs: 10_000 });
+    await waitFor(async () => (await list(f, agent)).length === 1, { timeoutMs: 10_000 });
     const left = await list(f, agent);
     assert.match(left[0], new RegExp(fileKey.fingerprint.replace(/[+/]/g, '\\$&')));
     const signed = await run(f.bin['ssh-add'], ['-T', fileKey.publicPath], { env: clientEnv(f, agent, '') });
@@ -387,13 +388,7 @@ describe('PKCS#11 helper process (tsagent)', () => {
     );
     const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(started.stdout)?.[1]);
     assert.ok(pid > 0, started.stdout);
-    t.after(() => {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        /* gone */
-      }
-    });
+    f.defer(() => stopPid(pid));
     const bg = { dir: f.dir, socketPath: sock } as AgentDaemon;
     const add = await run(f.bin['ssh-add'], ['-s', copy], { env: clientEnv(f, bg, f.token.pin) });
     assert.equal(add.code, 0, add.stderr);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { TSAGENT_BIN } from '../helpers/daemons';
 import { requirePeers } from '../helpers/peers';
-import { cleanEnv, removeDir, run, startDaemon, tempDir, waitFor } from '../helpers/proc';
+import { cleanEnv, deferred, removeDir, run, startDaemon, tempDir, waitFor } from '../helpers/proc';
 
 function isSocket(p: string): boolean {
   try {
@@ -24,7 +24,8 @@ test('socket activation passes the control socket, picked by its name', async (t
   const peers = requirePeers(t, ['systemd-socket-activate', 'ssh-add']);
   if (peers === undefined) return;
   const dir = await tempDir('tsagent-act-');
-  t.after(() => removeDir(dir));
+  const defer = deferred(t);
+  defer(() => removeDir(dir));
   await mkdir(join(dir, 'rt'), { mode: 0o700 });
   const sock = join(dir, 'rt', 'agent.sock');
   const ctl = `${sock}.ctl`;
@@ -33,7 +34,7 @@ test('socket activation passes the control socket, picked by its name', async (t
     ['-l', sock, '-l', ctl, '--fdname=agent:control', '-E', 'HOME', process.execPath, TSAGENT_BIN, 'start', '-D', '-a', sock],
     { env: cleanEnv({ HOME: dir }), name: 'systemd-socket-activate tsagent' },
   );
-  t.after(() => d.stop());
+  defer(() => d.stop());
   await waitFor(() => (isSocket(sock) && isSocket(ctl)) || !d.alive(), { timeoutMs: 10_000, what: 'both sockets' });
   assert.ok(d.alive(), d.stderr());
   const env = cleanEnv({ HOME: dir, SSH_AUTH_SOCK: sock });

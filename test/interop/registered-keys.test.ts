@@ -13,7 +13,7 @@ import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import type { AgentDaemon } from '../helpers/daemons';
 import { generateKey } from '../helpers/keys';
 import { requirePeers } from '../helpers/peers';
-import { cleanEnv, removeDir, run, tempDir, waitFor } from '../helpers/proc';
+import { cleanEnv, deferred, removeDir, run, tempDir, waitFor } from '../helpers/proc';
 import { startSshd } from '../helpers/sshd';
 import { signedCommitArgs } from '../helpers/git';
 
@@ -55,7 +55,8 @@ test(
     const bin = requirePeers(t, ['ssh', 'sshd', 'ssh-add', 'ssh-keygen'] as const);
     if (bin === undefined) return;
     const dir = await tempDir('tsagent-regkeys-');
-    t.after(() => removeDir(dir));
+    const defer = deferred(t);
+    defer(() => removeDir(dir));
     const askDir = join(dir, 'ask');
     mkdirSync(askDir, { mode: 0o700 });
     const askpass = answeringAskpass(askDir);
@@ -73,6 +74,8 @@ test(
 
     // Listed from the start, without asking anything, in config order; again after a restart.
     let agent = await start();
+    // Whichever agent runs when the test ends (stop() is idempotent).
+    defer(() => agent.stop());
     const listNow = async (): Promise<string> => {
       const r = await run(bin['ssh-add'], ['-l'], { env: cleanEnv({ SSH_AUTH_SOCK: agent.socketPath }) });
       assert.equal(r.code, 0, r.stderr);
@@ -85,7 +88,6 @@ test(
     );
     await agent.stop();
     agent = await start();
-    t.after(() => agent.stop());
     const after = await listNow();
     assert.ok(after.includes(work.fingerprint) && after.includes(plain.fingerprint), after);
     assert.deepEqual(askpass.calls(), []);
@@ -182,7 +184,8 @@ test('git signing only from git: a rule for sign:git with parents = ["git"], the
   const bin = requirePeers(t, ['ssh-keygen', 'git'] as const);
   if (bin === undefined) return;
   const dir = await tempDir('tsagent-reggit-');
-  t.after(() => removeDir(dir));
+  const defer = deferred(t);
+  defer(() => removeDir(dir));
   const key = await generateKey(dir, 'ed25519', 'signer@test', { name: 'signer' });
   const config = join(dir, 'config.toml');
   writeFileSync(
@@ -192,7 +195,7 @@ test('git signing only from git: a rule for sign:git with parents = ["git"], the
       `[[rule]]\npurposes = ["sign:git"]\naction = "deny"\n`,
   );
   const agent = await startAgentDaemon('tsagent', { args: ['--config', config] });
-  t.after(() => agent.stop());
+  defer(() => agent.stop());
   const env = cleanEnv({ HOME: dir, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', SSH_AUTH_SOCK: agent.socketPath });
 
   // ssh-keygen run directly (its parent is this test, not git) is refused by rule 2.
@@ -220,6 +223,10 @@ test(
     const bin = requirePeers(t, ['ssh', 'sshd', 'ssh-keygen'] as const);
     if (bin === undefined) return;
     const dir = await tempDir('tsagent-regwait-');
+    // Last registered, first run: the agent stops (it asks no more), its askpass processes
+    // are killed, then the directory goes.
+    const defer = deferred(t);
+    defer(() => removeDir(dir));
     const askDir = join(dir, 'ask');
     mkdirSync(askDir, { mode: 0o700 });
     // Records its pid, then waits (bounded) for a release that never comes in this test.
@@ -239,7 +246,7 @@ test(
         return [];
       }
     };
-    t.after(() => {
+    defer(() => {
       for (const pid of pids()) {
         try {
           process.kill(pid, 'SIGKILL');
@@ -248,8 +255,6 @@ test(
         }
       }
     });
-    // After the askpass processes are killed (after hooks run in order).
-    t.after(() => removeDir(dir));
     const work = await generateKey(dir, 'ed25519', 'work@test', { name: 'work', passphrase: PASSPHRASE });
     const config = join(dir, 'config.toml');
     writeFileSync(config, `[[key]]\nfile = "${work.privatePath}"\nname = "work"\n`);
@@ -257,7 +262,7 @@ test(
       args: ['--config', config],
       env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' },
     });
-    t.after(() => agent.stop());
+    defer(() => agent.stop());
     const sshd = await startSshd({ authorizedKeys: [work.publicLine] }, t);
     const login = run(bin.ssh, sshd.sshArgs([], ['echo', 'logged-in']), {
       env: sshd.clientEnv(agent.socketPath),
