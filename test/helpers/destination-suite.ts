@@ -28,9 +28,12 @@ interface HostKey {
   readonly held: HeldKey;
 }
 
+/** Bounded, like every wait in the suite. */
+const KEYGEN_OPTIONS = { stdio: 'ignore', timeout: 60_000, killSignal: 'SIGKILL' } as const;
+
 function keygen(dir: string, name: string): HostKey {
   const path = join(dir, name);
-  execFileSync('ssh-keygen', ['-q', '-N', '', '-t', 'ed25519', '-f', path], { stdio: 'ignore' });
+  execFileSync('ssh-keygen', ['-q', '-N', '', '-t', 'ed25519', '-f', path], KEYGEN_OPTIONS);
   const held = importPrivateKey(parsePrivateKeyFile(readFileSync(path)).body);
   return { blob: held.publicBlob, held };
 }
@@ -41,9 +44,7 @@ function hostCert(dir: string, name: string, caName: string, principal: string):
   execFileSync(
     'ssh-keygen',
     ['-q', '-s', join(dir, caName), '-h', '-I', name, '-n', principal, '-V', '-5m:+1h', join(dir, `${name}.pub`)],
-    {
-      stdio: 'ignore',
-    },
+    KEYGEN_OPTIONS,
   );
   return { blob: certificateBlobFromLine(readFileSync(join(dir, `${name}-cert.pub`), 'utf8')), held: k.held };
 }
@@ -114,7 +115,7 @@ export function runDestinationSuite(name: string, factory: HarnessFactory): void
       dir = mkdtempSync(join(tmpdir(), 'tsagent-dest-'));
       hostA = keygen(dir, 'host-a');
       hostB = keygen(dir, 'host-b');
-      execFileSync('ssh-keygen', ['-q', '-N', '', '-t', 'ed25519', '-f', join(dir, 'host-ca')], { stdio: 'ignore' });
+      execFileSync('ssh-keygen', ['-q', '-N', '', '-t', 'ed25519', '-f', join(dir, 'host-ca')], KEYGEN_OPTIONS);
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
 

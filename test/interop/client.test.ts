@@ -218,12 +218,12 @@ for (const impl of ['tsagent', 'openssh'] as const satisfies readonly AgentImpl[
     it('addKey with a lifetime: the agent drops the key when it expires', async (t) => {
       if (!peers(t)) return;
       const [key] = await client.addKey(generateKeyPairSync('ed25519').privateKey, {
-        lifetimeSeconds: 1,
+        lifetimeSeconds: 3, // long enough to list it first on a loaded machine
         comment: 'short-lived',
       });
       assert.ok((await client.list()).some((i) => i.blob.equals(key.blob)));
       await waitFor(async () => !(await client.list()).some((i) => i.blob.equals(key.blob)), {
-        timeoutMs: 10_000,
+        timeoutMs: 15_000,
         intervalMs: 200,
         what: 'the key to expire',
       });

@@ -7,7 +7,7 @@
  * ed25519 user certificate signed by a generated CA), then runs the same scripted conversation
  * against OpenSSH's ssh-agent (the reference) and against the tsagent daemon: list, add with
  * comment/lifetime, add a certificate, Sign / SignWithFlags (rsa-sha2-256/512) with every
- * signature verified in Go, Remove, Lock/Unlock (Sign refused while locked), a 1 s lifetime
+ * signature verified in Go, Remove, Lock/Unlock (Sign refused while locked), a 3 s lifetime
  * expiring, the `query` extension, RemoveAll. Both runs must succeed and print the same JSON
  * lines (same fingerprints, and byte-identical ed25519 / RSA signatures), except `query`,
  * which OpenSSH 9.2 does not implement.

@@ -132,7 +132,8 @@ describe('memory scan: private key bytes leave memory on lock, remove, expiry an
       await released(3);
       atMost(await scan('all removed (ssh-add -D)'), all, false, 'all removed');
 
-      await sshAdd('-t', '1', keys.ed.privatePath, keys.rsa.privatePath, keys.ec.privatePath);
+      // Long enough for the three signatures on a loaded machine; the expiry is polled below.
+      await sshAdd('-t', '5', keys.ed.privatePath, keys.rsa.privatePath, keys.ec.privatePath);
       await signOnce();
       // `ssh-add -L` exits 1 once the agent has no identities left.
       await waitFor(async () => (await run(peers['ssh-add'], ['-L'], { env })).code === 1, {
@@ -140,7 +141,7 @@ describe('memory scan: private key bytes leave memory on lock, remove, expiry an
         what: 'keys to expire',
       });
       await released(4);
-      atMost(await scan('lifetime expired (ssh-add -t 1)'), all, false, 'expired');
+      atMost(await scan('lifetime expired (ssh-add -t 5)'), all, false, 'expired');
 
       await sshAdd(keys.ed.privatePath, keys.rsa.privatePath, keys.ec.privatePath);
       await signOnce();

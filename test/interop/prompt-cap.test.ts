@@ -67,7 +67,8 @@ describe('confirm prompts are bounded', () => {
   const prompts = (sub: string): string[] =>
     readdirSync(join(dir, sub)).flatMap((f) => {
       try {
-        return [readFileSync(join(dir, sub, f), 'utf8')];
+        const text = readFileSync(join(dir, sub, f), 'utf8');
+        return text === '' ? [] : [text]; // '' : created, not yet written by the shell
       } catch {
         return []; // finished between the listing and the read
       }

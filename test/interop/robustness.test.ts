@@ -465,11 +465,12 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
     askpassMarker = join(dir, 'askpass-started');
     const askpass = join(dir, 'askpass');
     slowFlag = join(dir, 'slow');
-    // Records that it ran (and with what), then approves: after 3 s while the slow flag exists.
+    // Records that it ran (and with what), then approves; while the slow flag exists it first
+    // waits (at most 30 s) for the test to remove it.
     writeFileSync(
       askpass,
       `#!/bin/sh\nprintf '%s\\n%s' "$SSH_ASKPASS_PROMPT" "$1" > '${askpassMarker}.tmp'\nmv '${askpassMarker}.tmp' '${askpassMarker}'\n` +
-        `[ -f '${slowFlag}' ] && sleep 3\nexit 0\n`,
+        `i=0\nwhile [ -f '${slowFlag}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\nexit 0\n`,
     );
     chmodSync(askpass, 0o700);
     // `tsagent start -D -a <tmp>/agent.sock` with a clean env (PATH, HOME) plus askpass.
@@ -963,7 +964,7 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
     const a = await RawConn.open(sockPath);
     const b = await RawConn.open(sockPath);
     try {
-      // A: a sign that needs the (3 s) prompt, and a list pipelined behind it.
+      // A: a sign that needs the prompt (held open by the slow flag), and a list pipelined behind it.
       a.write(Buffer.concat([frame(encodeRequest({ type: 'sign', keyBlob: blob, data, flags: 0 })), LIST_FRAME]));
       // Wait (bounded) until the prompt is running: A's sign is now pending inside the agent.
       const end = Date.now() + 10_000;
@@ -978,6 +979,7 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
       assert.equal(b.replies[0][0], IDENTITIES_ANSWER);
       assert.equal(b.replies[0].readUInt32BE(1), baseline.length + 1);
 
+      unlinkSync(slowFlag); // the prompt answers now
       await a.expectReplies(2, 20_000);
       assert.equal(a.replies[0][0], SIGN_RESPONSE, a.describe());
       const sig = a.replies[0].subarray(5);
@@ -993,7 +995,7 @@ describe('tsagent daemon robustness (black box, real daemon)', () => {
     } finally {
       a.destroy();
       b.destroy();
-      unlinkSync(slowFlag);
+      if (existsSync(slowFlag)) unlinkSync(slowFlag);
       await control.remove(blob).catch(() => undefined);
     }
     await assertBaseline('the slow confirm');

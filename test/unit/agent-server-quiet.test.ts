@@ -16,7 +16,7 @@ import { waitFor } from '../helpers/proc';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Long enough that a connect right after a close always comes first, even on a loaded machine. */
-const QUIET = 1000;
+const QUIET = 2000;
 
 describe('AgentServer onQuiet', () => {
   it('runs once after the last connection closes and none is open when the quiet time ends', async () => {
