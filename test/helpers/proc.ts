@@ -531,12 +531,18 @@ export async function stopChild(child: ChildProcess, graceMs = 3000): Promise<vo
   clearTimeout(timer);
 }
 
-/** Whether `pid` is running (a zombie or a missing /proc entry counts as gone). */
+/** True while `pid` runs (a zombie, which nobody may reap here, counts as gone). */
 export function pidAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
     return state !== 'Z' && state !== 'X';
+  } catch {
+    /* no /proc entry (gone), or no /proc at all: ask kill(2) */
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
   } catch {
     return false;
   }

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { findPeerOrFail } from '../helpers/peers';
-import { stopChild, waitForSocket } from '../helpers/proc';
+import { pidAlive, stopChild, stopPid, waitForSocket } from '../helpers/proc';
 
 const ROOT = resolve(__dirname, '../../..');
 const BIN = join(ROOT, 'bin/tsagent.js');
@@ -40,23 +40,6 @@ const liveChildren = new Set<ChildProcess>();
 const agentPids = new Set<number>();
 const tempDirs = new Set<string>();
 
-/** True while `pid` runs (a zombie, which nobody may reap here, counts as gone). */
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    /* no /proc entry (gone), or no /proc at all: ask kill(2) */
-  }
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function waitFor(cond: () => boolean, timeoutMs: number, step = 25): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -73,19 +56,7 @@ function sleep(ms: number): Promise<void> {
 /** Kills a background agent by PID: SIGTERM, then SIGKILL when it lingers. */
 async function killAgentPid(pid: number): Promise<void> {
   agentPids.delete(pid);
-  if (!isAlive(pid)) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  if (await waitFor(() => !isAlive(pid), 3000)) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    /* gone */
-  }
-  await waitFor(() => !isAlive(pid), 3000);
+  await stopPid(pid);
 }
 
 async function tempDir(prefix = 'tsagent-cli-'): Promise<string> {
@@ -387,7 +358,7 @@ async function assertGone(path: string, what: string, timeoutMs = 3000): Promise
 }
 
 async function assertProcessGone(pid: number, timeoutMs = 5000): Promise<void> {
-  const gone = await waitFor(() => !isAlive(pid), timeoutMs);
+  const gone = await waitFor(() => !pidAlive(pid), timeoutMs);
   assert.ok(gone, `agent pid ${pid} should have exited within ${timeoutMs} ms`);
 }
 
@@ -450,7 +421,7 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
           new RegExp(`\\nsock=${escapeRe(sock)}\\npid=${pid}\\n$`),
           'eval should export SSH_AUTH_SOCK and SSH_AGENT_PID',
         );
-        assert.ok(isAlive(pid), `background agent ${pid} should be running`);
+        assert.ok(pidAlive(pid), `background agent ${pid} should be running`);
 
         // $TMPDIR/tsagent-XXXXXX/agent.<pid>, socket 0600, directory 0700.
         assert.match(
@@ -903,7 +874,7 @@ describe('tsagent start (CLI) with OpenSSH ssh-add', { timeout: 15 * 60_000 }, (
         );
         assert.ok(!existsSync(sock), `the socket ${sock} should be gone after the command exits`);
         assert.deepEqual(leftoverTsagentDirs(home), [], 'the socket directory should be gone after the command exits');
-        assert.ok(!isAlive(r.pid), 'the agent should have exited with the command');
+        assert.ok(!pidAlive(r.pid), 'the agent should have exited with the command');
 
         // Without `--`: the command's own -c is not tsagent's csh flag.
         const r2 = await tsagent(['start', 'sh', '-c', 'echo "child pid=$SSH_AGENT_PID"; exit 0'], { env: envFor(home) });

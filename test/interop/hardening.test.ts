@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import { TSAGENT_BIN, startAgentDaemon } from '../helpers/daemons';
 import { requirePeers, skipOrFail } from '../helpers/peers';
-import { removeDir, run, startDaemon, waitFor, waitForSocket } from '../helpers/proc';
+import { deferred, removeDir, run, startDaemon, waitFor, waitForSocket } from '../helpers/proc';
 
 function needRoot(t: TestContext): boolean {
   if (process.getuid?.() === 0) return true;
@@ -79,13 +79,10 @@ describe('process and peer protections', () => {
     const bin = requirePeers(t, ['setpriv'] as const);
     if (bin === undefined || !needRoot(t)) return;
     const dir = mkdtempSync(join(tmpdir(), 'tsagent-nobody-'));
-    // node:test runs after-hooks in the order they were added, and the agent writes its audit
-    // log under HOME=dir until it stops: stop it first, then remove the directory.
-    const started: { daemon?: Awaited<ReturnType<typeof startDaemon>> } = {};
-    t.after(async () => {
-      await started.daemon?.stop();
-      await removeDir(dir);
-    });
+    // The agent writes its audit log under HOME=dir until it stops: its stop, registered
+    // later, runs first.
+    const defer = deferred(t);
+    defer(() => removeDir(dir));
     const { uid, gid } = nobody();
     chownSync(dir, uid, gid);
     const sock = join(dir, 'agent.sock');
@@ -95,7 +92,7 @@ describe('process and peer protections', () => {
       ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, script, 'start', '-D', '-a', sock],
       { env: { PATH: process.env.PATH, HOME: dir } },
     );
-    started.daemon = daemon;
+    defer(() => daemon.stop());
     await waitForSocket(sock, 15_000, daemon);
     // setpriv execs node in place, so the daemon's pid is the agent's.
     const status = statSync(`/proc/${daemon.pid}/status`);
